@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+// base64url (RFC 4648 §5), standard base64 (§4) and hex.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+#include "core/secret.h"
+
+namespace keyport {
+
+using Bytes = std::vector<std::uint8_t>;
+
+inline std::span<const std::uint8_t> as_bytes(std::string_view s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+inline std::string_view as_chars(std::span<const std::uint8_t> b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+// Encodes with the URL-safe alphabet and no '=' padding.
+std::string base64url_encode(std::span<const std::uint8_t> data);
+
+// Decodes base64url with or without correct '=' padding. Rejects characters outside the URL-safe
+// alphabet (including '+' and '/'), whitespace, misplaced or excess padding, impossible lengths
+// (len % 4 == 1) and non-zero trailing bits.
+Result<Bytes> base64url_decode(std::string_view text);
+
+// Same rules as base64url_decode, but the result goes straight into SecretBytes.
+Result<SecretBytes> base64url_decode_secret(std::string_view text);
+
+// Standard alphabet with padding.
+std::string base64_encode(std::span<const std::uint8_t> data);
+// Standard alphabet, padding required to be correct when present; same strictness otherwise.
+Result<Bytes> base64_decode(std::string_view text);
+
+// What a lenient reader sees in a base64-ish string (used by linters to report, not to accept).
+struct Base64Shape {
+  bool has_padding = false;
+  bool has_std_chars = false;  // '+' or '/'
+  bool has_url_chars = false;  // '-' or '_'
+  bool has_other = false;      // anything else outside both alphabets
+};
+Base64Shape inspect_base64(std::string_view text);
+
+// Lowercase hex.
+std::string hex_encode(std::span<const std::uint8_t> data);
+// Accepts upper or lower case, even length only; optional "0x" prefix is NOT accepted.
+Result<Bytes> hex_decode(std::string_view text);
+
+}  // namespace keyport

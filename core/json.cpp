@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "core/json.h"
+
+#include <set>
+#include <vector>
+
+namespace keyport {
+
+Result<Json> parse_json_strict(std::string_view text, const JsonLimits& limits) {
+  if (text.size() > limits.max_bytes) {
+    return make_error(ErrorCode::kFormat, "JSON document too large (" + std::to_string(text.size()) +
+                                              " bytes, limit " + std::to_string(limits.max_bytes) + ")");
+  }
+  // One set of member names per open object; arrays push an empty marker so depth stays aligned.
+  struct Frame {
+    bool is_object;
+    std::set<std::string> keys;
+    std::string path;
+    std::size_t index = 0;
+  };
+  std::vector<Frame> stack;
+  std::string pending_key;
+  std::string problem;
+
+  auto child_path = [&]() -> std::string {
+    if (stack.empty()) return "$";
+    Frame& top = stack.back();
+    if (top.is_object) return top.path + "." + pending_key;
+    return top.path + "[" + std::to_string(top.index) + "]";
+  };
+
+  Json::parser_callback_t cb = [&](int depth, Json::parse_event_t event, Json& parsed) -> bool {
+    if (!problem.empty()) return false;
+    switch (event) {
+      case Json::parse_event_t::object_start:
+      case Json::parse_event_t::array_start: {
+        if (static_cast<std::size_t>(depth) >= limits.max_depth) {
+          problem = "JSON nesting deeper than " + std::to_string(limits.max_depth);
+          return false;
+        }
+        std::string path = child_path();
+        stack.push_back(Frame{event == Json::parse_event_t::object_start, {}, path});
+        break;
+      }
+      case Json::parse_event_t::key: {
+        std::string key = parsed.get<std::string>();
+        Frame& top = stack.back();
+        if (!top.keys.insert(key).second) {
+          problem = "duplicate member \"" + key + "\" in " + top.path;
+          return false;
+        }
+        pending_key = key;
+        break;
+      }
+      case Json::parse_event_t::object_end:
+      case Json::parse_event_t::array_end:
+        stack.pop_back();
+        if (!stack.empty() && !stack.back().is_object) ++stack.back().index;
+        break;
+      case Json::parse_event_t::value:
+        if (!stack.empty() && !stack.back().is_object) ++stack.back().index;
+        break;
+    }
+    return true;
+  };
+
+  Json result;
+  try {
+    result = Json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/true,
+                         /*ignore_comments=*/false);
+  } catch (const Json::parse_error& e) {
+    if (!problem.empty()) return make_error(ErrorCode::kFormat, problem);
+    return make_error(ErrorCode::kFormat,
+                      "JSON syntax error at byte " + std::to_string(e.byte) + ": " +
+                          std::string(e.what()).substr(std::string(e.what()).find(':') + 2));
+  } catch (const std::exception& e) {
+    return make_error(ErrorCode::kFormat, std::string("JSON error: ") + e.what());
+  }
+  if (!problem.empty()) {
+    return make_error(ErrorCode::kFormat, problem);
+  }
+  return result;
+}
+
+std::string dump_json(const Json& j, int indent) {
+  return j.dump(indent, ' ', false, Json::error_handler_t::replace);
+}
+
+Result<std::string> json_string(const Json& obj, std::string_view member, std::string_view where) {
+  auto it = obj.find(std::string(member));
+  if (it == obj.end()) {
+    return make_error(ErrorCode::kFormat, std::string(where) + ": missing member \"" +
+                                              std::string(member) + "\"");
+  }
+  if (!it->is_string()) {
+    return make_error(ErrorCode::kFormat, std::string(where) + ": member \"" +
+                                              std::string(member) + "\" must be a string");
+  }
+  return it->get<std::string>();
+}
+
+Result<const Json*> json_object(const Json& obj, std::string_view member, std::string_view where) {
+  auto it = obj.find(std::string(member));
+  if (it == obj.end()) {
+    return make_error(ErrorCode::kFormat, std::string(where) + ": missing member \"" +
+                                              std::string(member) + "\"");
+  }
+  if (!it->is_object()) {
+    return make_error(ErrorCode::kFormat, std::string(where) + ": member \"" +
+                                              std::string(member) + "\" must be an object");
+  }
+  return &*it;
+}
+
+Status json_only_members(const Json& obj, std::initializer_list<std::string_view> allowed,
+                         std::string_view where) {
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    bool ok = false;
+    for (auto a : allowed) ok = ok || it.key() == a;
+    if (!ok) {
+      return make_error(ErrorCode::kFormat,
+                        std::string(where) + ": unexpected member \"" + it.key() + "\"");
+    }
+  }
+  return {};
+}
+
+}  // namespace keyport

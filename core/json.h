@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+// Strict JSON parsing for untrusted input: duplicate member names are an error (two readers of
+// the same document must never see different values), nesting and size are bounded, and no
+// exception escapes.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace keyport {
+
+using Json = nlohmann::json;
+
+struct JsonLimits {
+  std::size_t max_bytes = 1 << 20;  // 1 MiB
+  std::size_t max_depth = 64;
+};
+
+// Parses `text` as one JSON value. Fails with kFormat on syntax errors (with the byte offset),
+// duplicate member names (with the JSON path of the object), excess depth or size, and invalid
+// UTF-8 in strings.
+Result<Json> parse_json_strict(std::string_view text, const JsonLimits& limits = {});
+
+// Serialises compactly; never throws (invalid UTF-8 is replaced).
+std::string dump_json(const Json& j, int indent = -1);
+
+// Typed member access for validators: each returns kFormat naming `where` + member on mismatch.
+Result<std::string> json_string(const Json& obj, std::string_view member, std::string_view where);
+Result<const Json*> json_object(const Json& obj, std::string_view member, std::string_view where);
+// Fails if `obj` has members outside `allowed` (comma-free list of names).
+Status json_only_members(const Json& obj, std::initializer_list<std::string_view> allowed,
+                         std::string_view where);
+
+}  // namespace keyport

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "tests/support/support.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "core/encoding.h"
+#include "core/file_io.h"
+#include "core/random.h"
+
+namespace keyport::test {
+namespace fs = std::filesystem;
+
+namespace {
+bool g_created = false;
+}
+
+bool scratch_dir_created() { return g_created; }
+
+const fs::path& scratch_dir() {
+  static const fs::path dir = [] {
+    fs::path p = fs::path(KEYPORT_TEST_TMP) /
+                 ("t" + std::to_string(::getpid()) + "-" + hex_encode(random_bytes(4)));
+    fs::create_directories(p);
+    g_created = true;
+    return p;
+  }();
+  return dir;
+}
+
+fs::path make_scratch_subdir(const std::string& stem) {
+  fs::path p = scratch_dir() / (stem + "-" + hex_encode(random_bytes(3)));
+  fs::create_directories(p);
+  return p;
+}
+
+std::optional<fs::path> shared_vector(const std::string& relative) {
+  fs::path p = fs::path(KEYPORT_SHARED_VECTORS) / relative;
+  if (!fs::exists(p)) {
+    std::cerr << "note: test vector " << p << " is absent; skipping the cases that need it\n";
+    return std::nullopt;
+  }
+  return p;
+}
+
+std::optional<Json> load_wycheproof(const std::string& file) {
+  auto path = shared_vector("wycheproof/" + file);
+  if (!path) return std::nullopt;
+  auto text = read_text_file(*path, 64u << 20);
+  if (!text) throw std::runtime_error(text.error().describe());
+  JsonLimits limits;
+  limits.max_bytes = 64u << 20;
+  auto json = parse_json_strict(*text, limits);
+  if (!json) throw std::runtime_error(json.error().describe());
+  return *json;
+}
+
+fs::path source_dir() { return KEYPORT_SOURCE_DIR; }
+fs::path binary_dir() { return KEYPORT_BINARY_DIR; }
+
+int run_command(const std::string& command, std::string* out) {
+  std::string full = command + " 2>&1";
+  FILE* pipe = ::popen(full.c_str(), "r");
+  if (pipe == nullptr) return -1;
+  std::array<char, 4096> buf{};
+  std::string captured;
+  std::size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) captured.append(buf.data(), n);
+  int status = ::pclose(pipe);
+  if (out != nullptr) *out = captured;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+}  // namespace keyport::test

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+// Test support: per-process scratch folder, paths to vectors, small helpers.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "core/error.h"
+#include "core/json.h"
+
+namespace keyport::test {
+
+// This process's scratch folder under build/test-tmp; kept when a test fails, removed otherwise.
+const std::filesystem::path& scratch_dir();
+// A fresh sub-folder of scratch_dir().
+std::filesystem::path make_scratch_subdir(const std::string& stem);
+
+// ../shared/vectors/<sub>, or nullopt (and a printed note) when absent.
+std::optional<std::filesystem::path> shared_vector(const std::string& relative);
+
+// Loads a Wycheproof JSON file (nullopt if the vectors are absent: the caller skips with a note).
+std::optional<Json> load_wycheproof(const std::string& file);
+
+std::filesystem::path source_dir();
+std::filesystem::path binary_dir();
+
+// Runs a shell command, returns its exit status; output goes to `out` (stdout+stderr) if given.
+int run_command(const std::string& command, std::string* out = nullptr);
+
+// Reads an environment variable (empty when unset).
+std::string env(const char* name);
+
+}  // namespace keyport::test
+
+// Catch2 helpers for Result/Status.
+#define REQUIRE_OK(expr)                                                              \
+  do {                                                                                \
+    auto&& keyport_req_ = (expr);                                                     \
+    INFO((keyport_req_ ? std::string("ok") : keyport_req_.error().describe()));       \
+    REQUIRE(static_cast<bool>(keyport_req_));                                         \
+  } while (false)
+
+#define CHECK_ERROR_CODE(expr, expected_code)                                         \
+  do {                                                                                \
+    auto&& keyport_chk_ = (expr);                                                     \
+    REQUIRE_FALSE(static_cast<bool>(keyport_chk_));                                   \
+    INFO(keyport_chk_.error().describe());                                            \
+    CHECK(keyport_chk_.error().code() == (expected_code));                            \
+  } while (false)
