@@ -1,2 +1,50 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "byok/profile.h"
+
+#include <algorithm>
+#include <string>
+
+namespace keyport::byok {
+namespace {
+
+std::string target_title(TargetKind target) {
+  return target == TargetKind::kManagedHsm ? "Managed HSM" : "Key Vault";
+}
+
+std::string accepted_list(TargetKind target) {
+  std::string out;
+  for (const KeySpec& spec : accepted_key_specs(target)) {
+    out += (out.empty() ? "" : ", ") + spec.name();
+  }
+  return out;
+}
+
+}  // namespace
+
+Status check_target_accepts(TargetKind target, const KeySpec& spec) {
+  const auto& known = all_key_specs();
+  if (std::find(known.begin(), known.end(), spec) == known.end()) {
+    return make_error(ErrorCode::kUnsupported,
+                      target_title(target) + " does not accept " + spec.name() +
+                          " keys by BYOK import; accepted: " + accepted_list(target));
+  }
+  if (spec.family == KeyFamily::kAes && target == TargetKind::kKeyVault) {
+    return make_error(ErrorCode::kUnsupported,
+                      "Key Vault accepts AES (oct-HSM) keys only in Managed HSM; use --target "
+                      "managed-hsm with a Managed HSM key identifier, or choose an RSA or EC key");
+  }
+  return {};
+}
+
+std::vector<KeySpec> accepted_key_specs(TargetKind target) {
+  std::vector<KeySpec> out;
+  for (const KeySpec& spec : all_key_specs()) {
+    if (spec.family == KeyFamily::kAes && target == TargetKind::kKeyVault) {
+      continue;
+    }
+    out.push_back(spec);
+  }
+  return out;
+}
+
+}  // namespace keyport::byok

@@ -25,13 +25,15 @@ std::string encode(std::span<const std::uint8_t> data, const char* alphabet, boo
     std::uint32_t v = data[i] << 16;
     out += alphabet[(v >> 18) & 63];
     out += alphabet[(v >> 12) & 63];
-    if (pad) out += "==";
+    if (pad)
+      out += "==";
   } else if (rest == 2) {
     std::uint32_t v = (data[i] << 16) | (data[i + 1] << 8);
     out += alphabet[(v >> 18) & 63];
     out += alphabet[(v >> 12) & 63];
     out += alphabet[(v >> 6) & 63];
-    if (pad) out += '=';
+    if (pad)
+      out += '=';
   }
   return out;
 }
@@ -39,7 +41,8 @@ std::string encode(std::span<const std::uint8_t> data, const char* alphabet, boo
 std::array<int, 256> make_table(const char* alphabet) {
   std::array<int, 256> t{};
   t.fill(-1);
-  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = i;
+  for (int i = 0; i < 64; ++i)
+    t[static_cast<unsigned char>(alphabet[i])] = i;
   return t;
 }
 
@@ -56,7 +59,8 @@ Status decode_into(std::string_view text, const std::array<int, 256>& table, boo
     return make_error(ErrorCode::kFormat, std::string(what) + ": too much '=' padding");
   }
   if (pad > 0 && (len + pad) % 4 != 0) {
-    return make_error(ErrorCode::kFormat, std::string(what) + ": padding does not complete a quantum");
+    return make_error(ErrorCode::kFormat,
+                      std::string(what) + ": padding does not complete a quantum");
   }
   if (pad == 0 && padding_required && len % 4 != 0) {
     return make_error(ErrorCode::kFormat, std::string(what) + ": missing '=' padding");
@@ -74,8 +78,8 @@ Status decode_into(std::string_view text, const std::array<int, 256>& table, boo
   for (std::size_t i = 0; i < len; ++i) {
     int v = table[static_cast<unsigned char>(text[i])];
     if (v < 0) {
-      return make_error(ErrorCode::kFormat, std::string(what) + ": invalid character at offset " +
-                                                std::to_string(i));
+      return make_error(ErrorCode::kFormat,
+                        std::string(what) + ": invalid character at offset " + std::to_string(i));
     }
     acc = (acc << 6) | static_cast<std::uint32_t>(v);
     bits += 6;
@@ -160,9 +164,12 @@ Result<Bytes> hex_decode(std::string_view text) {
     return make_error(ErrorCode::kFormat, "hex: odd number of digits");
   }
   auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+      return c - '0';
+    if (c >= 'a' && c <= 'f')
+      return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+      return c - 'A' + 10;
     return -1;
   };
   Bytes out(text.size() / 2);
@@ -170,8 +177,8 @@ Result<Bytes> hex_decode(std::string_view text) {
     int hi = nibble(text[2 * i]);
     int lo = nibble(text[2 * i + 1]);
     if (hi < 0 || lo < 0) {
-      return make_error(ErrorCode::kFormat,
-                        "hex: invalid digit at offset " + std::to_string(hi < 0 ? 2 * i : 2 * i + 1));
+      return make_error(ErrorCode::kFormat, "hex: invalid digit at offset " +
+                                                std::to_string(hi < 0 ? 2 * i : 2 * i + 1));
     }
     out[i] = static_cast<std::uint8_t>((hi << 4) | lo);
   }

@@ -11,20 +11,34 @@ std::atomic<RvNamer> g_rv_namer{nullptr};
 
 std::string_view to_string(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return "invalid-argument";
-    case ErrorCode::kFormat: return "format";
-    case ErrorCode::kUnsupported: return "unsupported";
-    case ErrorCode::kNotFound: return "not-found";
-    case ErrorCode::kAlreadyExists: return "already-exists";
-    case ErrorCode::kAuth: return "auth";
-    case ErrorCode::kPermissionDenied: return "permission-denied";
-    case ErrorCode::kPkcs11: return "pkcs11";
-    case ErrorCode::kCrypto: return "crypto";
-    case ErrorCode::kIntegrityFailure: return "integrity";
-    case ErrorCode::kPolicyDenied: return "policy-denied";
-    case ErrorCode::kAttestationInvalid: return "attestation-invalid";
-    case ErrorCode::kIo: return "io";
-    case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kInvalidArgument:
+      return "invalid-argument";
+    case ErrorCode::kFormat:
+      return "format";
+    case ErrorCode::kUnsupported:
+      return "unsupported";
+    case ErrorCode::kNotFound:
+      return "not-found";
+    case ErrorCode::kAlreadyExists:
+      return "already-exists";
+    case ErrorCode::kAuth:
+      return "auth";
+    case ErrorCode::kPermissionDenied:
+      return "permission-denied";
+    case ErrorCode::kPkcs11:
+      return "pkcs11";
+    case ErrorCode::kCrypto:
+      return "crypto";
+    case ErrorCode::kIntegrityFailure:
+      return "integrity";
+    case ErrorCode::kPolicyDenied:
+      return "policy-denied";
+    case ErrorCode::kAttestationInvalid:
+      return "attestation-invalid";
+    case ErrorCode::kIo:
+      return "io";
+    case ErrorCode::kInternal:
+      return "internal";
   }
   return "unknown";
 }
@@ -48,6 +62,8 @@ std::string Error::describe() const {
   return out;
 }
 
-void set_rv_namer(RvNamer namer) { g_rv_namer.store(namer); }
+void set_rv_namer(RvNamer namer) {
+  g_rv_namer.store(namer);
+}
 
 }  // namespace keyport

@@ -68,7 +68,8 @@ inline tl::unexpected<Error> make_error(ErrorCode code, std::string message) {
 
 // The single message every unwrap, decrypt or tag failure carries, whatever step failed, so that
 // callers (and attackers) cannot tell an OAEP failure from a KWP integrity failure.
-inline constexpr std::string_view kIntegrityMessage = "unwrap failed: ciphertext is not valid for this key";
+inline constexpr std::string_view kIntegrityMessage =
+    "unwrap failed: ciphertext is not valid for this key";
 
 inline tl::unexpected<Error> integrity_error() {
   return tl::unexpected<Error>(Error(ErrorCode::kIntegrityFailure, std::string(kIntegrityMessage)));
@@ -84,19 +85,19 @@ void set_rv_namer(RvNamer namer);
 #define KEYPORT_CONCAT(a, b) KEYPORT_CONCAT_INNER(a, b)
 
 // Returns early with the error if `expr` (a Status or Result) failed.
-#define KEYPORT_TRY(expr)                                           \
-  do {                                                              \
-    auto&& keyport_try_result_ = (expr);                            \
-    if (!keyport_try_result_) {                                     \
+#define KEYPORT_TRY(expr)                                              \
+  do {                                                                 \
+    auto&& keyport_try_result_ = (expr);                               \
+    if (!keyport_try_result_) {                                        \
       return ::tl::unexpected(std::move(keyport_try_result_).error()); \
-    }                                                               \
+    }                                                                  \
   } while (false)
 
-#define KEYPORT_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)   \
-  auto tmp = (expr);                                    \
-  if (!tmp) {                                           \
-    return ::tl::unexpected(std::move(tmp).error());    \
-  }                                                     \
+#define KEYPORT_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
+  auto tmp = (expr);                                  \
+  if (!tmp) {                                         \
+    return ::tl::unexpected(std::move(tmp).error());  \
+  }                                                   \
   lhs = std::move(tmp).value()
 
 // `KEYPORT_ASSIGN_OR_RETURN(auto x, f());` declares x from f()'s value or returns f()'s error.

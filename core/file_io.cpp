@@ -18,9 +18,12 @@ namespace {
 
 Error io_error(const std::string& what, const fs::path& path, int err) {
   ErrorCode code = ErrorCode::kIo;
-  if (err == ENOENT) code = ErrorCode::kNotFound;
-  if (err == EEXIST) code = ErrorCode::kAlreadyExists;
-  if (err == EACCES || err == EPERM) code = ErrorCode::kPermissionDenied;
+  if (err == ENOENT)
+    code = ErrorCode::kNotFound;
+  if (err == EEXIST)
+    code = ErrorCode::kAlreadyExists;
+  if (err == EACCES || err == EPERM)
+    code = ErrorCode::kPermissionDenied;
   return Error(code, what + " " + path.string() + ": " + std::strerror(err));
 }
 
@@ -28,7 +31,8 @@ class Fd {
  public:
   explicit Fd(int fd) : m_fd(fd) {}
   ~Fd() {
-    if (m_fd >= 0) ::close(m_fd);
+    if (m_fd >= 0)
+      ::close(m_fd);
   }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
@@ -46,9 +50,11 @@ class Fd {
 template <typename Buffer>
 Status read_into(const fs::path& path, std::size_t max_bytes, Buffer& out) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return tl::unexpected(io_error("cannot open", path, errno));
+  if (fd.get() < 0)
+    return tl::unexpected(io_error("cannot open", path, errno));
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return tl::unexpected(io_error("cannot stat", path, errno));
+  if (::fstat(fd.get(), &st) != 0)
+    return tl::unexpected(io_error("cannot stat", path, errno));
   if (S_ISDIR(st.st_mode)) {
     return make_error(ErrorCode::kInvalidArgument, path.string() + " is a directory, not a file");
   }
@@ -57,15 +63,18 @@ Status read_into(const fs::path& path, std::size_t max_bytes, Buffer& out) {
   for (;;) {
     ssize_t n = ::read(fd.get(), chunk, sizeof chunk);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       secure_wipe(chunk, sizeof chunk);
       return tl::unexpected(io_error("cannot read", path, errno));
     }
-    if (n == 0) break;
+    if (n == 0)
+      break;
     if (size + static_cast<std::size_t>(n) > max_bytes) {
       secure_wipe(chunk, sizeof chunk);
-      return make_error(ErrorCode::kInvalidArgument, path.string() + " is larger than the limit of " +
-                                                         std::to_string(max_bytes) + " bytes");
+      return make_error(
+          ErrorCode::kInvalidArgument,
+          path.string() + " is larger than the limit of " + std::to_string(max_bytes) + " bytes");
     }
     out.append(std::span<const std::uint8_t>(chunk, static_cast<std::size_t>(n)));
     size += static_cast<std::size_t>(n);
@@ -81,7 +90,8 @@ struct BytesAppender {
 
 Status fsync_dir(const fs::path& dir) {
   Fd d(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d.get() < 0) return {};  // best effort: some file systems refuse
+  if (d.get() < 0)
+    return {};  // best effort: some file systems refuse
   ::fsync(d.get());
   return {};
 }
@@ -120,7 +130,8 @@ Status check_output_path(const fs::path& path, bool overwrite) {
   }
   fs::path parent = path.parent_path();
   if (!parent.empty() && !fs::is_directory(parent, ec)) {
-    return make_error(ErrorCode::kNotFound, "output directory " + parent.string() + " does not exist");
+    return make_error(ErrorCode::kNotFound,
+                      "output directory " + parent.string() + " does not exist");
   }
   return {};
 }
@@ -135,7 +146,8 @@ Status write_file_atomic(const fs::path& path, std::span<const std::uint8_t> dat
   }
   fs::path tmp = dir / ("." + base + ".tmp-" + hex_encode(random_bytes(6)));
   Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, options.mode & 07777));
-  if (fd.get() < 0) return tl::unexpected(io_error("cannot create", tmp, errno));
+  if (fd.get() < 0)
+    return tl::unexpected(io_error("cannot create", tmp, errno));
   auto fail = [&](const std::string& what, int err) -> Status {
     ::unlink(tmp.c_str());
     return tl::unexpected(io_error(what, path, err));
@@ -144,16 +156,21 @@ Status write_file_atomic(const fs::path& path, std::span<const std::uint8_t> dat
   while (off < data.size()) {
     ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       return fail("cannot write", errno);
     }
     off += static_cast<std::size_t>(n);
   }
-  if (::fchmod(fd.get(), options.mode & 07777) != 0) return fail("cannot chmod", errno);
-  if (::fsync(fd.get()) != 0) return fail("cannot fsync", errno);
-  if (::close(fd.release()) != 0) return fail("cannot close", errno);
+  if (::fchmod(fd.get(), options.mode & 07777) != 0)
+    return fail("cannot chmod", errno);
+  if (::fsync(fd.get()) != 0)
+    return fail("cannot fsync", errno);
+  if (::close(fd.release()) != 0)
+    return fail("cannot close", errno);
   if (options.overwrite) {
-    if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename onto", errno);
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+      return fail("cannot rename onto", errno);
   } else {
     if (::link(tmp.c_str(), path.c_str()) != 0) {
       int err = errno;

@@ -8,8 +8,9 @@ namespace keyport {
 
 Result<Json> parse_json_strict(std::string_view text, const JsonLimits& limits) {
   if (text.size() > limits.max_bytes) {
-    return make_error(ErrorCode::kFormat, "JSON document too large (" + std::to_string(text.size()) +
-                                              " bytes, limit " + std::to_string(limits.max_bytes) + ")");
+    return make_error(ErrorCode::kFormat, "JSON document too large (" +
+                                              std::to_string(text.size()) + " bytes, limit " +
+                                              std::to_string(limits.max_bytes) + ")");
   }
   // One set of member names per open object; arrays push an empty marker so depth stays aligned.
   struct Frame {
@@ -23,14 +24,17 @@ Result<Json> parse_json_strict(std::string_view text, const JsonLimits& limits) 
   std::string problem;
 
   auto child_path = [&]() -> std::string {
-    if (stack.empty()) return "$";
+    if (stack.empty())
+      return "$";
     Frame& top = stack.back();
-    if (top.is_object) return top.path + "." + pending_key;
+    if (top.is_object)
+      return top.path + "." + pending_key;
     return top.path + "[" + std::to_string(top.index) + "]";
   };
 
   Json::parser_callback_t cb = [&](int depth, Json::parse_event_t event, Json& parsed) -> bool {
-    if (!problem.empty()) return false;
+    if (!problem.empty())
+      return false;
     switch (event) {
       case Json::parse_event_t::object_start:
       case Json::parse_event_t::array_start: {
@@ -55,10 +59,12 @@ Result<Json> parse_json_strict(std::string_view text, const JsonLimits& limits) 
       case Json::parse_event_t::object_end:
       case Json::parse_event_t::array_end:
         stack.pop_back();
-        if (!stack.empty() && !stack.back().is_object) ++stack.back().index;
+        if (!stack.empty() && !stack.back().is_object)
+          ++stack.back().index;
         break;
       case Json::parse_event_t::value:
-        if (!stack.empty() && !stack.back().is_object) ++stack.back().index;
+        if (!stack.empty() && !stack.back().is_object)
+          ++stack.back().index;
         break;
     }
     return true;
@@ -69,7 +75,8 @@ Result<Json> parse_json_strict(std::string_view text, const JsonLimits& limits) 
     result = Json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/true,
                          /*ignore_comments=*/false);
   } catch (const Json::parse_error& e) {
-    if (!problem.empty()) return make_error(ErrorCode::kFormat, problem);
+    if (!problem.empty())
+      return make_error(ErrorCode::kFormat, problem);
     return make_error(ErrorCode::kFormat,
                       "JSON syntax error at byte " + std::to_string(e.byte) + ": " +
                           std::string(e.what()).substr(std::string(e.what()).find(':') + 2));
@@ -89,12 +96,12 @@ std::string dump_json(const Json& j, int indent) {
 Result<std::string> json_string(const Json& obj, std::string_view member, std::string_view where) {
   auto it = obj.find(std::string(member));
   if (it == obj.end()) {
-    return make_error(ErrorCode::kFormat, std::string(where) + ": missing member \"" +
-                                              std::string(member) + "\"");
+    return make_error(ErrorCode::kFormat,
+                      std::string(where) + ": missing member \"" + std::string(member) + "\"");
   }
   if (!it->is_string()) {
-    return make_error(ErrorCode::kFormat, std::string(where) + ": member \"" +
-                                              std::string(member) + "\" must be a string");
+    return make_error(ErrorCode::kFormat, std::string(where) + ": member \"" + std::string(member) +
+                                              "\" must be a string");
   }
   return it->get<std::string>();
 }
@@ -102,12 +109,12 @@ Result<std::string> json_string(const Json& obj, std::string_view member, std::s
 Result<const Json*> json_object(const Json& obj, std::string_view member, std::string_view where) {
   auto it = obj.find(std::string(member));
   if (it == obj.end()) {
-    return make_error(ErrorCode::kFormat, std::string(where) + ": missing member \"" +
-                                              std::string(member) + "\"");
+    return make_error(ErrorCode::kFormat,
+                      std::string(where) + ": missing member \"" + std::string(member) + "\"");
   }
   if (!it->is_object()) {
-    return make_error(ErrorCode::kFormat, std::string(where) + ": member \"" +
-                                              std::string(member) + "\" must be an object");
+    return make_error(ErrorCode::kFormat, std::string(where) + ": member \"" + std::string(member) +
+                                              "\" must be an object");
   }
   return &*it;
 }
@@ -116,7 +123,8 @@ Status json_only_members(const Json& obj, std::initializer_list<std::string_view
                          std::string_view where) {
   for (auto it = obj.begin(); it != obj.end(); ++it) {
     bool ok = false;
-    for (auto a : allowed) ok = ok || it.key() == a;
+    for (auto a : allowed)
+      ok = ok || it.key() == a;
     if (!ok) {
       return make_error(ErrorCode::kFormat,
                         std::string(where) + ": unexpected member \"" + it.key() + "\"");

@@ -11,7 +11,8 @@ std::string drain_errors() {
   while ((e = ERR_get_error()) != 0) {
     char buf[256];
     ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
+    if (!out.empty())
+      out += "; ";
     out += buf;
   }
   return out;
@@ -20,7 +21,8 @@ std::string drain_errors() {
 Error crypto_error(std::string_view what) {
   std::string detail = drain_errors();
   std::string msg(what);
-  if (!detail.empty()) msg += ": " + detail;
+  if (!detail.empty())
+    msg += ": " + detail;
   return Error(ErrorCode::kCrypto, msg);
 }
 

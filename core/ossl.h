@@ -23,9 +23,9 @@ namespace keyport::ossl {
 template <typename T>
 struct Deleter;
 
-#define KEYPORT_OSSL_DELETER(type, fn)         \
-  template <>                                  \
-  struct Deleter<type> {                       \
+#define KEYPORT_OSSL_DELETER(type, fn)                 \
+  template <>                                          \
+  struct Deleter<type> {                               \
     void operator()(type* p) const noexcept { fn(p); } \
   };
 

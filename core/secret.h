@@ -59,13 +59,15 @@ class SecretBytes final {
   SecretBytes(std::span<const std::uint8_t> bytes) : m_data(bytes.begin(), bytes.end()) {}
   // Copies the characters of a string (for PINs typed at a prompt). The caller wipes its source.
   static SecretBytes from_string(std::string_view s) {
-    return SecretBytes(std::span<const std::uint8_t>(
-        reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));
+    return SecretBytes(
+        std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(s.data()), s.size()));
   }
 
   SecretBytes(const SecretBytes&) = delete;
   SecretBytes& operator=(const SecretBytes&) = delete;
-  SecretBytes(SecretBytes&& other) noexcept : m_data(std::move(other.m_data)) { other.m_data.clear(); }
+  SecretBytes(SecretBytes&& other) noexcept : m_data(std::move(other.m_data)) {
+    other.m_data.clear();
+  }
   SecretBytes& operator=(SecretBytes&& other) noexcept {
     if (this != &other) {
       m_data = std::move(other.m_data);
@@ -95,7 +97,9 @@ class SecretBytes final {
   void resize(std::size_t n);
   void append(std::span<const std::uint8_t> bytes);
 
-  std::span<const std::uint8_t> reveal(SecretAccess) const { return {m_data.data(), m_data.size()}; }
+  std::span<const std::uint8_t> reveal(SecretAccess) const {
+    return {m_data.data(), m_data.size()};
+  }
   std::span<std::uint8_t> reveal_mut(SecretAccess) { return {m_data.data(), m_data.size()}; }
 
   // Constant-time comparison (CRYPTO_memcmp); different lengths compare unequal.

@@ -1,1 +1,343 @@
 // SPDX-License-Identifier: Apache-2.0
+#include "pkcs11/keygen.h"
+
+#include "core/random.h"
+#include "pkcs11/names.h"
+#include "pkcs11/uri.h"
+
+namespace keyport::p11 {
+namespace {
+
+constexpr std::uint8_t kF4[] = {0x01, 0x00, 0x01};
+
+// Number of significant bits of a big-endian unsigned integer.
+unsigned bit_length(std::span<const std::uint8_t> n) {
+  std::size_t lead = 0;
+  while (lead < n.size() && n[lead] == 0)
+    ++lead;
+  if (lead == n.size())
+    return 0;
+  unsigned bits = static_cast<unsigned>((n.size() - lead) * 8);
+  for (std::uint8_t top = n[lead]; (top & 0x80) == 0; top <<= 1)
+    --bits;
+  return bits;
+}
+
+// RSA private objects need not carry CKA_MODULUS; fall back to the public object.
+Status fill_rsa_bits(const Session& s, const std::optional<CK_OBJECT_HANDLE>& public_handle,
+                     KeySpec& spec) {
+  if (spec.family != KeyFamily::kRsa || spec.bits != 0 || !public_handle)
+    return {};
+  KEYPORT_ASSIGN_OR_RETURN(Bytes n, s.get_bytes(*public_handle, CKA_MODULUS));
+  spec.bits = bit_length(n);
+  return {};
+}
+
+Template base(CK_OBJECT_CLASS cls, std::string_view label, std::span<const std::uint8_t> id,
+              bool token_object) {
+  Template t;
+  t.object_class(cls).token(token_object).label(label).id(id);
+  return t;
+}
+
+Status check_bool(const Session& s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type, bool want) {
+  KEYPORT_ASSIGN_OR_RETURN(bool got, s.get_bool(h, type));
+  if (got != want) {
+    return make_error(ErrorCode::kPkcs11, "the module did not honour " + attribute_name(type) +
+                                              "=" + (want ? "TRUE" : "FALSE") + " (" +
+                                              s.module().description() + ")");
+  }
+  return {};
+}
+
+Status verify_generated(const Session& s, const KeyObject& k, const KeySpec& want,
+                        bool token_object) {
+  KEYPORT_TRY(check_bool(s, k.handle, CKA_SENSITIVE, true));
+  KEYPORT_TRY(check_bool(s, k.handle, CKA_EXTRACTABLE, true));
+  KEYPORT_TRY(check_bool(s, k.handle, CKA_TOKEN, token_object));
+  KEYPORT_TRY(check_bool(s, k.handle, CKA_PRIVATE, true));
+  KEYPORT_ASSIGN_OR_RETURN(KeySpec got, key_spec_of(s, k.handle));
+  KEYPORT_TRY(fill_rsa_bits(s, k.public_handle, got));
+  if (!(got == want)) {
+    return make_error(ErrorCode::kPkcs11,
+                      "the module generated " + got.name() + " instead of " + want.name());
+  }
+  return {};
+}
+
+std::optional<CK_OBJECT_HANDLE> find_public_by_id(const Session& s,
+                                                  std::span<const std::uint8_t> id) {
+  if (id.empty())
+    return std::nullopt;
+  Template t;
+  t.object_class(CKO_PUBLIC_KEY).id(id);
+  auto found = s.find_objects(t, 2);
+  if (!found || found->size() != 1)
+    return std::nullopt;
+  return found->front();
+}
+
+Result<KeyObject> describe_key(const Session& s, CK_OBJECT_HANDLE h) {
+  KeyObject k;
+  k.handle = h;
+  KEYPORT_ASSIGN_OR_RETURN(k.object_class, s.get_ulong(h, CKA_CLASS));
+  KEYPORT_ASSIGN_OR_RETURN(k.label, s.get_string(h, CKA_LABEL));
+  KEYPORT_ASSIGN_OR_RETURN(auto id, s.try_get_bytes(h, CKA_ID));
+  k.id = id.value_or(Bytes{});
+  KEYPORT_ASSIGN_OR_RETURN(k.sensitive, s.get_bool(h, CKA_SENSITIVE));
+  KEYPORT_ASSIGN_OR_RETURN(k.extractable, s.get_bool(h, CKA_EXTRACTABLE));
+  if (k.object_class == CKO_PRIVATE_KEY)
+    k.public_handle = find_public_by_id(s, k.id);
+  auto spec = key_spec_of(s, h);
+  if (!spec)
+    return tl::unexpected(spec.error());
+  k.spec = *spec;
+  KEYPORT_TRY(fill_rsa_bits(s, k.public_handle, k.spec));
+  return k;
+}
+
+}  // namespace
+
+Template portable_private_template(const KeySpec& spec, std::string_view label,
+                                   std::span<const std::uint8_t> id, bool token_object) {
+  Template t = base(CKO_PRIVATE_KEY, label, id, token_object);
+  t.private_object(true).sensitive(true).extractable(true).sign(true);
+  if (spec.family == KeyFamily::kRsa)
+    t.decrypt(true);
+  return t;
+}
+
+Template portable_public_template(const KeySpec& spec, std::string_view label,
+                                  std::span<const std::uint8_t> id, bool token_object) {
+  Template t = base(CKO_PUBLIC_KEY, label, id, token_object);
+  t.private_object(false).verify(true);
+  if (spec.family == KeyFamily::kRsa) {
+    t.encrypt(true).modulus_bits(spec.bits).public_exponent(kF4);
+  } else {
+    t.ec_params(curve_oid_der(*spec.curve));
+  }
+  return t;
+}
+
+Template portable_secret_template(const KeySpec& spec, std::string_view label,
+                                  std::span<const std::uint8_t> id, bool token_object) {
+  Template t = base(CKO_SECRET_KEY, label, id, token_object);
+  t.key_type(CKK_AES)
+      .value_len(spec.bits / 8)
+      .private_object(true)
+      .sensitive(true)
+      .extractable(true)
+      .encrypt(true)
+      .decrypt(true)
+      .wrap(true)
+      .unwrap(true);
+  return t;
+}
+
+Result<KeyObject> generate_portable_key(const Session& s, const KeyGenRequest& r) {
+  if (r.label.empty())
+    return make_error(ErrorCode::kInvalidArgument, "a key needs a label");
+  {
+    Template by_label;
+    by_label.label(r.label);
+    KEYPORT_ASSIGN_OR_RETURN(auto existing, s.find_objects(by_label, 1));
+    if (!existing.empty()) {
+      return make_error(ErrorCode::kAlreadyExists,
+                        "an object labelled \"" + r.label + "\" already exists on this token");
+    }
+  }
+  Bytes id = r.id ? *r.id : random_bytes(16);
+  KeyObject k;
+  k.spec = r.spec;
+  k.label = r.label;
+  k.id = id;
+  const Module& m = s.module();
+  if (r.spec.family == KeyFamily::kAes) {
+    CK_MECHANISM mech{CKM_AES_KEY_GEN, nullptr, 0};
+    CkTemplate t = portable_secret_template(r.spec, r.label, id, r.token_object).lower();
+    KEYPORT_TRY(KP11_CALL(m, C_GenerateKey, s.handle(), &mech, t.data(), t.size(), &k.handle));
+    k.object_class = CKO_SECRET_KEY;
+  } else {
+    CK_MECHANISM mech{
+        r.spec.family == KeyFamily::kRsa ? CKM_RSA_PKCS_KEY_PAIR_GEN : CKM_EC_KEY_PAIR_GEN, nullptr,
+        0};
+    CkTemplate pub = portable_public_template(r.spec, r.label, id, r.token_object).lower();
+    CkTemplate priv = portable_private_template(r.spec, r.label, id, r.token_object).lower();
+    CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE;
+    KEYPORT_TRY(KP11_CALL(m, C_GenerateKeyPair, s.handle(), &mech, pub.data(), pub.size(),
+                          priv.data(), priv.size(), &hpub, &k.handle));
+    k.public_handle = hpub;
+    k.object_class = CKO_PRIVATE_KEY;
+  }
+  auto verified = verify_generated(s, k, r.spec, r.token_object);
+  if (!verified) {
+    (void)s.destroy_object(k.handle);
+    if (k.public_handle)
+      (void)s.destroy_object(*k.public_handle);
+    return tl::unexpected(verified.error());
+  }
+  k.sensitive = true;
+  k.extractable = true;
+  return k;
+}
+
+Result<KeySpec> key_spec_of(const Session& s, CK_OBJECT_HANDLE h) {
+  KEYPORT_ASSIGN_OR_RETURN(CK_ULONG key_type, s.get_ulong(h, CKA_KEY_TYPE));
+  KeySpec spec;
+  switch (key_type) {
+    case CKK_RSA: {
+      spec.family = KeyFamily::kRsa;
+      KEYPORT_ASSIGN_OR_RETURN(auto n, s.try_get_bytes(h, CKA_MODULUS));
+      if (n)
+        spec.bits = bit_length(*n);
+      return spec;
+    }
+    case CKK_EC: {
+      spec.family = KeyFamily::kEc;
+      KEYPORT_ASSIGN_OR_RETURN(Bytes params, s.get_bytes(h, CKA_EC_PARAMS));
+      KEYPORT_ASSIGN_OR_RETURN(Curve c, curve_from_oid_der(params));
+      spec.curve = c;
+      spec.bits = curve_bits(c);
+      return spec;
+    }
+    case CKK_AES: {
+      spec.family = KeyFamily::kAes;
+      KEYPORT_ASSIGN_OR_RETURN(CK_ULONG len, s.get_ulong(h, CKA_VALUE_LEN));
+      spec.bits = static_cast<unsigned>(len * 8);
+      return spec;
+    }
+    default:
+      return make_error(ErrorCode::kUnsupported, "key type " + std::to_string(key_type) +
+                                                     " is not one keyport handles (RSA, EC, AES)");
+  }
+}
+
+Result<KeyObject> find_key(const Session& s, std::string_view uri_or_label) {
+  Template match;
+  std::string what;
+  std::optional<CK_OBJECT_CLASS> only_class;
+  if (looks_like_uri(uri_or_label)) {
+    KEYPORT_ASSIGN_OR_RETURN(Uri uri, Uri::parse(uri_or_label));
+    if (!uri.object && !uri.id) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "the key URI names no object (add object= or id=)");
+    }
+    if (uri.object)
+      match.label(*uri.object);
+    if (uri.id)
+      match.id(*uri.id);
+    if (uri.type) {
+      if (*uri.type == "private") {
+        only_class = CKO_PRIVATE_KEY;
+      } else if (*uri.type == "secret-key") {
+        only_class = CKO_SECRET_KEY;
+      } else {
+        return make_error(
+            ErrorCode::kInvalidArgument,
+            "type=" + *uri.type + " cannot be exported; use type=private or type=secret-key");
+      }
+    }
+    what = uri.format();
+  } else {
+    if (uri_or_label.empty())
+      return make_error(ErrorCode::kInvalidArgument, "empty key label");
+    match.label(uri_or_label);
+    what = "label \"" + std::string(uri_or_label) + "\"";
+  }
+  std::vector<CK_OBJECT_HANDLE> hits;
+  for (CK_OBJECT_CLASS cls : {CKO_PRIVATE_KEY, CKO_SECRET_KEY}) {
+    if (only_class && *only_class != cls)
+      continue;
+    Template t = match;
+    t.object_class(cls);
+    KEYPORT_ASSIGN_OR_RETURN(auto found, s.find_objects(t, 16));
+    hits.insert(hits.end(), found.begin(), found.end());
+  }
+  if (hits.empty()) {
+    return make_error(ErrorCode::kNotFound, "no private or secret key with " + what +
+                                                " on this token "
+                                                "(log in? `keyport key list` shows the keys)");
+  }
+  if (hits.size() > 1) {
+    return make_error(ErrorCode::kInvalidArgument, std::to_string(hits.size()) + " keys match " +
+                                                       what + "; name one by id= in a PKCS#11 URI");
+  }
+  return describe_key(s, hits.front());
+}
+
+Result<std::vector<KeyObject>> list_keys(const Session& s) {
+  std::vector<KeyObject> out;
+  for (CK_OBJECT_CLASS cls : {CKO_PRIVATE_KEY, CKO_SECRET_KEY}) {
+    Template t;
+    t.object_class(cls);
+    KEYPORT_ASSIGN_OR_RETURN(auto found, s.find_objects(t));
+    for (CK_OBJECT_HANDLE h : found) {
+      auto k = describe_key(s, h);
+      if (k) {
+        out.push_back(std::move(*k));
+      } else if (k.error().code() != ErrorCode::kUnsupported) {
+        return tl::unexpected(k.error());
+      }
+    }
+  }
+  return out;
+}
+
+Result<Bytes> ec_point_from_attribute(std::span<const std::uint8_t> v) {
+  // DER OCTET STRING: 04 len point, where point itself starts with 04 (uncompressed).
+  if (v.size() >= 2 && v[0] == 0x04) {
+    std::size_t len = 0;
+    std::size_t hdr = 2;
+    if (v[1] < 0x80) {
+      len = v[1];
+    } else if (v[1] == 0x81 && v.size() >= 3) {
+      len = v[2];
+      hdr = 3;
+    } else if (v[1] == 0x82 && v.size() >= 4) {
+      len = (static_cast<std::size_t>(v[2]) << 8) | v[3];
+      hdr = 4;
+    }
+    if (len != 0 && hdr + len == v.size() && v[hdr] == 0x04)
+      return Bytes(v.begin() + hdr, v.end());
+  }
+  if (!v.empty() && v[0] == 0x04 && v.size() % 2 == 1)
+    return Bytes(v.begin(), v.end());
+  return make_error(ErrorCode::kFormat,
+                    "CKA_EC_POINT is neither a DER OCTET STRING nor an uncompressed point");
+}
+
+Result<PublicComponents> read_public_components(const Session& s, const KeyObject& key) {
+  if (!key.public_handle) {
+    return make_error(ErrorCode::kNotFound,
+                      "key \"" + key.label + "\" has no public key object with the same CKA_ID");
+  }
+  PublicComponents p;
+  p.family = key.spec.family;
+  CK_OBJECT_HANDLE h = *key.public_handle;
+  if (key.spec.family == KeyFamily::kRsa) {
+    KEYPORT_ASSIGN_OR_RETURN(p.modulus, s.get_bytes(h, CKA_MODULUS));
+    KEYPORT_ASSIGN_OR_RETURN(p.exponent, s.get_bytes(h, CKA_PUBLIC_EXPONENT));
+  } else if (key.spec.family == KeyFamily::kEc) {
+    KEYPORT_ASSIGN_OR_RETURN(Bytes params, s.get_bytes(h, CKA_EC_PARAMS));
+    KEYPORT_ASSIGN_OR_RETURN(Curve c, curve_from_oid_der(params));
+    p.curve = c;
+    KEYPORT_ASSIGN_OR_RETURN(Bytes point, s.get_bytes(h, CKA_EC_POINT));
+    KEYPORT_ASSIGN_OR_RETURN(p.ec_point, ec_point_from_attribute(point));
+  } else {
+    return make_error(ErrorCode::kInvalidArgument, "AES keys have no public part");
+  }
+  return p;
+}
+
+Result<Bytes> aes_check_value(const Session& s, CK_OBJECT_HANDLE aes_key) {
+  CK_MECHANISM mech{CKM_AES_ECB, nullptr, 0};
+  KEYPORT_TRY(KP11_CALL(s.module(), C_EncryptInit, s.handle(), &mech, aes_key));
+  std::uint8_t zero[16] = {};
+  Bytes out(16);
+  CK_ULONG len = out.size();
+  KEYPORT_TRY(KP11_CALL(s.module(), C_Encrypt, s.handle(), zero, CK_ULONG{16}, out.data(), &len));
+  out.resize(len);
+  return out;
+}
+
+}  // namespace keyport::p11

@@ -27,17 +27,17 @@ class Uri {
   std::optional<std::string> serial;        // CK_TOKEN_INFO.serialNumber
   std::optional<std::string> slot_description;
   std::optional<std::string> slot_manufacturer;
-  std::optional<CK_SLOT_ID> slot_id;        // decimal
+  std::optional<CK_SLOT_ID> slot_id;  // decimal
   std::optional<std::string> library_manufacturer;
   std::optional<std::string> library_description;
   std::optional<std::string> library_version;  // "M" or "M.m"
-  std::optional<std::string> object;        // CKA_LABEL (UTF-8, no embedded NUL)
-  std::optional<Bytes> id;                  // CKA_ID
+  std::optional<std::string> object;           // CKA_LABEL (UTF-8, no embedded NUL)
+  std::optional<Bytes> id;                     // CKA_ID
   // "public", "private", "cert", "secret-key", "data" (RFC 7512 §2.3).
   std::optional<std::string> type;
 
   // Query attributes (RFC 7512 §2.4).
-  std::optional<std::string> pin_source;    // e.g. "file:/path" or "env:VAR" (keyport extension)
+  std::optional<std::string> pin_source;  // e.g. "file:/path" or "env:VAR" (keyport extension)
   std::shared_ptr<const SecretBytes> pin_value;  // null when absent
   std::optional<std::string> module_name;
   std::optional<std::string> module_path;

@@ -20,7 +20,9 @@ namespace {
 bool g_created = false;
 }
 
-bool scratch_dir_created() { return g_created; }
+bool scratch_dir_created() {
+  return g_created;
+}
 
 const fs::path& scratch_dir() {
   static const fs::path dir = [] {
@@ -50,30 +52,41 @@ std::optional<fs::path> shared_vector(const std::string& relative) {
 
 std::optional<Json> load_wycheproof(const std::string& file) {
   auto path = shared_vector("wycheproof/" + file);
-  if (!path) return std::nullopt;
+  if (!path)
+    return std::nullopt;
   auto text = read_text_file(*path, 64u << 20);
-  if (!text) throw std::runtime_error(text.error().describe());
+  if (!text)
+    throw std::runtime_error(text.error().describe());
   JsonLimits limits;
   limits.max_bytes = 64u << 20;
   auto json = parse_json_strict(*text, limits);
-  if (!json) throw std::runtime_error(json.error().describe());
+  if (!json)
+    throw std::runtime_error(json.error().describe());
   return *json;
 }
 
-fs::path source_dir() { return KEYPORT_SOURCE_DIR; }
-fs::path binary_dir() { return KEYPORT_BINARY_DIR; }
+fs::path source_dir() {
+  return KEYPORT_SOURCE_DIR;
+}
+fs::path binary_dir() {
+  return KEYPORT_BINARY_DIR;
+}
 
 int run_command(const std::string& command, std::string* out) {
   std::string full = command + " 2>&1";
   FILE* pipe = ::popen(full.c_str(), "r");
-  if (pipe == nullptr) return -1;
+  if (pipe == nullptr)
+    return -1;
   std::array<char, 4096> buf{};
   std::string captured;
   std::size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) captured.append(buf.data(), n);
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0)
+    captured.append(buf.data(), n);
   int status = ::pclose(pipe);
-  if (out != nullptr) *out = captured;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (out != nullptr)
+    *out = captured;
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
   return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 

@@ -34,17 +34,17 @@ std::string env(const char* name);
 }  // namespace keyport::test
 
 // Catch2 helpers for Result/Status.
-#define REQUIRE_OK(expr)                                                              \
-  do {                                                                                \
-    auto&& keyport_req_ = (expr);                                                     \
-    INFO((keyport_req_ ? std::string("ok") : keyport_req_.error().describe()));       \
-    REQUIRE(static_cast<bool>(keyport_req_));                                         \
+#define REQUIRE_OK(expr)                                                        \
+  do {                                                                          \
+    auto&& keyport_req_ = (expr);                                               \
+    INFO((keyport_req_ ? std::string("ok") : keyport_req_.error().describe())); \
+    REQUIRE(static_cast<bool>(keyport_req_));                                   \
   } while (false)
 
-#define CHECK_ERROR_CODE(expr, expected_code)                                         \
-  do {                                                                                \
-    auto&& keyport_chk_ = (expr);                                                     \
-    REQUIRE_FALSE(static_cast<bool>(keyport_chk_));                                   \
-    INFO(keyport_chk_.error().describe());                                            \
-    CHECK(keyport_chk_.error().code() == (expected_code));                            \
+#define CHECK_ERROR_CODE(expr, expected_code)              \
+  do {                                                     \
+    auto&& keyport_chk_ = (expr);                          \
+    REQUIRE_FALSE(static_cast<bool>(keyport_chk_));        \
+    INFO(keyport_chk_.error().describe());                 \
+    CHECK(keyport_chk_.error().code() == (expected_code)); \
   } while (false)

@@ -23,7 +23,7 @@ std::string decode_to_string(std::string_view in) {
 TEST_CASE("base64url round-trips the RFC 4648 section 10 vectors without padding", "[unit][core]") {
   // RFC 4648 §10: BASE64("foobar") = "Zm9vYmFy" etc.; the URL-safe alphabet is identical here.
   const std::pair<const char*, const char*> vectors[] = {
-      {"", ""},         {"f", "Zg"},         {"fo", "Zm8"},        {"foo", "Zm9v"},
+      {"", ""},           {"f", "Zg"},          {"fo", "Zm8"},          {"foo", "Zm9v"},
       {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
   };
   for (auto [plain, encoded] : vectors) {
@@ -40,11 +40,11 @@ TEST_CASE("base64url uses - and _ and rejects the standard alphabet", "[unit][co
   CHECK(base64url_encode(data) == "-_-_");
   CHECK(base64_encode(data) == "+/+/");
   CHECK_ERROR_CODE(base64url_decode("+/+/"), ErrorCode::kFormat);
-  CHECK_ERROR_CODE(base64url_decode("Zg="), ErrorCode::kFormat);     // wrong padding
-  CHECK_ERROR_CODE(base64url_decode("Zg==="), ErrorCode::kFormat);   // excess padding
-  CHECK_ERROR_CODE(base64url_decode("Z"), ErrorCode::kFormat);       // impossible length
-  CHECK_ERROR_CODE(base64url_decode("Zh"), ErrorCode::kFormat);      // non-zero trailing bits
-  CHECK_ERROR_CODE(base64url_decode("Zm 9v"), ErrorCode::kFormat);   // whitespace
+  CHECK_ERROR_CODE(base64url_decode("Zg="), ErrorCode::kFormat);    // wrong padding
+  CHECK_ERROR_CODE(base64url_decode("Zg==="), ErrorCode::kFormat);  // excess padding
+  CHECK_ERROR_CODE(base64url_decode("Z"), ErrorCode::kFormat);      // impossible length
+  CHECK_ERROR_CODE(base64url_decode("Zh"), ErrorCode::kFormat);     // non-zero trailing bits
+  CHECK_ERROR_CODE(base64url_decode("Zm 9v"), ErrorCode::kFormat);  // whitespace
   CHECK_ERROR_CODE(base64url_decode("Zm9v\n"), ErrorCode::kFormat);
   CHECK_ERROR_CODE(base64url_decode("Zg==Zg"), ErrorCode::kFormat);  // padding in the middle
 }
@@ -127,7 +127,8 @@ TEST_CASE("key specs and wrap algorithms parse their names", "[unit][core]") {
   }
   CHECK(parse_key_spec("EC-P256K")->curve == Curve::kP256K);
   CHECK_ERROR_CODE(parse_key_spec("rsa-1024"), ErrorCode::kInvalidArgument);
-  for (auto alg : all_wrap_algs()) CHECK(*parse_wrap_alg(wrap_alg_name(alg)) == alg);
+  for (auto alg : all_wrap_algs())
+    CHECK(*parse_wrap_alg(wrap_alg_name(alg)) == alg);
   CHECK(wrap_alg_hash(WrapAlg::kRsaAesKeyWrap) == OaepHash::kSha1);
   CHECK_ERROR_CODE(parse_wrap_alg("A256KW"), ErrorCode::kInvalidArgument);
   CHECK(*curve_from_oid_der(curve_oid_der(Curve::kP521)) == Curve::kP521);

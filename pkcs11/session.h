@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+// Sessions (RAII), login, object search and attribute reads, and ScopedObject for ephemeral keys.
+// A Session is used by one thread at a time; open one per thread for parallel work.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/secret.h"
+#include "pkcs11/cryptoki.h"
+#include "pkcs11/module.h"
+#include "pkcs11/template.h"
+
+namespace keyport::p11 {
+
+class Session {
+ public:
+  // C_OpenSession on `slot` (serial; read-write unless read_write is false).
+  static Result<Session> open(std::shared_ptr<const Module> module, CK_SLOT_ID slot,
+                              bool read_write = true);
+
+  Session(Session&& other) noexcept;
+  Session& operator=(Session&& other) noexcept;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  // Logs out (only if this object logged in) and closes; failures are logged, not thrown.
+  ~Session();
+
+  // C_Login. CKR_USER_ALREADY_LOGGED_IN is success (another session of this process logged in).
+  // A wrong PIN is kAuth.
+  Status login(const SecretBytes& pin, CK_USER_TYPE user = CKU_USER);
+  // Explicit close for callers who want the result.
+  Status close();
+
+  CK_SESSION_HANDLE handle() const { return m_handle; }
+  CK_SLOT_ID slot() const { return m_slot; }
+  const Module& module() const { return *m_module; }
+  const std::shared_ptr<const Module>& module_ptr() const { return m_module; }
+
+  // All objects matching `match` (C_FindObjectsInit/C_FindObjects/C_FindObjectsFinal).
+  Result<std::vector<CK_OBJECT_HANDLE>> find_objects(const Template& match,
+                                                     std::size_t max = 100000) const;
+  Result<CK_OBJECT_HANDLE> create_object(const Template& t) const;
+  Status destroy_object(CK_OBJECT_HANDLE object) const;
+
+  // Reads a non-secret attribute. Refuses (kInternal) to read CKA_VALUE and private key
+  // components: keyport never asks a token for secret bytes.
+  Result<Bytes> get_bytes(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const;
+  // Like get_bytes, but nullopt when the token says the attribute is sensitive, invalid for this
+  // object, or unavailable.
+  Result<std::optional<Bytes>> try_get_bytes(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const;
+  Result<CK_ULONG> get_ulong(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const;
+  Result<bool> get_bool(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const;
+  Result<std::string> get_string(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const;
+
+ private:
+  Session(std::shared_ptr<const Module> module, CK_SLOT_ID slot, CK_SESSION_HANDLE handle)
+      : m_module(std::move(module)), m_slot(slot), m_handle(handle) {}
+  void reset() noexcept;
+
+  std::shared_ptr<const Module> m_module;
+  CK_SLOT_ID m_slot = 0;
+  CK_SESSION_HANDLE m_handle = CK_INVALID_HANDLE;
+  bool m_logged_in = false;
+};
+
+// Owns one object and destroys it (C_DestroyObject) when it goes out of scope, on every path.
+// Used for ephemeral session keys: the transfer AES key of an export or import.
+class ScopedObject {
+ public:
+  ScopedObject() = default;
+  ScopedObject(const Session& session, CK_OBJECT_HANDLE handle)
+      : m_session(&session), m_handle(handle) {}
+  ScopedObject(ScopedObject&& other) noexcept
+      : m_session(other.m_session), m_handle(std::exchange(other.m_handle, CK_INVALID_HANDLE)) {}
+  ScopedObject& operator=(ScopedObject&& other) noexcept;
+  ScopedObject(const ScopedObject&) = delete;
+  ScopedObject& operator=(const ScopedObject&) = delete;
+  ~ScopedObject();
+
+  CK_OBJECT_HANDLE get() const { return m_handle; }
+  explicit operator bool() const { return m_handle != CK_INVALID_HANDLE; }
+  // Gives up ownership (the object stays).
+  CK_OBJECT_HANDLE release() { return std::exchange(m_handle, CK_INVALID_HANDLE); }
+  // Destroys now and reports the result.
+  Status destroy();
+
+ private:
+  const Session* m_session = nullptr;
+  CK_OBJECT_HANDLE m_handle = CK_INVALID_HANDLE;
+};
+
+// True for attributes that hold secret key material (CKA_VALUE, private exponent, primes, ...).
+bool is_secret_attribute(CK_ATTRIBUTE_TYPE type);
+
+}  // namespace keyport::p11
