@@ -29,9 +29,11 @@ Status check_target_accepts(TargetKind target, const KeySpec& spec) {
                           " keys by BYOK import; accepted: " + accepted_list(target));
   }
   if (spec.family == KeyFamily::kAes && target == TargetKind::kKeyVault) {
-    return make_error(ErrorCode::kUnsupported,
-                      "Key Vault accepts AES (oct-HSM) keys only in Managed HSM; use --target "
-                      "managed-hsm with a Managed HSM key identifier, or choose an RSA or EC key");
+    return make_error(
+        ErrorCode::kUnsupported,
+        "Key Vault does not take AES (oct-HSM) keys by BYOK; only Managed HSM does: "
+        "wrap to a Managed HSM KEK (a https://<hsm>.managedhsm.azure.net/keys/... kid), "
+        "or choose an RSA or EC key");
   }
   return {};
 }

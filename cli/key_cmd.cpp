@@ -3,6 +3,7 @@
 #include <iostream>
 #include <memory>
 
+#include "byok/public_key.h"
 #include "cli/commands.h"
 #include "core/encoding.h"
 #include "pkcs11/keygen.h"
@@ -20,15 +21,37 @@ std::string key_uri(const p11::TokenInfo& t, const p11::KeyObject& k) {
   return u.format();
 }
 
-Json key_json(const p11::TokenInfo& t, const p11::KeyObject& k) {
-  return {{"label", k.label},
-          {"id", hex_encode(k.id)},
-          {"type", k.spec.name()},
-          {"class", k.object_class == CKO_SECRET_KEY ? "secret-key" : "private"},
-          {"sensitive", k.sensitive},
-          {"extractable", k.extractable},
-          {"portable", k.sensitive && k.extractable},
-          {"uri", key_uri(t, k)}};
+// What identifies a key without revealing it: the SHA-256 of the public key (SPKI DER) for RSA and
+// EC, the key check value (first 3 bytes of AES-ECB(key, 0^16), computed in the token) for AES.
+// Empty when the token cannot give it (no public object, AES key without CKA_ENCRYPT).
+std::pair<std::string, std::string> fingerprint(const p11::Session& s, const p11::KeyObject& k) {
+  if (k.spec.family == KeyFamily::kAes) {
+    auto cv = p11::aes_check_value(s, k.handle);
+    if (!cv || cv->size() < 3)
+      return {"kcv", ""};
+    return {"kcv", hex_encode(std::span<const std::uint8_t>(cv->data(), 3))};
+  }
+  auto parts = p11::read_public_components(s, k);
+  if (!parts)
+    return {"public_sha256", ""};
+  auto pub = k.spec.family == KeyFamily::kRsa
+                 ? byok::PublicKey::from_rsa_components(parts->modulus, parts->exponent)
+                 : byok::PublicKey::from_ec_point(*parts->curve, parts->ec_point);
+  return {"public_sha256", pub ? pub->sha256_fingerprint() : ""};
+}
+
+Json key_json(const p11::Session& s, const p11::TokenInfo& t, const p11::KeyObject& k) {
+  Json j = {{"label", k.label},
+            {"id", hex_encode(k.id)},
+            {"type", k.spec.name()},
+            {"class", k.object_class == CKO_SECRET_KEY ? "secret-key" : "private"},
+            {"sensitive", k.sensitive},
+            {"extractable", k.extractable},
+            {"portable", k.sensitive && k.extractable},
+            {"uri", key_uri(t, k)}};
+  auto [name, value] = fingerprint(s, k);
+  j[name] = value.empty() ? Json(nullptr) : Json(value);
+  return j;
 }
 
 struct GenerateOptions {
@@ -54,7 +77,7 @@ Status run_generate(GlobalOptions& g, const GenerateOptions& o) {
   KEYPORT_ASSIGN_OR_RETURN(TokenContext ctx, open_token(g, o.token, true));
   KEYPORT_ASSIGN_OR_RETURN(auto key, p11::generate_portable_key(*ctx.session, req));
   if (g.json) {
-    print_json(key_json(ctx.token(), key));
+    print_json(key_json(*ctx.session, ctx.token(), key));
   } else {
     std::cout << "generated " << spec.name() << " \"" << key.label
               << "\" (sensitive, extractable only wrapped)\n"
@@ -70,16 +93,20 @@ Status run_list(GlobalOptions& g, const TokenOptions& o) {
   if (g.json) {
     Json arr = Json::array();
     for (const auto& k : keys)
-      arr.push_back(key_json(ctx.token(), k));
+      arr.push_back(key_json(*ctx.session, ctx.token(), k));
     print_json({{"token", ctx.token().label}, {"keys", arr}});
     return {};
   }
   std::vector<std::vector<std::string>> rows;
   for (const auto& k : keys) {
-    rows.push_back({k.label, k.spec.name(), hex_encode(k.id), k.sensitive ? "yes" : "NO",
-                    k.extractable ? "wrapped only" : "never", key_uri(ctx.token(), k)});
+    auto [kind, value] = fingerprint(*ctx.session, k);
+    rows.push_back(
+        {k.label, k.spec.name(), hex_encode(k.id), k.sensitive ? "yes" : "NO",
+         k.extractable ? "wrapped only" : "never",
+         value.empty() ? "-" : (kind == "kcv" ? "kcv " : "sha256 ") + value.substr(0, 16),
+         key_uri(ctx.token(), k)});
   }
-  print_table({"LABEL", "TYPE", "ID", "SENSITIVE", "EXPORT", "URI"}, rows);
+  print_table({"LABEL", "TYPE", "ID", "SENSITIVE", "EXPORT", "FINGERPRINT", "URI"}, rows);
   return {};
 }
 

@@ -30,7 +30,8 @@ Json token_json(const p11::SlotInfo& s) {
     j["firmware"] = t.firmware();
     j["initialized"] = t.initialized();
     j["login_required"] = t.login_required();
-    j["uri"] = token_uri_text(t);
+    if (t.initialized())
+      j["uri"] = token_uri_text(t);
   }
   return j;
 }

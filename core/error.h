@@ -44,6 +44,13 @@ class Error {
   const std::string& message() const { return m_message; }
   std::optional<unsigned long> rv() const { return m_rv; }
   const std::string& function() const { return m_function; }
+  // An optional stable sub-code more precise than the category: a Key Vault error code
+  // ("KeyNotFound"), a linter finding ("BYOK-KWP-LENGTH"). Empty when not set.
+  const std::string& detail() const { return m_detail; }
+  Error&& with_detail(std::string detail) && {
+    m_detail = std::move(detail);
+    return std::move(*this);
+  }
 
   // Returns a copy whose message is "<context>: <message>".
   Error with_context(std::string_view context) const;
@@ -56,6 +63,7 @@ class Error {
   std::string m_message;
   std::optional<unsigned long> m_rv;
   std::string m_function;
+  std::string m_detail;
 };
 
 template <typename T>
@@ -64,6 +72,9 @@ using Status = tl::expected<void, Error>;
 
 inline tl::unexpected<Error> make_error(ErrorCode code, std::string message) {
   return tl::unexpected<Error>(Error(code, std::move(message)));
+}
+inline tl::unexpected<Error> make_error(ErrorCode code, std::string detail, std::string message) {
+  return tl::unexpected<Error>(Error(code, std::move(message)).with_detail(std::move(detail)));
 }
 
 // The single message every unwrap, decrypt or tag failure carries, whatever step failed, so that
