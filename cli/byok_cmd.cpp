@@ -10,6 +10,7 @@
 #include "core/file_io.h"
 #include "core/log.h"
 #include "pkcs11/keygen.h"
+#include "pkcs11/quirks.h"
 #include "pkcs11/wrap.h"
 #include "transfer/export.h"
 
@@ -75,8 +76,14 @@ Status run_export(GlobalOptions& g, const ExportOptions& o) {
   eo.generator = transfer::generator_for(ctx.token());
   KEYPORT_ASSIGN_OR_RETURN(auto result,
                            transfer::export_key(session, caps, key, session_kek, *kid, target, eo));
-  for (auto& w : result.warnings)
+  for (auto& w : result.warnings) {
     warnings.push_back(w);
+  }
+  for (const auto& q : p11::quirks_affecting_export(ctx.token(), result.spec)) {
+    warnings.push_back("module quirk " + q.code +
+                       (result.spec.family == KeyFamily::kRsa ? " may apply" : " applies") +
+                       " to this file: " + q.title + ". " + q.advice);
+  }
 
   std::string text = result.file.to_json();
   WriteOptions wo;

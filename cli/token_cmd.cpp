@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "core/encoding.h"
 #include "pkcs11/names.h"
+#include "pkcs11/quirks.h"
 #include "pkcs11/wrap.h"
 
 namespace keyport::cli {
@@ -98,7 +99,20 @@ bool byok_relevant(CK_MECHANISM_TYPE m) {
 struct InfoOptions {
   TokenOptions token;
   bool no_probe = false;
+  bool doctor = false;
 };
+
+Json quirks_json(const std::vector<p11::Quirk>& quirks) {
+  Json arr = Json::array();
+  for (const auto& q : quirks) {
+    arr.push_back({{"code", q.code},
+                   {"title", q.title},
+                   {"impact", std::string(p11::to_string(q.impact))},
+                   {"detail", q.detail},
+                   {"advice", q.advice}});
+  }
+  return arr;
+}
 
 Status run_info(GlobalOptions& g, const InfoOptions& o) {
   KEYPORT_ASSIGN_OR_RETURN(TokenContext ctx, open_token(g, o.token, false));
@@ -143,6 +157,8 @@ Status run_info(GlobalOptions& g, const InfoOptions& o) {
                        {"rsa_oaep_wrap", caps.oaep_wrap},
                        {"oaep_hashes", hashes}};
   j["byok_verdict"] = verdict;
+  auto quirks = p11::known_quirks(t);
+  j["quirks"] = quirks_json(quirks);
   if (g.json) {
     print_json(j);
     return {};
@@ -174,6 +190,18 @@ Status run_info(GlobalOptions& g, const InfoOptions& o) {
                       : "no — " + (*it)["reason"].get<std::string>())
               << "\n";
   }
+  if (quirks.empty()) {
+    std::cout << "known quirks: none recorded for " << t.manufacturer << " " << t.model << " "
+              << t.firmware() << "\n";
+    return {};
+  }
+  std::cout << "known quirks (" << quirks.size() << ")"
+            << (o.doctor ? ":" : "; --doctor explains them:") << "\n";
+  for (const auto& q : quirks) {
+    std::cout << "  [" << p11::to_string(q.impact) << "] " << q.code << ": " << q.title << "\n";
+    if (o.doctor)
+      std::cout << "      what: " << q.detail << "\n      so:   " << q.advice << "\n";
+  }
   return {};
 }
 
@@ -192,6 +220,9 @@ void setup_token_commands(CLI::App& app, GlobalOptions& g) {
                                      "Show a token, its BYOK-relevant mechanisms, and which enc "
                                      "values and wrap strategy it can do");
   add_token_options(*info, opts->token);
+  info->add_flag("--doctor", opts->doctor,
+                 "Explain each known quirk of this module: what it does and what it means for an "
+                 "Azure import");
   info->add_flag("--no-probe", opts->no_probe,
                  "Do not probe OAEP hashes with throwaway session objects (mechanism list only)");
   add_json_flag(*info, g);

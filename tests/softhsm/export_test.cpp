@@ -10,6 +10,7 @@
 #include "byok/public_key.h"
 #include "core/random.h"
 #include "pkcs11/keygen.h"
+#include "pkcs11/quirks.h"
 #include "pkcs11/token.h"
 #include "pkcs11/wrap.h"
 #include "tests/support/oracle.h"
