@@ -13,6 +13,7 @@
 #include <fstream>
 
 #include "bench/bench_util.h"
+#include "bench/raw_floor.h"
 #include "byok/kid.h"
 #include "byok/public_key.h"
 #include "core/ossl.h"
@@ -33,55 +34,6 @@ T must(Result<T> r, const char* what) {
     bench::die(std::string(what) + ": " + r.error().describe());
   return std::move(*r);
 }
-
-struct RawExporter {
-  const CK_FUNCTION_LIST* f;
-  CK_SESSION_HANDLE s;
-  CK_OBJECT_HANDLE kek;
-  std::size_t modulus_bytes;
-  std::vector<std::uint8_t> out;
-
-  // The floor: exactly the calls keyport's composite export makes, with no layer around them.
-  void run(CK_OBJECT_HANDLE target) {
-    CK_BBOOL t = CK_TRUE, fa = CK_FALSE;
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-    CK_KEY_TYPE kt = CKK_AES;
-    CK_ULONG len = 32;
-    CK_ATTRIBUTE at[] = {{CKA_CLASS, &cls, sizeof cls},
-                         {CKA_KEY_TYPE, &kt, sizeof kt},
-                         {CKA_TOKEN, &fa, 1},
-                         {CKA_PRIVATE, &t, 1},
-                         {CKA_SENSITIVE, &t, 1},
-                         {CKA_EXTRACTABLE, &t, 1},
-                         {CKA_ENCRYPT, &fa, 1},
-                         {CKA_DECRYPT, &fa, 1},
-                         {CKA_SIGN, &fa, 1},
-                         {CKA_VERIFY, &fa, 1},
-                         {CKA_DERIVE, &fa, 1},
-                         {CKA_WRAP, &t, 1},
-                         {CKA_UNWRAP, &fa, 1},
-                         {CKA_VALUE_LEN, &len, sizeof len}};
-    CK_MECHANISM gen{CKM_AES_KEY_GEN, nullptr, 0};
-    CK_OBJECT_HANDLE eph = 0;
-    if (f->C_GenerateKey(s, &gen, at, 14, &eph) != CKR_OK)
-      bench::die("raw C_GenerateKey");
-    std::uint8_t kwp[4096];
-    CK_ULONG kwp_len = sizeof kwp;
-    CK_MECHANISM kwp_m{CKM_AES_KEY_WRAP_PAD, nullptr, 0};
-    if (f->C_WrapKey(s, &kwp_m, eph, target, kwp, &kwp_len) != CKR_OK)
-      bench::die("raw C_WrapKey KWP");
-    CK_RSA_PKCS_OAEP_PARAMS p{CKM_SHA_1, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, nullptr, 0};
-    CK_MECHANISM oaep{CKM_RSA_PKCS_OAEP, &p, sizeof p};
-    std::uint8_t rsa[512];
-    CK_ULONG rsa_len = sizeof rsa;
-    if (f->C_WrapKey(s, &oaep, kek, eph, rsa, &rsa_len) != CKR_OK)
-      bench::die("raw C_WrapKey OAEP");
-    if (f->C_DestroyObject(s, eph) != CKR_OK)
-      bench::die("raw C_DestroyObject");
-    out.assign(rsa, rsa + rsa_len);
-    out.insert(out.end(), kwp, kwp + kwp_len);
-  }
-};
 
 std::string write_pem(EVP_PKEY* k, const std::filesystem::path& path) {
   ossl::UniquePtr<BIO> bio(BIO_new_file(path.c_str(), "w"));
@@ -136,7 +88,7 @@ int main(int argc, char** argv) {
              "kid");
     transfer::ExportOptions eo;
     eo.generator = transfer::generator_for(*slot.token);
-    RawExporter raw{module->functions(), session.handle(), raw_kek.get(), 384, {}};
+    bench::RawExporter raw{module->functions(), session.handle(), raw_kek.get(), {}};
 
     std::printf(
         "keyport export benchmark: SoftHSM %s, KEK RSA-3072, %d rounds x %d exports, medians\n",

@@ -1,37 +1,139 @@
 // SPDX-License-Identifier: Apache-2.0
-// keyport byok export
+// keyport byok export: one key to one destination, one key to several destinations, or a batch
+// (--select, --manifest) with parallel sessions, a progress bar, a JSON Lines report and resume.
+#include <unistd.h>
+
+#include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 
+#include "byok/byok_file.h"
 #include "byok/kek.h"
 #include "byok/kid.h"
 #include "cli/commands.h"
+#include "cli/exit_codes.h"
 #include "core/file_io.h"
 #include "core/log.h"
 #include "pkcs11/keygen.h"
 #include "pkcs11/quirks.h"
 #include "pkcs11/wrap.h"
+#include "transfer/batch.h"
 #include "transfer/export.h"
 
 namespace keyport::cli {
 namespace {
+namespace fs = std::filesystem;
 
 struct ExportOptions {
   TokenOptions token;
-  std::string key;
-  std::string kek_path;
-  std::optional<std::string> kid;
+  std::optional<std::string> key;
+  std::optional<std::string> select;
+  std::optional<std::string> manifest;
+  std::vector<std::string> keks;
+  std::vector<std::string> kids;
   std::string enc = "CKM_RSA_AES_KEY_WRAP";
   std::string strategy = "auto";
   std::optional<std::string> target;
   std::optional<std::string> output;
+  std::optional<std::string> out_dir;
   std::optional<std::string> name;
+  std::optional<std::string> report;
+  std::string progress = "auto";
+  int jobs = 1;
   bool force = false;
 };
 
+std::atomic<bool> g_cancel{false};
+extern "C" void on_signal(int) {
+  g_cancel.store(true);
+}
+
+// Prints progress to stderr: a bar redrawn in place on a terminal, a line per 10 % otherwise.
+class Progress {
+ public:
+  Progress(std::string mode, std::size_t total) : m_total(total), m_start(now()) {
+    if (mode == "auto")
+      mode = ::isatty(STDERR_FILENO) ? "bar" : "none";
+    m_mode = mode;
+  }
+  void update(std::size_t done, std::size_t failed) {
+    if (m_mode == "none" || m_total == 0)
+      return;
+    double elapsed = now() - m_start;
+    double rate = elapsed > 0 ? done / elapsed : 0;
+    double eta = rate > 0 ? (m_total - done) / rate : 0;
+    char line[160];
+    if (m_mode == "bar") {
+      int width = 30;
+      int fill = static_cast<int>(width * done / m_total);
+      std::snprintf(line, sizeof line, "\r[%-*s] %zu/%zu keys  %zu failed  %.0f keys/s  ETA %.0fs ",
+                    width, std::string(static_cast<std::size_t>(fill), '#').c_str(), done, m_total,
+                    failed, rate, eta);
+      std::cerr << line << (done == m_total ? "\n" : "") << std::flush;
+    } else {
+      std::size_t step = std::max<std::size_t>(1, m_total / 10);
+      if (done % step == 0 || done == m_total) {
+        std::snprintf(line, sizeof line, "progress: %zu/%zu keys, %zu failed, %.0f keys/s", done,
+                      m_total, failed, rate);
+        std::cerr << line << std::endl;
+      }
+    }
+  }
+
+ private:
+  static double now() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  std::string m_mode;
+  std::size_t m_total;
+  double m_start;
+};
+
+Status check_exclusive(const ExportOptions& o) {
+  int modes = (o.key ? 1 : 0) + (o.select ? 1 : 0) + (o.manifest ? 1 : 0);
+  if (modes != 1) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "give exactly one of --key, --select or --manifest");
+  }
+  if (o.manifest && (!o.keks.empty() || !o.kids.empty())) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "with --manifest, the KEK and kid of each key come from the manifest");
+  }
+  if (!o.manifest && o.keks.empty())
+    return make_error(ErrorCode::kInvalidArgument, "--kek is required");
+  if (!o.kids.empty() && o.kids.size() != o.keks.size()) {
+    return make_error(ErrorCode::kInvalidArgument, "give one --kid per --kek (" +
+                                                       std::to_string(o.keks.size()) + " KEKs, " +
+                                                       std::to_string(o.kids.size()) + " kids)");
+  }
+  if (o.progress != "auto" && o.progress != "bar" && o.progress != "plain" &&
+      o.progress != "none") {
+    return make_error(ErrorCode::kInvalidArgument, "--progress: auto, bar, plain or none");
+  }
+  if (o.jobs < 1 || o.jobs > 64)
+    return make_error(ErrorCode::kInvalidArgument, "--jobs: 1 to 64");
+  return {};
+}
+
+struct Plan {
+  std::vector<transfer::Destination> destinations;
+  std::vector<transfer::BatchItem> items;
+  std::vector<transfer::ItemResult> unresolved;  // manifest lines whose key or KEK failed up front
+  bool single = false;
+};
+
+fs::path default_output(const fs::path& dir, const std::string& label,
+                        const transfer::Destination& d, bool several_destinations) {
+  return dir / (several_destinations ? label + "." + d.tag + ".byok" : label + ".byok");
+}
+
 Status run_export(GlobalOptions& g, const ExportOptions& o) {
   // Everything that can be checked without the HSM is checked first.
+  KEYPORT_TRY(check_exclusive(o));
   KEYPORT_ASSIGN_OR_RETURN(WrapAlg enc, parse_wrap_alg(o.enc));
   KEYPORT_ASSIGN_OR_RETURN(p11::WrapStrategy strategy, p11::parse_wrap_strategy(o.strategy));
   std::optional<byok::TargetKind> target_opt;
@@ -39,84 +141,255 @@ Status run_export(GlobalOptions& g, const ExportOptions& o) {
     KEYPORT_ASSIGN_OR_RETURN(auto t, byok::parse_target_kind(*o.target));
     target_opt = t;
   }
-  KEYPORT_ASSIGN_OR_RETURN(byok::Kek kek, byok::load_kek_file(o.kek_path));
-  std::string kid_text = o.kid.value_or(kek.kid.value_or(""));
-  if (kid_text.empty()) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "--kid is required: the versioned key identifier of the KEK, "
-                      "https://<vault>.vault.azure.net/keys/<kek-name>/<version>");
-  }
-  auto kid = byok::parse_kid(kid_text, true);
-  if (!kid)
-    return tl::unexpected(kid.error().with_context("--kid"));
   std::vector<std::string> warnings;
-  KEYPORT_ASSIGN_OR_RETURN(byok::TargetKind target,
-                           transfer::resolve_target(*kid, target_opt, warnings));
-  if (kek.kid && o.kid && *kek.kid != *o.kid) {
-    warnings.push_back("--kid differs from the kid inside the KEK file " + o.kek_path);
+  Plan plan;
+  std::vector<transfer::ManifestEntry> manifest;
+  if (o.manifest) {
+    KEYPORT_ASSIGN_OR_RETURN(manifest, transfer::read_manifest(*o.manifest));
+    if (manifest.empty())
+      return make_error(ErrorCode::kInvalidArgument, "the manifest lists no keys");
+  } else {
+    for (std::size_t i = 0; i < o.keks.size(); ++i) {
+      std::optional<std::string> kid = o.kids.empty() ? std::nullopt : std::optional(o.kids[i]);
+      KEYPORT_ASSIGN_OR_RETURN(auto d,
+                               transfer::load_destination(o.keks[i], kid, target_opt, warnings));
+      plan.destinations.push_back(std::move(d));
+    }
   }
-  std::optional<std::filesystem::path> out_path;
-  if (o.output) {
-    out_path = *o.output;
-    KEYPORT_TRY(check_output_path(*out_path, o.force));
+  plan.single = o.key && plan.destinations.size() == 1;
+  if (o.output && !plan.single) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "-o names one file; with several keys or destinations use --out-dir");
   }
+  fs::path out_dir = o.out_dir.value_or(".");
+  if (!fs::is_directory(out_dir))
+    return make_error(ErrorCode::kNotFound, "--out-dir " + out_dir.string() + " does not exist");
+  if (plan.single && o.output)
+    KEYPORT_TRY(check_output_path(*o.output, o.force));
 
   KEYPORT_ASSIGN_OR_RETURN(TokenContext ctx, open_token(g, o.token, true));
   const p11::Session& session = *ctx.session;
-  KEYPORT_ASSIGN_OR_RETURN(p11::KeyObject key, p11::find_key(session, o.key));
-  if (!out_path) {
-    out_path = std::filesystem::path(key.label + ".byok");
-    KEYPORT_TRY(check_output_path(*out_path, o.force));
-  }
   KEYPORT_ASSIGN_OR_RETURN(auto caps, p11::probe_wrap_capabilities(session, ctx.token(), true));
-  KEYPORT_ASSIGN_OR_RETURN(auto session_kek, transfer::SessionKek::import(session, kek.key));
-  transfer::ExportOptions eo;
-  eo.enc = enc;
-  eo.strategy = strategy;
-  eo.generator = transfer::generator_for(ctx.token());
-  KEYPORT_ASSIGN_OR_RETURN(auto result,
-                           transfer::export_key(session, caps, key, session_kek, *kid, target, eo));
-  for (auto& w : result.warnings) {
-    warnings.push_back(w);
-  }
-  for (const auto& q : p11::quirks_affecting_export(ctx.token(), result.spec)) {
-    warnings.push_back("module quirk " + q.code +
-                       (result.spec.family == KeyFamily::kRsa ? " may apply" : " applies") +
-                       " to this file: " + q.title + ". " + q.advice);
+
+  if (o.key) {
+    KEYPORT_ASSIGN_OR_RETURN(p11::KeyObject key, p11::find_key(session, *o.key));
+    transfer::assign_destination_tags(plan.destinations);
+    bool several = plan.destinations.size() > 1;
+    for (std::size_t d = 0; d < plan.destinations.size(); ++d) {
+      fs::path out = plan.single && o.output
+                         ? fs::path(*o.output)
+                         : default_output(out_dir, key.label, plan.destinations[d], several);
+      plan.items.push_back({key, d, enc, out});
+    }
+  } else if (o.select) {
+    KEYPORT_ASSIGN_OR_RETURN(auto all, p11::list_keys(session, /*with_public=*/false));
+    std::string glob = *o.select;
+    if (p11::looks_like_uri(glob)) {
+      // pkcs11:object=prefix* selects by label pattern; other attributes name the token.
+      auto pos = glob.find("object=");
+      if (pos == std::string::npos)
+        return make_error(ErrorCode::kInvalidArgument, "--select URI needs object=PATTERN");
+      glob = glob.substr(pos + 7);
+      glob = glob.substr(0, glob.find_first_of(";?"));
+    }
+    auto keys = transfer::select_keys(all, glob);
+    if (keys.empty())
+      return make_error(ErrorCode::kNotFound, "no key label matches \"" + glob + "\"");
+    transfer::assign_destination_tags(plan.destinations);
+    bool several = plan.destinations.size() > 1;
+    for (const auto& k : keys) {
+      for (std::size_t d = 0; d < plan.destinations.size(); ++d) {
+        plan.items.push_back(
+            {k, d, enc, default_output(out_dir, k.label, plan.destinations[d], several)});
+      }
+    }
+  } else {
+    // Each distinct (KEK file, kid) is one destination, loaded once; a bad one fails its lines
+    // only.
+    std::map<std::pair<std::string, std::string>, Result<std::size_t>> dests;
+    for (const auto& e : manifest) {
+      auto k = std::make_pair(e.kek, e.kid.value_or(""));
+      if (dests.count(k))
+        continue;
+      auto d = transfer::load_destination(e.kek, e.kid, target_opt, warnings);
+      if (d) {
+        dests.emplace(k, plan.destinations.size());
+        plan.destinations.push_back(std::move(*d));
+      } else {
+        dests.emplace(k, tl::unexpected(d.error()));
+      }
+    }
+    transfer::assign_destination_tags(plan.destinations);
+    for (const auto& e : manifest) {
+      transfer::ItemResult bad;
+      bad.label = e.key;
+      bad.output = e.output.value_or("");
+      bad.outcome = transfer::ItemOutcome::kFailed;
+      auto fail = [&](Error err) {
+        bad.error = std::move(err);
+        plan.unresolved.push_back(bad);
+      };
+      const auto& d = dests.at(std::make_pair(e.kek, e.kid.value_or("")));
+      if (!d) {
+        fail(d.error());
+        continue;
+      }
+      const transfer::Destination& dest = plan.destinations[*d];
+      bad.kid = dest.kid.url;
+      WrapAlg item_enc = enc;
+      if (e.enc) {
+        auto parsed = parse_wrap_alg(*e.enc);
+        if (!parsed) {
+          fail(parsed.error());
+          continue;
+        }
+        item_enc = *parsed;
+      }
+      auto key = p11::find_key(session, e.key);
+      if (!key) {
+        fail(key.error());
+        continue;
+      }
+      fs::path out =
+          e.output ? (fs::path(*e.output).is_absolute() ? fs::path(*e.output) : out_dir / *e.output)
+                   : default_output(out_dir, key->label, dest, plan.destinations.size() > 1);
+      plan.items.push_back({*key, *d, item_enc, out});
+    }
   }
 
-  std::string text = result.file.to_json();
-  WriteOptions wo;
-  wo.overwrite = o.force;
-  KEYPORT_TRY(write_file_atomic(*out_path, text, wo));
-
-  std::string az_name = o.name.value_or(transfer::azure_key_name_from(key.label));
-  std::string az = transfer::az_import_command(*kid, target, result.spec, az_name, *out_path);
   for (const auto& w : warnings)
     log::warn(w);
+  transfer::BatchOptions bo;
+  bo.jobs = o.jobs;
+  bo.force = o.force;
+  bo.strategy = strategy;
+  bo.generator = transfer::generator_for(ctx.token());
+  bo.cancel = &g_cancel;
+  fs::path report_path;
+  std::ofstream report;
+  if (!plan.single) {
+    report_path = o.report ? fs::path(*o.report) : out_dir / "keyport-export-report.jsonl";
+    if (fs::exists(report_path))
+      bo.previous_report = report_path;
+    report.open(report_path, std::ios::app);
+    if (!report)
+      return make_error(ErrorCode::kIo, "cannot open report " + report_path.string());
+  } else if (o.report) {
+    report_path = *o.report;
+    report.open(report_path, std::ios::app);
+  }
+  std::size_t total = plan.items.size() + plan.unresolved.size(), done = 0, failed = 0;
+  Progress progress(plan.single ? "none" : o.progress, total);
+  for (const auto& r : plan.unresolved) {
+    ++done;
+    ++failed;
+    if (report)
+      report << dump_json(r.to_json()) << '\n' << std::flush;
+  }
+  bo.on_item = [&](const transfer::ItemResult& r) {
+    ++done;
+    if (r.outcome == transfer::ItemOutcome::kFailed)
+      ++failed;
+    if (report)
+      report << dump_json(r.to_json()) << '\n' << std::flush;
+    progress.update(done, failed);
+  };
+  auto old_int = std::signal(SIGINT, on_signal);
+  auto old_term = std::signal(SIGTERM, on_signal);
+  auto results =
+      transfer::run_batch(ctx.module, ctx.slot.id, caps, plan.destinations, plan.items, bo);
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
+  if (!results)
+    return tl::unexpected(results.error());
+  for (const auto& r : plan.unresolved)
+    results->push_back(r);
+
+  if (plan.single) {
+    const auto& r = results->front();
+    for (const auto& w : r.warnings)
+      log::warn(w);
+    if (r.outcome == transfer::ItemOutcome::kFailed)
+      return tl::unexpected(*r.error);
+    const auto& item = plan.items.front();
+    const auto& dest = plan.destinations[item.destination];
+    std::string az_name = o.name.value_or(transfer::azure_key_name_from(item.key.label));
+    std::string az =
+        transfer::az_import_command(dest.kid, dest.target, item.key.spec, az_name, item.output);
+    if (g.json) {
+      Json w = Json::array();
+      for (const auto& s : warnings)
+        w.push_back(s);
+      for (const auto& s : r.warnings)
+        w.push_back(s);
+      auto text = read_text_file(item.output);
+      auto file = text ? byok::ByokFile::parse(*text) : tl::unexpected(text.error());
+      print_json({{"file", item.output.string()},
+                  {"bytes", text ? text->size() : 0},
+                  {"ciphertext_bytes", file ? file->ciphertext.size() : 0},
+                  {"sha256", r.sha256},
+                  {"key",
+                   {{"label", item.key.label},
+                    {"type", item.key.spec.name()},
+                    {"kty", item.key.spec.azure_kty()}}},
+                  {"kid", dest.kid.url},
+                  {"target", std::string(byok::to_string(dest.target))},
+                  {"enc", std::string(wrap_alg_name(item.enc))},
+                  {"strategy",
+                   std::string(p11::to_string(*p11::choose_strategy(caps, strategy, item.enc)))},
+                  {"generator", bo.generator},
+                  {"az_command", az},
+                  {"warnings", w}});
+    } else {
+      std::cout << "wrote " << item.output.string() << ": " << item.key.spec.name() << " \""
+                << item.key.label << "\" for " << dest.kid.url << " (" << wrap_alg_name(item.enc)
+                << ", " << p11::to_string(*p11::choose_strategy(caps, strategy, item.enc))
+                << " wrap)\n"
+                << "next: " << az << std::endl;
+    }
+    return {};
+  }
+
+  std::size_t written = 0, skipped = 0;
+  for (const auto& r : *results) {
+    written += r.outcome == transfer::ItemOutcome::kWritten;
+    skipped += r.outcome == transfer::ItemOutcome::kSkipped;
+  }
   if (g.json) {
-    Json warn_json = Json::array();
-    for (const auto& w : warnings)
-      warn_json.push_back(w);
-    print_json(
-        {{"file", out_path->string()},
-         {"bytes", text.size()},
-         {"key",
-          {{"label", key.label}, {"type", result.spec.name()}, {"kty", result.spec.azure_kty()}}},
-         {"kid", kid->url},
-         {"target", std::string(byok::to_string(target))},
-         {"enc", std::string(wrap_alg_name(enc))},
-         {"strategy", std::string(p11::to_string(result.strategy_used))},
-         {"ciphertext_bytes", result.file.ciphertext.size()},
-         {"generator", result.file.generator},
-         {"az_command", az},
-         {"warnings", warn_json}});
+    Json items = Json::array();
+    for (const auto& r : *results)
+      items.push_back(r.to_json());
+    print_json({{"summary",
+                 {{"total", results->size()},
+                  {"written", written},
+                  {"skipped", skipped},
+                  {"failed", failed},
+                  {"report", report_path.string()}}},
+                {"items", items}});
   } else {
-    std::cout << "wrote " << out_path->string() << ": " << result.spec.name() << " \"" << key.label
-              << "\" for " << kid->url << " (" << wrap_alg_name(enc) << ", "
-              << p11::to_string(result.strategy_used) << " wrap, " << result.file.ciphertext.size()
-              << "-byte ciphertext)\n"
-              << "next: " << az << std::endl;
+    std::cout << "exported " << written << ", skipped " << skipped
+              << " (already written and verified), failed " << failed << " of " << results->size()
+              << "; report " << report_path.string() << "\n";
+    for (const auto& r : *results) {
+      if (r.outcome == transfer::ItemOutcome::kFailed) {
+        std::cout << "  failed " << r.label << " -> " << r.output.string() << ": "
+                  << r.error->describe() << "\n";
+      }
+    }
+    if (written > 0) {
+      std::cout << "next: az keyvault key import --vault-name|--hsm-name <name> --name <key> "
+                   "--byok-file <file> --kty "
+                   "<RSA|EC|oct> [--curve <crv>] for each file\n";
+    }
+    std::cout.flush();
+  }
+  if (g_cancel.load())
+    return make_error(ErrorCode::kIo, "interrupted; run the same command again to resume");
+  if (failed > 0) {
+    return tl::unexpected(Error(ErrorCode::kInternal, std::to_string(failed) + " of " +
+                                                          std::to_string(results->size()) +
+                                                          " exports failed (see the report)")
+                              .with_detail("partial"));
   }
   return {};
 }
@@ -130,23 +403,38 @@ void setup_byok_commands(CLI::App& app, GlobalOptions& g) {
   auto o = std::make_shared<ExportOptions>();
   auto* exp = byok->add_subcommand(
       "export",
-      "Wrap a token key for import into Key Vault or Managed HSM, inside the token, and write a "
-      ".byok file.\n"
-      "The key never leaves the token in clear: an ephemeral AES-256 key wraps it (RFC 5649) and "
-      "the KEK\n"
+      "Wrap token keys for import into Key Vault or Managed HSM, inside the token, and write .byok "
+      "files.\n"
+      "A key never leaves the token in clear: an ephemeral AES-256 key wraps it (RFC 5649) and the "
+      "KEK\n"
       "wraps that key (RSA-OAEP). Get the KEK with\n"
       "  az keyvault key create --kty RSA-HSM --size 4096 --ops import --name KEK --vault-name V\n"
-      "  az keyvault key download --name KEK --vault-name V --file KEK.pem");
+      "  az keyvault key download --name KEK --vault-name V --file KEK.pem\n"
+      "One key:          --key LABEL --kek KEK.pem --kid URL [-o OUT.byok]\n"
+      "Several vaults:   --key LABEL --kek A.pem --kid URL_A --kek B.pem --kid URL_B   (one file "
+      "each)\n"
+      "Many keys:        --select 'app-*' --kek KEK.pem --kid URL --out-dir DIR [--jobs 2]\n"
+      "From a manifest:  --manifest keys.csv (columns key,kek,kid[,enc][,output]) or keys.json\n"
+      "Batches append one JSON line per key to DIR/keyport-export-report.jsonl; running the same\n"
+      "command again skips files already written and verified, so an interrupted batch resumes.");
   add_token_options(*exp, o->token);
-  exp->add_option("--key", o->key,
-                  "The key to export: PKCS#11 URI (pkcs11:object=...;type=private) or label")
-      ->required();
-  exp->add_option("--kek", o->kek_path,
-                  "The KEK public key: SPKI PEM or DER (az keyvault key download), or JWK")
-      ->required();
-  exp->add_option("--kid", o->kid,
+  auto* key = exp->add_option("--key", o->key,
+                              "One key: PKCS#11 URI (pkcs11:object=...;type=private) or label");
+  auto* select = exp->add_option(
+      "--select", o->select,
+      "Keys whose label matches a pattern: 'prefix*' or 'pkcs11:token=T;object=prefix*'");
+  auto* manifest = exp->add_option("--manifest", o->manifest,
+                                   "A JSON or CSV manifest of keys, KEKs, kids and outputs");
+  key->excludes(select)->excludes(manifest);
+  select->excludes(manifest);
+  exp->add_option(
+      "--kek", o->keks,
+      "KEK public key: SPKI PEM or DER (az keyvault key download), or JWK. Repeat with --kid for "
+      "several destinations");
+  exp->add_option("--kid", o->kids,
                   "Versioned KEK id https://<vault>.vault.azure.net/keys/<kek>/<version> (default: "
-                  "the kid of a JWK KEK)");
+                  "the kid of a "
+                  "JWK KEK); one per --kek");
   exp->add_option(
       "--enc", o->enc,
       "CKM_RSA_AES_KEY_WRAP (OAEP SHA-1, default), RSA_AES_KEY_WRAP_256, RSA_AES_KEY_WRAP_384");
@@ -155,12 +443,23 @@ void setup_byok_commands(CLI::App& app, GlobalOptions& g) {
   exp->add_option("--target", o->target,
                   "key-vault or managed-hsm, for kid hosts that are not Azure's");
   exp->add_option("-o,--output", o->output,
-                  "Output .byok file (default: <label>.byok); never overwritten without --force");
+                  "Output file for one key and one destination (default: <label>.byok); never "
+                  "overwritten without "
+                  "--force");
+  exp->add_option("--out-dir", o->out_dir,
+                  "Folder for the files of a batch or of several destinations "
+                  "(<label>[.<vault>].byok; default .)");
   exp->add_option("--name", o->name,
                   "Key name for the printed az import command (default: the label)");
-  exp->add_flag("--force", o->force, "Overwrite the output file if it exists");
+  exp->add_option("--jobs", o->jobs, "Parallel PKCS#11 sessions for a batch (default 1)");
+  exp->add_option("--progress", o->progress, "auto (a bar on a terminal), bar, plain, none");
+  exp->add_option("--report", o->report,
+                  "JSON Lines report (default for batches: <out-dir>/keyport-export-report.jsonl)");
+  exp->add_flag("--force", o->force, "Overwrite output files that exist");
   add_json_flag(*exp, g);
   exp->callback(bind_command(g, [&g, o]() { return run_export(g, *o); }));
+
+  setup_byok_tool_commands(*byok, g);
 }
 
 }  // namespace keyport::cli

@@ -11,5 +11,7 @@ namespace keyport::cli {
 void setup_token_commands(CLI::App& app, GlobalOptions& g);  // token_cmd.cpp
 void setup_key_commands(CLI::App& app, GlobalOptions& g);    // key_cmd.cpp
 void setup_byok_commands(CLI::App& app, GlobalOptions& g);   // byok_cmd.cpp
+// byok inspect, wrap, request under the `byok` subcommand; byok_tools_cmd.cpp.
+void setup_byok_tool_commands(CLI::App& byok, GlobalOptions& g);
 
 }  // namespace keyport::cli

@@ -33,11 +33,11 @@ std::pair<std::string, std::string> fingerprint(const p11::Session& s, const p11
   }
   auto parts = p11::read_public_components(s, k);
   if (!parts)
-    return {"public_sha256", ""};
+    return {"public_key_sha256", ""};
   auto pub = k.spec.family == KeyFamily::kRsa
                  ? byok::PublicKey::from_rsa_components(parts->modulus, parts->exponent)
                  : byok::PublicKey::from_ec_point(*parts->curve, parts->ec_point);
-  return {"public_sha256", pub ? pub->sha256_fingerprint() : ""};
+  return {"public_key_sha256", pub ? pub->sha256_fingerprint() : ""};
 }
 
 Json key_json(const p11::Session& s, const p11::TokenInfo& t, const p11::KeyObject& k) {

@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   if (!g.status) {
     const Error& e = g.status.error();
     std::cerr << "keyport: error: " << e.describe() << std::endl;
-    return exit_code_for(e.code());
+    return e.detail() == "partial" ? kExitPartial : exit_code_for(e.code());
   }
   return kExitOk;
 }

@@ -5,9 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <random>
 
 #include "core/random.h"
 
@@ -136,54 +136,163 @@ Status check_output_path(const fs::path& path, bool overwrite) {
   return {};
 }
 
-Status write_file_atomic(const fs::path& path, std::span<const std::uint8_t> data,
-                         const WriteOptions& options) {
-  KEYPORT_TRY(check_output_path(path, options.overwrite));
-  fs::path dir = path.parent_path();
-  std::string base = path.filename().string();
-  if (base.empty()) {
-    return make_error(ErrorCode::kInvalidArgument, "output path has no file name");
-  }
-  fs::path tmp = dir / ("." + base + ".tmp-" + hex_encode(random_bytes(6)));
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, options.mode & 07777));
-  if (fd.get() < 0)
-    return tl::unexpected(io_error("cannot create", tmp, errno));
-  auto fail = [&](const std::string& what, int err) -> Status {
-    ::unlink(tmp.c_str());
-    return tl::unexpected(io_error(what, path, err));
-  };
+namespace {
+
+std::string temp_name(const fs::path& path) {
+  return "." + path.filename().string() + ".tmp-" + hex_encode(random_bytes(6));
+}
+
+Status write_all(int fd, std::span<const std::uint8_t> data, const fs::path& path) {
   std::size_t off = 0;
   while (off < data.size()) {
-    ssize_t n = ::write(fd.get(), data.data() + off, data.size() - off);
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
     if (n < 0) {
       if (errno == EINTR)
         continue;
-      return fail("cannot write", errno);
+      return tl::unexpected(io_error("cannot write", path, errno));
     }
     off += static_cast<std::size_t>(n);
   }
-  if (::fchmod(fd.get(), options.mode & 07777) != 0)
-    return fail("cannot chmod", errno);
-  if (::fsync(fd.get()) != 0)
-    return fail("cannot fsync", errno);
-  if (::close(fd.release()) != 0)
-    return fail("cannot close", errno);
-  if (options.overwrite) {
-    if (::rename(tmp.c_str(), path.c_str()) != 0)
-      return fail("cannot rename onto", errno);
-  } else {
-    if (::link(tmp.c_str(), path.c_str()) != 0) {
+  return {};
+}
+
+// A file whose bytes are written but which has no name yet: an O_TMPFILE descriptor, or (where the
+// file system has no O_TMPFILE) a named temporary file beside the destination.
+struct Pending {
+  int fd = -1;
+  fs::path tmp;
+};
+
+void discard(Pending& p) {
+  if (p.fd >= 0)
+    ::close(p.fd);
+  if (!p.tmp.empty())
+    ::unlink(p.tmp.c_str());
+  p.fd = -1;
+  p.tmp.clear();
+}
+
+Result<Pending> write_pending(const fs::path& path, std::span<const std::uint8_t> data,
+                              unsigned mode, bool sync) {
+  if (path.filename().empty())
+    return make_error(ErrorCode::kInvalidArgument, "output path has no file name");
+  fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  Pending p;
+  p.fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, mode & 07777);
+  if (p.fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+    p.tmp = dir / temp_name(path);
+    p.fd = ::open(p.tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777);
+    if (p.fd < 0) {
       int err = errno;
-      ::unlink(tmp.c_str());
-      if (err == EEXIST) {
-        return make_error(ErrorCode::kAlreadyExists,
-                          path.string() + " already exists (use --force to overwrite)");
-      }
+      p.tmp.clear();
+      return tl::unexpected(io_error("cannot create a file in", dir, err));
+    }
+  } else if (p.fd < 0) {
+    return tl::unexpected(io_error("cannot create a file in", dir, errno));
+  }
+  auto fail = [&](const std::string& what, int err) -> Result<Pending> {
+    discard(p);
+    return tl::unexpected(io_error(what, path, err));
+  };
+  auto written = write_all(p.fd, data, path);
+  if (!written) {
+    discard(p);
+    return tl::unexpected(written.error());
+  }
+  if (::fchmod(p.fd, mode & 07777) != 0)
+    return fail("cannot chmod", errno);
+  if (sync && ::fsync(p.fd) != 0)
+    return fail("cannot fsync", errno);
+  return p;
+}
+
+// Gives a pending file its name (atomically; never over an existing file unless overwrite), and
+// releases it in every case.
+Status publish(Pending& p, const fs::path& path, bool overwrite) {
+  auto exists_error = [&] {
+    return make_error(ErrorCode::kAlreadyExists,
+                      path.string() + " already exists (use --force to overwrite)");
+  };
+  fs::path named = p.tmp;
+  if (p.fd >= 0 && named.empty()) {
+    // Link the unnamed file: straight to its name, or to a temporary name that is then renamed.
+    std::string proc = "/proc/self/fd/" + std::to_string(p.fd);
+    fs::path target = overwrite ? path.parent_path() / temp_name(path) : path;
+    if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, target.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      int err = errno;
+      discard(p);
+      if (err == EEXIST)
+        return exists_error();
       return tl::unexpected(io_error("cannot publish", path, err));
     }
-    ::unlink(tmp.c_str());
+    if (!overwrite) {
+      discard(p);
+      return {};
+    }
+    named = target;
+    p.tmp = target;
   }
-  return fsync_dir(dir);
+  Status result;
+  if (overwrite) {
+    if (::rename(named.c_str(), path.c_str()) != 0)
+      result = tl::unexpected(io_error("cannot rename onto", path, errno));
+  } else if (::link(named.c_str(), path.c_str()) != 0) {
+    result =
+        errno == EEXIST ? exists_error() : tl::unexpected(io_error("cannot publish", path, errno));
+  }
+  discard(p);  // unlinks the temporary name (gone already after a successful rename)
+  return result;
+}
+
+}  // namespace
+
+AtomicBatchWriter::~AtomicBatchWriter() {
+  abort();
+}
+
+void AtomicBatchWriter::abort() {
+  for (auto& s : m_staged) {
+    Pending p{s.fd, s.tmp};
+    discard(p);
+  }
+  m_staged.clear();
+}
+
+Status AtomicBatchWriter::stage(const fs::path& path, std::span<const std::uint8_t> data,
+                                const WriteOptions& options) {
+  KEYPORT_TRY(check_output_path(path, options.overwrite));
+  KEYPORT_ASSIGN_OR_RETURN(Pending p, write_pending(path, data, options.mode, /*sync=*/false));
+  m_staged.push_back({p.fd, p.tmp, path, options.overwrite});
+  return {};
+}
+
+std::vector<Status> AtomicBatchWriter::commit() {
+  std::vector<Status> out;
+  if (m_staged.empty())
+    return out;
+  // One sync makes every staged file's data durable before any of them gets its name.
+  if (m_staged.front().fd >= 0)
+    ::syncfs(m_staged.front().fd);
+  std::vector<fs::path> dirs;
+  for (auto& s : m_staged) {
+    Pending p{s.fd, s.tmp};
+    out.push_back(publish(p, s.path, s.overwrite));
+    fs::path d = s.path.parent_path();
+    if (std::find(dirs.begin(), dirs.end(), d) == dirs.end())
+      dirs.push_back(d);
+  }
+  for (const auto& d : dirs)
+    (void)fsync_dir(d);
+  m_staged.clear();
+  return out;
+}
+
+Status write_file_atomic(const fs::path& path, std::span<const std::uint8_t> data,
+                         const WriteOptions& options) {
+  KEYPORT_TRY(check_output_path(path, options.overwrite));
+  KEYPORT_ASSIGN_OR_RETURN(Pending p, write_pending(path, data, options.mode, /*sync=*/true));
+  KEYPORT_TRY(publish(p, path, options.overwrite));
+  return fsync_dir(path.parent_path());
 }
 
 }  // namespace keyport

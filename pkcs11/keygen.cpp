@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "pkcs11/keygen.h"
 
+#include <cstring>
+
 #include "core/random.h"
 #include "pkcs11/names.h"
 #include "pkcs11/uri.h"
@@ -77,21 +79,54 @@ std::optional<CK_OBJECT_HANDLE> find_public_by_id(const Session& s,
   return found->front();
 }
 
-Result<KeyObject> describe_key(const Session& s, CK_OBJECT_HANDLE h) {
+// Everything keyport needs about a key object in two C_GetAttributeValue calls.
+Result<KeyObject> describe_key(const Session& s, CK_OBJECT_HANDLE h, bool with_public = true) {
+  KEYPORT_ASSIGN_OR_RETURN(
+      auto v, s.get_attributes(h, {CKA_CLASS, CKA_KEY_TYPE, CKA_LABEL, CKA_ID, CKA_SENSITIVE,
+                                   CKA_EXTRACTABLE, CKA_EC_PARAMS, CKA_MODULUS, CKA_VALUE_LEN}));
+  auto ulong_of = [&](std::size_t i) -> std::optional<CK_ULONG> {
+    if (!v[i] || v[i]->size() != sizeof(CK_ULONG))
+      return std::nullopt;
+    CK_ULONG x;
+    std::memcpy(&x, v[i]->data(), sizeof x);
+    return x;
+  };
+  auto bool_of = [&](std::size_t i) { return v[i] && v[i]->size() == 1 && (*v[i])[0] == CK_TRUE; };
+  auto cls = ulong_of(0);
+  auto key_type = ulong_of(1);
+  if (!cls || !key_type)
+    return make_error(ErrorCode::kPkcs11, "the token does not say what kind of key this is");
   KeyObject k;
   k.handle = h;
-  KEYPORT_ASSIGN_OR_RETURN(k.object_class, s.get_ulong(h, CKA_CLASS));
-  KEYPORT_ASSIGN_OR_RETURN(k.label, s.get_string(h, CKA_LABEL));
-  KEYPORT_ASSIGN_OR_RETURN(auto id, s.try_get_bytes(h, CKA_ID));
-  k.id = id.value_or(Bytes{});
-  KEYPORT_ASSIGN_OR_RETURN(k.sensitive, s.get_bool(h, CKA_SENSITIVE));
-  KEYPORT_ASSIGN_OR_RETURN(k.extractable, s.get_bool(h, CKA_EXTRACTABLE));
-  if (k.object_class == CKO_PRIVATE_KEY)
+  k.object_class = *cls;
+  k.label = v[2] ? std::string(v[2]->begin(), v[2]->end()) : std::string();
+  k.id = v[3].value_or(Bytes{});
+  k.sensitive = bool_of(4);
+  k.extractable = bool_of(5);
+  switch (*key_type) {
+    case CKK_RSA:
+      k.spec.family = KeyFamily::kRsa;
+      if (v[7])
+        k.spec.bits = bit_length(*v[7]);
+      break;
+    case CKK_EC: {
+      if (!v[6])
+        return make_error(ErrorCode::kPkcs11, "EC key without CKA_EC_PARAMS");
+      KEYPORT_ASSIGN_OR_RETURN(Curve c, curve_from_oid_der(*v[6]));
+      k.spec = {KeyFamily::kEc, curve_bits(c), c};
+      break;
+    }
+    case CKK_AES:
+      k.spec.family = KeyFamily::kAes;
+      k.spec.bits = static_cast<unsigned>(ulong_of(8).value_or(0) * 8);
+      break;
+    default:
+      return make_error(ErrorCode::kUnsupported, "key type " + std::to_string(*key_type) +
+                                                     " is not one keyport handles (RSA, EC, AES)");
+  }
+  if (k.object_class == CKO_PRIVATE_KEY && with_public) {
     k.public_handle = find_public_by_id(s, k.id);
-  auto spec = key_spec_of(s, h);
-  if (!spec)
-    return tl::unexpected(spec.error());
-  k.spec = *spec;
+  }
   KEYPORT_TRY(fill_rsa_bits(s, k.public_handle, k.spec));
   return k;
 }
@@ -265,14 +300,14 @@ Result<KeyObject> find_key(const Session& s, std::string_view uri_or_label) {
   return describe_key(s, hits.front());
 }
 
-Result<std::vector<KeyObject>> list_keys(const Session& s) {
+Result<std::vector<KeyObject>> list_keys(const Session& s, bool with_public) {
   std::vector<KeyObject> out;
   for (CK_OBJECT_CLASS cls : {CKO_PRIVATE_KEY, CKO_SECRET_KEY}) {
     Template t;
     t.object_class(cls);
     KEYPORT_ASSIGN_OR_RETURN(auto found, s.find_objects(t));
     for (CK_OBJECT_HANDLE h : found) {
-      auto k = describe_key(s, h);
+      auto k = describe_key(s, h, with_public);
       if (k) {
         out.push_back(std::move(*k));
       } else if (k.error().code() != ErrorCode::kUnsupported) {

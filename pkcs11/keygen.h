@@ -59,8 +59,9 @@ Result<KeySpec> key_spec_of(const Session& session, CK_OBJECT_HANDLE handle);
 // kNotFound when none, kInvalidArgument when several match.
 Result<KeyObject> find_key(const Session& session, std::string_view uri_or_label);
 
-// Every private and secret key on the token, with its public part where one has the same CKA_ID.
-Result<std::vector<KeyObject>> list_keys(const Session& session);
+// Every private and secret key on the token, with its public part where one has the same CKA_ID
+// (with_public false skips that search: one C_FindObjects per key saved, for large batches).
+Result<std::vector<KeyObject>> list_keys(const Session& session, bool with_public = true);
 
 // Public components of a key pair, read from the public object (RSA n/e; EC curve and point).
 struct PublicComponents {

@@ -62,18 +62,25 @@ void Session::reset() noexcept {
 Status Session::close() {
   if (m_handle == CK_INVALID_HANDLE || !m_module)
     return {};
-  Status result;
-  if (m_logged_in) {
-    CK_RV rv = KP11_CALL_RV(*m_module, C_Logout, m_handle);
-    if (rv != CKR_OK && rv != CKR_USER_NOT_LOGGED_IN)
-      result = tl::unexpected(pkcs11_error(rv, "C_Logout"));
-    m_logged_in = false;
-  }
+  // No C_Logout here: login state belongs to the application, not to this session, so logging out
+  // would log out every other session of this process on the token. The token logs the
+  // application out by itself when its last session closes.
   CK_RV rv = KP11_CALL_RV(*m_module, C_CloseSession, m_handle);
   m_handle = CK_INVALID_HANDLE;
-  if (rv != CKR_OK && result)
-    result = tl::unexpected(pkcs11_error(rv, "C_CloseSession"));
-  return result;
+  m_logged_in = false;
+  if (rv != CKR_OK)
+    return tl::unexpected(pkcs11_error(rv, "C_CloseSession"));
+  return {};
+}
+
+Status Session::logout() {
+  if (m_handle == CK_INVALID_HANDLE)
+    return {};
+  CK_RV rv = KP11_CALL_RV(*m_module, C_Logout, m_handle);
+  m_logged_in = false;
+  if (rv != CKR_OK && rv != CKR_USER_NOT_LOGGED_IN)
+    return tl::unexpected(pkcs11_error(rv, "C_Logout"));
+  return {};
 }
 
 Status Session::login(const SecretBytes& pin, CK_USER_TYPE user) {
@@ -162,6 +169,45 @@ Result<std::optional<Bytes>> Session::try_get_bytes(CK_OBJECT_HANDLE object,
     value.resize(a.ulValueLen);
   }
   return std::optional<Bytes>(std::move(value));
+}
+
+Result<std::vector<std::optional<Bytes>>> Session::get_attributes(
+    CK_OBJECT_HANDLE object, const std::vector<CK_ATTRIBUTE_TYPE>& types) const {
+  std::vector<CK_ATTRIBUTE> attrs;
+  attrs.reserve(types.size());
+  for (CK_ATTRIBUTE_TYPE t : types) {
+    if (is_secret_attribute(t)) {
+      return make_error(ErrorCode::kInternal, "refusing to read " + attribute_name(t) +
+                                                  ": keyport never reads secret attributes");
+    }
+    attrs.push_back({t, nullptr, 0});
+  }
+  auto size = static_cast<CK_ULONG>(attrs.size());
+  // CKR_ATTRIBUTE_SENSITIVE / CKR_ATTRIBUTE_TYPE_INVALID still fill in every length (PKCS#11 §5.7).
+  CK_RV rv = KP11_CALL_RV(*m_module, C_GetAttributeValue, m_handle, object, attrs.data(), size);
+  if (rv != CKR_OK && rv != CKR_ATTRIBUTE_SENSITIVE && rv != CKR_ATTRIBUTE_TYPE_INVALID) {
+    return tl::unexpected(pkcs11_error(rv, "C_GetAttributeValue"));
+  }
+  std::vector<std::optional<Bytes>> out(attrs.size());
+  std::vector<CK_ATTRIBUTE> present;
+  std::vector<std::size_t> where;
+  for (std::size_t i = 0; i < attrs.size(); ++i) {
+    if (attrs[i].ulValueLen == CK_UNAVAILABLE_INFORMATION)
+      continue;
+    out[i].emplace(attrs[i].ulValueLen);
+    present.push_back(
+        {attrs[i].type, out[i]->empty() ? nullptr : out[i]->data(), attrs[i].ulValueLen});
+    where.push_back(i);
+  }
+  if (!present.empty()) {
+    rv = KP11_CALL_RV(*m_module, C_GetAttributeValue, m_handle, object, present.data(),
+                      static_cast<CK_ULONG>(present.size()));
+    if (rv != CKR_OK)
+      return tl::unexpected(pkcs11_error(rv, "C_GetAttributeValue"));
+    for (std::size_t j = 0; j < present.size(); ++j)
+      out[where[j]]->resize(present[j].ulValueLen);
+  }
+  return out;
 }
 
 Result<Bytes> Session::get_bytes(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const {

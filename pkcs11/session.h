@@ -28,7 +28,9 @@ class Session {
   Session& operator=(Session&& other) noexcept;
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
-  // Logs out (only if this object logged in) and closes; failures are logged, not thrown.
+  // Closes the session; failures are logged, not thrown. It does not log out: login state is per
+  // application and token (PKCS#11 §5.6), so that would log out every other session too; the token
+  // logs the application out when its last session closes.
   ~Session();
 
   // C_Login. CKR_USER_ALREADY_LOGGED_IN is success (another session of this process logged in).
@@ -36,6 +38,8 @@ class Session {
   Status login(const SecretBytes& pin, CK_USER_TYPE user = CKU_USER);
   // Explicit close for callers who want the result.
   Status close();
+  // C_Logout: logs the whole application out of the token (every session of this process).
+  Status logout();
 
   CK_SESSION_HANDLE handle() const { return m_handle; }
   CK_SLOT_ID slot() const { return m_slot; }
@@ -54,6 +58,10 @@ class Session {
   // Like get_bytes, but nullopt when the token says the attribute is sensitive, invalid for this
   // object, or unavailable.
   Result<std::optional<Bytes>> try_get_bytes(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const;
+  // Reads several non-secret attributes in two calls (sizes, then values). Each entry is nullopt
+  // when the token says that attribute is sensitive, invalid for the object, or unavailable.
+  Result<std::vector<std::optional<Bytes>>> get_attributes(
+      CK_OBJECT_HANDLE object, const std::vector<CK_ATTRIBUTE_TYPE>& types) const;
   Result<CK_ULONG> get_ulong(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const;
   Result<bool> get_bool(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const;
   Result<std::string> get_string(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const;

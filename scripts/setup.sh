@@ -12,7 +12,7 @@ packages=(
   # PKCS#11 module, tools and peers
   softhsm2 opensc opensc-pkcs11 libengine-pkcs11-openssl openssl
   # tests
-  catch2 p11-kit
+  catch2 p11-kit jq
 )
 
 missing=()

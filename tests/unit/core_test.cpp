@@ -133,3 +133,39 @@ TEST_CASE("key specs and wrap algorithms parse their names", "[unit][core]") {
   CHECK_ERROR_CODE(parse_wrap_alg("A256KW"), ErrorCode::kInvalidArgument);
   CHECK(*curve_from_oid_der(curve_oid_der(Curve::kP521)) == Curve::kP521);
 }
+
+TEST_CASE("a batch writer publishes staged files on commit and removes them on abort",
+          "[unit][core][io]") {
+  auto dir = test::make_scratch_subdir("batch");
+  auto count_entries = [&] {
+    std::size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+      (void)e;
+      ++n;
+    }
+    return n;
+  };
+  {
+    AtomicBatchWriter w;
+    REQUIRE_OK(w.stage(dir / "a", as_bytes("A")));
+    REQUIRE_OK(w.stage(dir / "b", as_bytes("B")));
+    CHECK(w.staged() == 2);
+    CHECK(count_entries() == 0);  // staged files have no name yet (O_TMPFILE on ext4 and tmpfs)
+    CHECK_FALSE(std::filesystem::exists(dir / "a"));
+  }  // destroyed without commit: nothing remains
+  CHECK(count_entries() == 0);
+
+  AtomicBatchWriter w;
+  REQUIRE_OK(w.stage(dir / "a", as_bytes("A")));
+  REQUIRE_OK(w.stage(dir / "b", as_bytes("B")));
+  REQUIRE_OK(
+      write_file_atomic(dir / "b", std::string_view("someone else's")));  // appears meanwhile
+  CHECK_ERROR_CODE(w.stage(dir / "b", as_bytes("B2")), ErrorCode::kAlreadyExists);
+  auto results = w.commit();
+  REQUIRE(results.size() == 2);
+  CHECK(results[0].has_value());
+  CHECK_ERROR_CODE(results[1], ErrorCode::kAlreadyExists);
+  CHECK(*read_text_file(dir / "a") == "A");
+  CHECK(*read_text_file(dir / "b") == "someone else's");
+  CHECK(count_entries() == 2);
+}

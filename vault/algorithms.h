@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: Apache-2.0
+// The JWA algorithms the vault's crypto operations accept, and the host-side (OpenSSL) halves of
+// those operations: public-key encrypt and verify, DigestInfo encoding, and EME-OAEP decoding
+// for the raw-RSA decrypt path. Internal to keyport::vault.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "core/algorithms.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/secret.h"
+
+namespace keyport::vault {
+
+enum class HashAlg { kSha1, kSha256, kSha384, kSha512 };
+std::size_t hash_length(HashAlg h);
+
+enum class SignScheme { kPkcs1, kPss, kEcdsa };
+
+struct SignAlg {
+  std::string_view name;  // "RS256"
+  SignScheme scheme;
+  HashAlg hash;
+  std::optional<Curve> curve;  // ES*: the only curve this alg may be used with
+};
+// Returns the signature algorithm named `name` (RS256/384/512, PS256/384/512, ES256, ES384,
+// ES512, ES256K), or nullopt.
+std::optional<SignAlg> find_sign_alg(std::string_view name);
+
+enum class RsaPadding { kPkcs1, kOaepSha1, kOaepSha256 };
+// RSA1_5, RSA-OAEP, RSA-OAEP-256, or nullopt.
+std::optional<RsaPadding> find_rsa_enc_alg(std::string_view name);
+// A128KW/A192KW/A256KW: the key size in bits, or nullopt.
+std::optional<unsigned> find_aes_kw_alg(std::string_view name);
+
+// Returns DER DigestInfo(hash, digest) (the input of CKM_RSA_PKCS for RS*).
+Bytes digest_info(HashAlg hash, std::span<const std::uint8_t> digest);
+// Returns the DER ECDSA-Sig-Value for a raw r||s signature.
+Result<Bytes> ecdsa_raw_to_der(std::span<const std::uint8_t> raw);
+
+// Returns the ciphertext of `plaintext` under the RSA public key (DER SPKI), or BadParameter when
+// the plaintext is too long for the padding.
+Result<Bytes> rsa_public_encrypt(std::span<const std::uint8_t> spki_der, RsaPadding padding,
+                                 std::span<const std::uint8_t> plaintext);
+// Returns whether `signature` is valid for `digest` under the public key (DER SPKI) with `alg`;
+// malformed signatures are simply false.
+Result<bool> verify_digest(std::span<const std::uint8_t> spki_der, const SignAlg& alg,
+                           std::span<const std::uint8_t> digest,
+                           std::span<const std::uint8_t> signature);
+// Returns whether the RSA private key parts are consistent: n = p*q, d*e = 1 mod (p-1) and
+// mod (q-1), dp = d mod (p-1), dq = d mod (q-1), qi*q = 1 mod p. Intermediate values are cleared.
+Result<bool> rsa_private_consistent(std::span<const std::uint8_t> n,
+                                    std::span<const std::uint8_t> e, const SecretBytes& d,
+                                    const SecretBytes& p, const SecretBytes& q,
+                                    const SecretBytes& dp, const SecretBytes& dq,
+                                    const SecretBytes& qi);
+// EME-OAEP decoding (RFC 8017 §7.1.2 step 3) with MGF1 of the same hash and an empty label, of a
+// raw RSA decryption result `em` of `modulus_bytes` bytes. Returns the message, or the one
+// integrity_error() whatever is wrong.
+Result<SecretBytes> oaep_decode(HashAlg hash, const SecretBytes& em, std::size_t modulus_bytes);
+
+}  // namespace keyport::vault

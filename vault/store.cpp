@@ -1,0 +1,486 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "vault/store.h"
+
+#include <algorithm>
+
+#include "vault/errors.h"
+
+namespace keyport::vault {
+namespace {
+
+constexpr std::string_view kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS keys (
+  name TEXT PRIMARY KEY COLLATE NOCASE,
+  created INTEGER NOT NULL,
+  deleted_date INTEGER,
+  scheduled_purge_date INTEGER
+);
+CREATE TABLE IF NOT EXISTS versions (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL COLLATE NOCASE REFERENCES keys(name),
+  version TEXT NOT NULL,
+  kty TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  public_jwk TEXT NOT NULL,
+  key_ops TEXT NOT NULL,
+  enabled INTEGER NOT NULL,
+  nbf INTEGER,
+  exp INTEGER,
+  created INTEGER NOT NULL,
+  updated INTEGER NOT NULL,
+  exportable INTEGER NOT NULL,
+  tags TEXT NOT NULL,
+  policy_content_type TEXT,
+  policy_data BLOB,
+  policy_immutable INTEGER,
+  cka_id BLOB NOT NULL UNIQUE,
+  origin TEXT NOT NULL,
+  UNIQUE (name, version)
+);
+CREATE TABLE IF NOT EXISTS pending_objects (
+  cka_id BLOB PRIMARY KEY,
+  label TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  time INTEGER NOT NULL,
+  operation TEXT NOT NULL,
+  key_name TEXT NOT NULL,
+  version TEXT NOT NULL,
+  caller TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  status INTEGER NOT NULL,
+  code TEXT NOT NULL,
+  reason TEXT NOT NULL
+);
+PRAGMA user_version = 1;
+)sql";
+
+constexpr std::string_view kVersionColumns =
+    "name, version, seq, kty, spec, public_jwk, key_ops, enabled, nbf, exp, created, updated, "
+    "exportable, tags, policy_content_type, policy_data, policy_immutable, cka_id, origin";
+
+Result<Json> parse_stored_json(const std::string& text, std::string_view what) {
+  auto j = parse_json_strict(text);
+  if (!j) {
+    return internal_error("vault database holds invalid JSON in " + std::string(what));
+  }
+  return std::move(*j);
+}
+
+Result<KeyVersionRecord> read_version(const sql::Stmt& s) {
+  KeyVersionRecord r;
+  r.name = s.column_text(0);
+  r.version = s.column_text(1);
+  r.seq = s.column_int(2);
+  r.kty = s.column_text(3);
+  auto spec = parse_key_spec(s.column_text(4));
+  if (!spec) {
+    return internal_error("vault database holds an unknown key spec for " + r.name);
+  }
+  r.spec = *spec;
+  KEYPORT_ASSIGN_OR_RETURN(r.public_jwk, parse_stored_json(s.column_text(5), "public_jwk"));
+  if (!r.public_jwk.is_object()) {
+    return internal_error("vault database holds an invalid public key for " + r.name);
+  }
+  KEYPORT_ASSIGN_OR_RETURN(Json ops, parse_stored_json(s.column_text(6), "key_ops"));
+  if (!ops.is_array()) {
+    return internal_error("vault database holds invalid key_ops for " + r.name);
+  }
+  for (const auto& op : ops) {
+    if (!op.is_string()) {
+      return internal_error("vault database holds invalid key_ops for " + r.name);
+    }
+    r.key_ops.push_back(op.get<std::string>());
+  }
+  r.enabled = s.column_int(7) != 0;
+  r.nbf = s.column_opt_int(8);
+  r.exp = s.column_opt_int(9);
+  r.created = s.column_int(10);
+  r.updated = s.column_int(11);
+  r.exportable = s.column_int(12) != 0;
+  KEYPORT_ASSIGN_OR_RETURN(r.tags, parse_stored_json(s.column_text(13), "tags"));
+  if (!r.tags.is_object()) {
+    return internal_error("vault database holds invalid tags for " + r.name);
+  }
+  if (!s.is_null(15)) {
+    ReleasePolicy p;
+    p.content_type = s.column_text(14);
+    p.data = s.column_blob(15);
+    p.immutable = s.column_int(16) != 0;
+    r.release_policy = std::move(p);
+  }
+  r.cka_id = s.column_blob(17);
+  r.origin = s.column_text(18);
+  return r;
+}
+
+std::string ops_json(const std::vector<std::string>& ops) {
+  Json a = Json::array();
+  for (const auto& op : ops) {
+    a.push_back(op);
+  }
+  return dump_json(a);
+}
+
+KeyRecord read_key(const sql::Stmt& s) {
+  KeyRecord k;
+  k.name = s.column_text(0);
+  k.created = s.column_int(1);
+  k.deleted_date = s.column_opt_int(2);
+  k.scheduled_purge_date = s.column_opt_int(3);
+  return k;
+}
+
+}  // namespace
+
+bool KeyVersionRecord::is_kek() const {
+  return has_op("import");
+}
+
+bool KeyVersionRecord::has_op(std::string_view op) const {
+  return std::find(key_ops.begin(), key_ops.end(), op) != key_ops.end();
+}
+
+Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) {
+  KEYPORT_ASSIGN_OR_RETURN(sql::Db db, sql::Db::open(path));
+  std::unique_ptr<Store> store(new Store(std::move(db)));
+  KEYPORT_TRY(store->create_schema());
+  return store;
+}
+
+Status Store::create_schema() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_db.exec(kSchema);
+}
+
+Result<std::optional<KeyRecord>> Store::find_key(std::string_view name) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      m_db.prepare(
+          "SELECT name, created, deleted_date, scheduled_purge_date FROM keys WHERE name = ?1"));
+  s.bind(1, name);
+  KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) {
+    return std::optional<KeyRecord>();
+  }
+  return std::optional<KeyRecord>(read_key(s));
+}
+
+Result<std::vector<KeyRecord>> Store::keys() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      m_db.prepare("SELECT name, created, deleted_date, scheduled_purge_date FROM keys "
+                   "ORDER BY name COLLATE NOCASE"));
+  std::vector<KeyRecord> out;
+  for (;;) {
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) {
+      break;
+    }
+    out.push_back(read_key(s));
+  }
+  return out;
+}
+
+Result<std::vector<KeyVersionRecord>> Store::versions(std::string_view name) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s,
+                           m_db.prepare("SELECT " + std::string(kVersionColumns) +
+                                        " FROM versions WHERE name = ?1 ORDER BY seq"));
+  s.bind(1, name);
+  std::vector<KeyVersionRecord> out;
+  for (;;) {
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) {
+      break;
+    }
+    KEYPORT_ASSIGN_OR_RETURN(auto r, read_version(s));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<std::optional<KeyVersionRecord>> Store::find_version(std::string_view name,
+                                                            std::string_view version) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return find_version_locked(name, version);
+}
+
+Result<std::optional<KeyVersionRecord>> Store::find_version_locked(std::string_view name,
+                                                                   std::string_view version) {
+  std::string sql = "SELECT " + std::string(kVersionColumns) + " FROM versions WHERE name = ?1";
+  if (version.empty()) {
+    sql += " ORDER BY seq DESC LIMIT 1";
+  } else {
+    sql += " AND version = ?2";
+  }
+  KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s, m_db.prepare(sql));
+  s.bind(1, name);
+  if (!version.empty()) {
+    s.bind(2, version);
+  }
+  KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) {
+    return std::optional<KeyVersionRecord>();
+  }
+  KEYPORT_ASSIGN_OR_RETURN(auto r, read_version(s));
+  return std::optional<KeyVersionRecord>(std::move(r));
+}
+
+Result<bool> Store::cka_id_known(std::span<const std::uint8_t> cka_id) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s, m_db.prepare("SELECT 1 FROM versions WHERE cka_id = ?1"));
+  s.bind_blob(1, cka_id);
+  return s.step();
+}
+
+Status Store::add_pending(const PendingObject& p) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      m_db.prepare("INSERT OR REPLACE INTO pending_objects (cka_id, label, reason, created) "
+                   "VALUES (?1, ?2, ?3, ?4)"));
+  s.bind_blob(1, p.cka_id).bind(2, p.label).bind(3, p.reason).bind(4, p.created);
+  return s.run();
+}
+
+Status Store::remove_pending(std::span<const std::uint8_t> cka_id) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s,
+                           m_db.prepare("DELETE FROM pending_objects WHERE cka_id = ?1"));
+  s.bind_blob(1, cka_id);
+  return s.run();
+}
+
+Result<std::vector<PendingObject>> Store::pending() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      m_db.prepare("SELECT cka_id, label, reason, created FROM pending_objects ORDER BY created"));
+  std::vector<PendingObject> out;
+  for (;;) {
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) {
+      break;
+    }
+    out.push_back({s.column_blob(0), s.column_text(1), s.column_text(2), s.column_int(3)});
+  }
+  return out;
+}
+
+Result<KeyVersionRecord> Store::commit_new_version(KeyVersionRecord r) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(sql::Transaction tx, sql::Transaction::begin(m_db));
+  {
+    KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s,
+                             m_db.prepare("SELECT name, deleted_date FROM keys WHERE name = ?1"));
+    s.bind(1, r.name);
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+    if (row) {
+      if (!s.is_null(1)) {
+        return deleted_but_recoverable(s.column_text(0));
+      }
+      r.name = s.column_text(0);
+    } else {
+      KEYPORT_ASSIGN_OR_RETURN(sql::Stmt ins,
+                               m_db.prepare("INSERT INTO keys (name, created) VALUES (?1, ?2)"));
+      ins.bind(1, r.name).bind(2, r.created);
+      KEYPORT_TRY(ins.run());
+    }
+  }
+  {
+    KEYPORT_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        m_db.prepare("INSERT INTO versions (name, version, kty, spec, public_jwk, key_ops, "
+                     "enabled, nbf, exp, created, updated, exportable, tags, policy_content_type, "
+                     "policy_data, policy_immutable, cka_id, origin) VALUES (?1, ?2, ?3, ?4, ?5, "
+                     "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"));
+    s.bind(1, r.name)
+        .bind(2, r.version)
+        .bind(3, r.kty)
+        .bind(4, r.spec.name())
+        .bind(5, dump_json(r.public_jwk))
+        .bind(6, ops_json(r.key_ops))
+        .bind(7, std::int64_t{r.enabled ? 1 : 0})
+        .bind(8, r.nbf)
+        .bind(9, r.exp)
+        .bind(10, r.created)
+        .bind(11, r.updated)
+        .bind(12, std::int64_t{r.exportable ? 1 : 0})
+        .bind(13, dump_json(r.tags));
+    if (r.release_policy) {
+      s.bind(14, r.release_policy->content_type)
+          .bind_blob(15, r.release_policy->data)
+          .bind(16, std::int64_t{r.release_policy->immutable ? 1 : 0});
+    } else {
+      s.bind_null(14).bind_null(15).bind_null(16);
+    }
+    s.bind_blob(17, r.cka_id).bind(18, r.origin);
+    KEYPORT_TRY(s.run());
+  }
+  {
+    KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s,
+                             m_db.prepare("DELETE FROM pending_objects WHERE cka_id = ?1"));
+    s.bind_blob(1, r.cka_id);
+    KEYPORT_TRY(s.run());
+  }
+  KEYPORT_ASSIGN_OR_RETURN(auto stored, find_version_locked(r.name, r.version));
+  KEYPORT_TRY(tx.commit());
+  if (!stored) {
+    return internal_error("the new key version vanished while being stored");
+  }
+  return std::move(*stored);
+}
+
+Status Store::update_version(const KeyVersionRecord& r) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      m_db.prepare("UPDATE versions SET key_ops = ?1, enabled = ?2, nbf = ?3, exp = ?4, "
+                   "updated = ?5, tags = ?6, policy_content_type = ?7, policy_data = ?8, "
+                   "policy_immutable = ?9 WHERE name = ?10 AND version = ?11"));
+  s.bind(1, ops_json(r.key_ops))
+      .bind(2, std::int64_t{r.enabled ? 1 : 0})
+      .bind(3, r.nbf)
+      .bind(4, r.exp)
+      .bind(5, r.updated)
+      .bind(6, dump_json(r.tags));
+  if (r.release_policy) {
+    s.bind(7, r.release_policy->content_type)
+        .bind_blob(8, r.release_policy->data)
+        .bind(9, std::int64_t{r.release_policy->immutable ? 1 : 0});
+  } else {
+    s.bind_null(7).bind_null(8).bind_null(9);
+  }
+  s.bind(10, r.name).bind(11, r.version);
+  KEYPORT_TRY(s.run());
+  if (m_db.changes() != 1) {
+    return key_not_found(r.name, r.version);
+  }
+  return {};
+}
+
+Status Store::mark_deleted(std::string_view name, std::int64_t deleted_date,
+                           std::int64_t scheduled_purge_date) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(
+      sql::Stmt s, m_db.prepare("UPDATE keys SET deleted_date = ?1, scheduled_purge_date = ?2 "
+                                "WHERE name = ?3 AND deleted_date IS NULL"));
+  s.bind(1, deleted_date).bind(2, scheduled_purge_date).bind(3, name);
+  KEYPORT_TRY(s.run());
+  if (m_db.changes() != 1) {
+    return key_not_found(name);
+  }
+  return {};
+}
+
+Status Store::mark_recovered(std::string_view name) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(
+      sql::Stmt s, m_db.prepare("UPDATE keys SET deleted_date = NULL, scheduled_purge_date = NULL "
+                                "WHERE name = ?1 AND deleted_date IS NOT NULL"));
+  s.bind(1, name);
+  KEYPORT_TRY(s.run());
+  if (m_db.changes() != 1) {
+    return deleted_key_not_found(name);
+  }
+  return {};
+}
+
+Result<std::vector<PendingObject>> Store::purge(std::string_view name, std::int64_t now) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(sql::Transaction tx, sql::Transaction::begin(m_db));
+  {
+    KEYPORT_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        m_db.prepare("SELECT 1 FROM keys WHERE name = ?1 AND deleted_date IS NOT NULL"));
+    s.bind(1, name);
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) {
+      return deleted_key_not_found(name);
+    }
+  }
+  std::vector<PendingObject> out;
+  {
+    KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s, m_db.prepare("SELECT cka_id, name, version FROM versions "
+                                                       "WHERE name = ?1 ORDER BY seq"));
+    s.bind(1, name);
+    for (;;) {
+      KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+      if (!row) {
+        break;
+      }
+      out.push_back(
+          {s.column_blob(0), "kv:" + s.column_text(1) + ":" + s.column_text(2), "purge", now});
+    }
+  }
+  for (const auto& p : out) {
+    KEYPORT_ASSIGN_OR_RETURN(
+        sql::Stmt s,
+        m_db.prepare("INSERT OR REPLACE INTO pending_objects (cka_id, label, reason, created) "
+                     "VALUES (?1, ?2, ?3, ?4)"));
+    s.bind_blob(1, p.cka_id).bind(2, p.label).bind(3, p.reason).bind(4, p.created);
+    KEYPORT_TRY(s.run());
+  }
+  for (const char* sql :
+       {"DELETE FROM versions WHERE name = ?1", "DELETE FROM keys WHERE name = ?1"}) {
+    KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s, m_db.prepare(sql));
+    s.bind(1, name);
+    KEYPORT_TRY(s.run());
+  }
+  KEYPORT_TRY(tx.commit());
+  return out;
+}
+
+Status Store::append_audit(const AuditRecord& a) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      m_db.prepare("INSERT INTO audit (time, operation, key_name, version, caller, outcome, "
+                   "status, code, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+  s.bind(1, a.time)
+      .bind(2, a.operation)
+      .bind(3, a.key_name)
+      .bind(4, a.version)
+      .bind(5, a.caller)
+      .bind(6, a.outcome)
+      .bind(7, std::int64_t{a.status})
+      .bind(8, a.code)
+      .bind(9, a.reason);
+  return s.run();
+}
+
+Result<std::vector<AuditRecord>> Store::audit_log(std::int64_t after_id) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(
+      sql::Stmt s, m_db.prepare("SELECT id, time, operation, key_name, version, caller, outcome, "
+                                "status, code, reason FROM audit WHERE id > ?1 ORDER BY id"));
+  s.bind(1, after_id);
+  std::vector<AuditRecord> out;
+  for (;;) {
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) {
+      break;
+    }
+    AuditRecord a;
+    a.id = s.column_int(0);
+    a.time = s.column_int(1);
+    a.operation = s.column_text(2);
+    a.key_name = s.column_text(3);
+    a.version = s.column_text(4);
+    a.caller = s.column_text(5);
+    a.outcome = s.column_text(6);
+    a.status = static_cast<int>(s.column_int(7));
+    a.code = s.column_text(8);
+    a.reason = s.column_text(9);
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+}  // namespace keyport::vault

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: Apache-2.0
+// The vault's metadata store (internal to keyport::vault): keys, versions, attributes, tags,
+// release policies, soft-delete state, the pending-object journal and the audit log, in one
+// SQLite database (vault.db, WAL mode). One connection guarded by one mutex: every method is
+// thread-safe and short; multi-statement changes run in one transaction.
+//
+// Never stored here: private or secret key material, PINs, plaintexts of crypto operations.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/algorithms.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "vault/sqlite.h"
+
+namespace keyport::vault {
+
+struct ReleasePolicy {
+  std::string content_type = "application/json; charset=utf-8";
+  Bytes data;  // the policy document (UTF-8 JSON)
+  bool immutable = false;
+
+  bool operator==(const ReleasePolicy&) const = default;
+};
+
+// One version of a key: everything but the key material, which lives in the vault token as the
+// object whose CKA_ID is `cka_id` (label "kv:<name>:<version>").
+struct KeyVersionRecord {
+  std::string name;  // as first created (names compare case-insensitively)
+  std::string version;
+  std::int64_t seq = 0;  // creation order; the latest version has the highest
+  std::string kty;       // "RSA-HSM", "EC-HSM", "oct-HSM", "RSA", "EC"
+  KeySpec spec;
+  Json public_jwk = Json::object();  // RSA {n,e} / EC {crv,x,y}, base64url; {} for oct
+  std::vector<std::string> key_ops;
+  bool enabled = true;
+  std::optional<std::int64_t> nbf;
+  std::optional<std::int64_t> exp;
+  std::int64_t created = 0;
+  std::int64_t updated = 0;
+  bool exportable = false;
+  Json tags = Json::object();
+  std::optional<ReleasePolicy> release_policy;
+  Bytes cka_id;
+  std::string origin;  // "generated", "byok", "import"
+
+  bool is_kek() const;
+  bool has_op(std::string_view op) const;
+};
+
+struct KeyRecord {
+  std::string name;
+  std::int64_t created = 0;
+  std::optional<std::int64_t> deleted_date;  // set while soft-deleted
+  std::optional<std::int64_t> scheduled_purge_date;
+
+  bool deleted() const { return deleted_date.has_value(); }
+};
+
+// A journal entry: a token object that may exist without a committed version row (being created,
+// or being destroyed by a purge). Replayed (object destroyed) when the vault opens.
+struct PendingObject {
+  Bytes cka_id;
+  std::string label;
+  std::string reason;  // "create" or "purge"
+  std::int64_t created = 0;
+};
+
+struct AuditRecord {
+  std::int64_t id = 0;
+  std::int64_t time = 0;
+  std::string operation;  // "CreateKey", "ImportKey", "Sign", ..., "Open", "JournalReplay"
+  std::string key_name;
+  std::string version;
+  std::string caller;
+  std::string outcome;  // "success" or "failure"
+  int status = 200;     // the HTTP status the operation maps to
+  std::string code;     // Key Vault error code on failure
+  std::string reason;   // error message on failure, a short note on success; never secrets
+};
+
+class Store {
+ public:
+  // Opens or creates vault.db and its schema. Returns kIo on failure.
+  static Result<std::unique_ptr<Store>> open(const std::filesystem::path& path);
+
+  // The key row (also when soft-deleted), or nullopt.
+  Result<std::optional<KeyRecord>> find_key(std::string_view name);
+  // All versions of a key, oldest first.
+  Result<std::vector<KeyVersionRecord>> versions(std::string_view name);
+  // One version, or the latest when `version` is empty; nullopt when absent.
+  Result<std::optional<KeyVersionRecord>> find_version(std::string_view name,
+                                                       std::string_view version);
+  // Every key row, active and deleted, ordered by name.
+  Result<std::vector<KeyRecord>> keys();
+  // True when some version (of any key, deleted or not) has this CKA_ID.
+  Result<bool> cka_id_known(std::span<const std::uint8_t> cka_id);
+
+  Status add_pending(const PendingObject& p);
+  Status remove_pending(std::span<const std::uint8_t> cka_id);
+  Result<std::vector<PendingObject>> pending();
+
+  // In one transaction: fails with deleted_but_recoverable() when the name is soft-deleted,
+  // inserts the key row when it is new, inserts the version (the record's seq and name are set
+  // from the database) and removes the pending entry for its CKA_ID.
+  Result<KeyVersionRecord> commit_new_version(KeyVersionRecord record);
+  // Replaces the mutable columns of one version (key_ops, attributes, tags, policy).
+  Status update_version(const KeyVersionRecord& record);
+  // Marks a key soft-deleted.
+  Status mark_deleted(std::string_view name, std::int64_t deleted_date,
+                      std::int64_t scheduled_purge_date);
+  // Clears the soft-deleted mark.
+  Status mark_recovered(std::string_view name);
+  // In one transaction: journals every version's token object as pending "purge", then deletes
+  // the versions and the key row. Returns the journal entries (the caller destroys the objects
+  // and removes the entries).
+  Result<std::vector<PendingObject>> purge(std::string_view name, std::int64_t now);
+
+  Status append_audit(const AuditRecord& record);
+  // Audit rows with id > after_id, oldest first.
+  Result<std::vector<AuditRecord>> audit_log(std::int64_t after_id);
+
+ private:
+  explicit Store(sql::Db db) : m_db(std::move(db)) {}
+  Status create_schema();
+  Result<std::optional<KeyVersionRecord>> find_version_locked(std::string_view name,
+                                                              std::string_view version);
+
+  std::mutex m_mutex;
+  sql::Db m_db;
+};
+
+}  // namespace keyport::vault

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: Apache-2.0
+// The vault's side of the PKCS#11 token (internal to keyport::vault): a session pool, the
+// templates of key objects, key generation, and the in-token halves of the crypto operations.
+// Object handles are never cached: every operation finds its object by CKA_ID (handles of
+// private token objects change when the application logs out and in again).
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "core/algorithms.h"
+#include "core/encoding.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/secret.h"
+#include "pkcs11/session.h"
+#include "pkcs11/template.h"
+#include "vault/algorithms.h"
+
+namespace keyport::vault {
+
+// Read-write user sessions on one token, opened on demand up to `max_sessions`, reused.
+// acquire() (re-)logs in, so a logout by another part of the process is repaired on next use.
+class SessionPool {
+ public:
+  SessionPool(std::shared_ptr<const p11::Module> module, CK_SLOT_ID slot, SecretBytes pin,
+              std::size_t max_sessions);
+  ~SessionPool();
+  SessionPool(const SessionPool&) = delete;
+  SessionPool& operator=(const SessionPool&) = delete;
+
+  class Lease {
+   public:
+    Lease(SessionPool* pool, std::unique_ptr<p11::Session> session)
+        : m_pool(pool), m_session(std::move(session)) {}
+    Lease(Lease&& other) noexcept : m_pool(other.m_pool), m_session(std::move(other.m_session)) {}
+    Lease& operator=(Lease&&) = delete;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease();
+    const p11::Session& operator*() const { return *m_session; }
+    const p11::Session* operator->() const { return m_session.get(); }
+
+   private:
+    SessionPool* m_pool;
+    std::unique_ptr<p11::Session> m_session;
+  };
+
+  // Returns a logged-in session for the caller's exclusive use until the Lease goes away (it must
+  // not outlive the pool), waiting while max_sessions are in use; or the open/login error.
+  Result<Lease> acquire();
+
+ private:
+  void give_back(std::unique_ptr<p11::Session> session);
+
+  std::shared_ptr<const p11::Module> m_module;
+  CK_SLOT_ID m_slot;
+  SecretBytes m_pin;
+  std::size_t m_max;
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  std::vector<std::unique_ptr<p11::Session>> m_idle;
+  std::size_t m_open = 0;
+};
+
+// What a key object may do in the token. The vault enforces key_ops itself; the token flags are
+// the ceiling: RSA sign+decrypt, EC sign, AES encrypt+decrypt+wrap+unwrap, and a KEK (RSA with
+// key_ops ["import"]) unwrap and nothing else.
+struct KeyObjectSpec {
+  KeySpec spec;
+  bool kek = false;
+  bool exportable = false;
+};
+
+// Returns the template of the private (RSA, EC) or secret (AES) object of a vault key: token,
+// private, sensitive, extractable only when exportable, label and id, usage flags as above.
+// For unwrap (with_size false) CKA_VALUE_LEN is left out and CKA_KEY_TYPE is always set.
+p11::Template key_object_template(const KeyObjectSpec& k, std::string_view label,
+                                  std::span<const std::uint8_t> id, bool with_size = true);
+
+// Generates a key in the token (public half, if any, as a session object read and destroyed).
+// Returns the private/secret object's handle and, for RSA and EC, the public JWK members.
+struct GeneratedKey {
+  CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
+  Json public_jwk = Json::object();
+};
+Result<GeneratedKey> generate_key(const p11::Session& s, const KeyObjectSpec& k,
+                                  std::string_view label, std::span<const std::uint8_t> id);
+
+// Returns the handles of every token object with this CKA_ID (any class).
+Result<std::vector<CK_OBJECT_HANDLE>> find_by_id(const p11::Session& s,
+                                                 std::span<const std::uint8_t> id);
+// Returns the one private (RSA/EC) or secret (AES) token object with this CKA_ID, or kNotFound.
+Result<CK_OBJECT_HANDLE> find_key_object(const p11::Session& s, std::span<const std::uint8_t> id,
+                                         KeyFamily family);
+// Destroys every token object with this CKA_ID; returns how many.
+Result<std::size_t> destroy_by_id(const p11::Session& s, std::span<const std::uint8_t> id);
+
+// Checks a new key object is what the vault asked for: CKA_SENSITIVE TRUE and CKA_EXTRACTABLE as
+// `exportable`. Returns kPkcs11 naming the attribute otherwise.
+Status check_key_object(const p11::Session& s, CK_OBJECT_HANDLE h, bool exportable);
+
+// Public JWK members from key parts: {"n","e"} or {"crv","x","y"} (base64url). Validates them.
+Result<Json> rsa_public_jwk(std::span<const std::uint8_t> n, std::span<const std::uint8_t> e);
+Result<Json> ec_public_jwk(Curve curve, std::span<const std::uint8_t> point);
+
+// C_SignInit + C_Sign. Returns the signature.
+Result<Bytes> token_sign(const p11::Session& s, CK_OBJECT_HANDLE key, CK_MECHANISM& mech,
+                         std::span<const std::uint8_t> data);
+// C_DecryptInit + C_Decrypt into a buffer of `max_out` bytes. Returns the plaintext, kUnsupported
+// when the token refuses the mechanism parameters (so callers can fall back), or the single
+// integrity_error() when decryption fails.
+Result<SecretBytes> token_decrypt(const p11::Session& s, CK_OBJECT_HANDLE key, CK_MECHANISM& mech,
+                                  std::span<const std::uint8_t> ciphertext, std::size_t max_out);
+// RFC 3394 (CKM_AES_KEY_WRAP) of the caller's key bytes under the vault AES key: the bytes become
+// a non-sensitive session secret key, wrapped, then destroyed.
+Result<Bytes> token_aes_kw_wrap(const p11::Session& s, CK_OBJECT_HANDLE aes_key,
+                                const SecretBytes& key_bytes);
+// The inverse: C_UnwrapKey into a non-sensitive session key whose value is returned (the caller
+// asked for it), then destroyed. Any failure is integrity_error().
+Result<SecretBytes> token_aes_kw_unwrap(const p11::Session& s, CK_OBJECT_HANDLE aes_key,
+                                        std::span<const std::uint8_t> wrapped);
+// Recovers the public point of an EC private key object by signing two random digests in the
+// token (see vault/ec_recover.h). Returns 04||X||Y.
+Result<Bytes> ec_public_point_by_signing(const p11::Session& s, CK_OBJECT_HANDLE key, Curve curve);
+
+}  // namespace keyport::vault

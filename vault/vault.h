@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: Apache-2.0
+// A simulated Azure Key Vault / Managed HSM as a library: the key store behind a REST server.
+//
+// A vault lives in one data folder:
+//   vault.json  flavor ("key-vault" or "managed-hsm"), vault name, base URL, created time;
+//   vault.db    SQLite (WAL): keys, versions, attributes, tags, release policies, soft-deleted
+//               keys, a journal of token objects being created or destroyed, and an audit log
+//               of every operation (never secrets);
+//   hsm/        in own-folder mode: the vault's own SoftHSM2 token folder (softhsm2.conf,
+//               tokens/, and the randomly generated user PIN in hsm/pin, mode 0600). THIS IS A
+//               SIMULATION: the PIN sits next to the token it protects.
+//   vault.lock  held (flock) while a Vault is open, so one folder is served by one Vault.
+//
+// Key material lives only in the vault token (CKA_TOKEN, CKA_SENSITIVE=TRUE; CKA_EXTRACTABLE=FALSE
+// unless the key is exportable); private keys never leave it in clear. Each key version is its own
+// token object labelled "kv:<name>:<version>" whose random 16-byte CKA_ID is recorded in vault.db.
+//
+// Every operation takes the JSON body of the matching Key Vault REST API 7.5 request and returns
+// the JSON body of its response (KeyBundle, KeyListResult, DeletedKeyBundle, KeyOperationResult,
+// KeyVerifyResult), so that a REST server is a thin layer: route, authenticate, call, serialise.
+// Errors carry the Key Vault error code in Error::detail(); vault/errors.h maps them to HTTP
+// statuses and error bodies. Every call, success or refusal, appends one audit row.
+//
+// Thread safety: a Vault may be used from any number of threads at once. PKCS#11 work runs on a
+// pool of sessions (one session per call, at most VaultOptions::max_sessions open at a time);
+// vault.db is one SQLite connection behind a mutex, held only for short statements and
+// transactions, never across token operations.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "core/secret.h"
+#include "pkcs11/module.h"
+#include "pkcs11/wrap.h"
+#include "vault/errors.h"
+#include "vault/store.h"
+
+namespace keyport::vault {
+
+enum class Flavor { kKeyVault, kManagedHsm };
+
+// Returns "key-vault" or "managed-hsm".
+std::string_view to_string(Flavor flavor);
+// Returns the flavor named `name`, or kInvalidArgument.
+Result<Flavor> parse_flavor(std::string_view name);
+
+// What vault.json holds.
+struct VaultConfig {
+  Flavor flavor = Flavor::kKeyVault;
+  // The vault's name ([0-9a-zA-Z-], 1..63 characters).
+  std::string name;
+  // "https://<host>[:port]" without a path. Empty: https://<name>.vault.azure.net (key-vault) or
+  // https://<name>.managedhsm.azure.net (managed-hsm). A local server uses e.g.
+  // https://127.0.0.1:8443. Key identifiers (kid) are <base_url>/keys/<name>/<version>.
+  std::string base_url;
+  std::int64_t created = 0;  // unix seconds; set by Vault::init
+};
+
+// The vault's notion of "now", in unix seconds. Injected so that tests (and the key-rotation
+// work) can move time; defaults to the system clock.
+using Clock = std::function<std::int64_t()>;
+// Returns a Clock reading the system clock.
+Clock system_clock();
+
+// A clock that moves only when told to. Thread-safe.
+class ManualClock {
+ public:
+  explicit ManualClock(std::int64_t start) : m_now(start) {}
+  std::int64_t now() const { return m_now.load(); }
+  void set(std::int64_t t) { m_now.store(t); }
+  void advance(std::int64_t seconds) { m_now.fetch_add(seconds); }
+  // Returns a Clock reading this object (which must outlive every Vault using it).
+  Clock clock() const {
+    return [this] { return now(); };
+  }
+
+ private:
+  std::atomic<std::int64_t> m_now;
+};
+
+// Test-only fault injection: where a create or import stops as if the process had died.
+enum class CrashPoint {
+  kNone,
+  // After the token object of a new version exists, before its database row is committed.
+  kAfterTokenObject,
+};
+
+struct VaultOptions {
+  // Attached-token mode (tests, real HSMs): when `module` is set the vault uses the initialised
+  // token `token_label` of that already loaded module, logging in with `pin`; hsm/ is not used.
+  std::shared_ptr<p11::Module> module;
+  std::string token_label;
+  SecretBytes pin;
+
+  // Own-folder mode (module unset): the SoftHSM2 library to load for hsm/. SoftHSM reads
+  // SOFTHSM2_CONF once, in C_Initialize: Vault::open sets it to hsm/softhsm2.conf before loading
+  // the module, and refuses (kUnsupported) when this process already has the library loaded for
+  // anything else (another vault folder, tests' token folder): use attached-token mode then.
+  std::string softhsm_module;  // empty: the build's default SoftHSM2 module
+
+  Clock clock;  // empty: system_clock()
+  // Upper bound on concurrently open PKCS#11 sessions (calls beyond it wait).
+  std::size_t max_sessions = 8;
+  // At open, destroy token objects labelled "kv:*" whose CKA_ID no version in vault.db has.
+  // nullopt: on in own-folder mode (the token belongs to the vault alone), off in attached mode
+  // (the token may hold another vault's objects). Interrupted creates and purges are always
+  // cleaned up through the journal, whatever this says.
+  std::optional<bool> sweep_unknown_objects;
+  CrashPoint crash_point = CrashPoint::kNone;  // tests only
+};
+
+// Who is calling: recorded in the audit log with every operation.
+struct CallContext {
+  std::string caller;  // e.g. the authenticated principal, "cli", "test"
+};
+
+class Vault {
+ public:
+  // Writes `dir`/vault.json for a new vault (creating `dir` if needed). Returns kAlreadyExists
+  // when vault.json exists, kInvalidArgument for a bad name or base URL, kIo on write failure.
+  // The token and the database are created by the first open().
+  static Status init(const std::filesystem::path& dir, VaultConfig config, const Clock& clock = {});
+
+  // Opens the vault in `dir`: reads vault.json, locks the folder, loads or attaches the token
+  // (own-folder mode creates hsm/ and its token on first use), probes the token's wrap
+  // capabilities, opens vault.db, replays the journal and (see VaultOptions) sweeps orphans.
+  // Returns the vault, or kNotFound (no vault.json), kAlreadyExists (folder in use),
+  // kUnsupported (module already loaded for something else), kAuth (PIN), kPkcs11, kIo.
+  static Result<std::unique_ptr<Vault>> open(const std::filesystem::path& dir,
+                                             VaultOptions options = {});
+
+  ~Vault();
+  Vault(const Vault&) = delete;
+  Vault& operator=(const Vault&) = delete;
+
+  const VaultConfig& config() const;
+  // "myvault.vault.azure.net" or "127.0.0.1:8443" (lower case).
+  const std::string& host() const;
+  // What the vault token can do for BYOK import (probed once at open).
+  const p11::WrapCapabilities& capabilities() const;
+
+  // --- Key management (REST: keys.json of API 7.5) ---
+
+  // CreateKey (POST /keys/{name}/create, body KeyCreateParameters: kty, key_size,
+  // public_exponent, crv, key_ops, attributes, tags, release_policy). Returns the new version's
+  // KeyBundle, or BadParameter (bad name or parameters), Conflict (name soft-deleted).
+  Result<Json> create_key(const CallContext& ctx, std::string_view name, const Json& params);
+
+  // ImportKey (PUT /keys/{name}, body KeyImportParameters: key, Hsm/hsm, attributes, tags,
+  // release_policy). `key` is either a BYOK key (kty RSA-HSM/EC-HSM/oct-HSM, crv for EC, key_hsm
+  // = base64url or base64 of a whole .byok file wrapped to a KEK of this vault) or a plain
+  // private JWK (RSA n,e,d,p,q,dp,dq,qi; EC crv,x,y,d; oct k). Importing to an existing name adds
+  // a version. Returns the new version's KeyBundle, or BadParameter (any problem with the blob,
+  // its KEK or the key; the store is unchanged), Conflict (name soft-deleted).
+  Result<Json> import_key(const CallContext& ctx, std::string_view name, const Json& params);
+
+  // GetKey (GET /keys/{name}/{version}; empty version = latest). Returns the KeyBundle with the
+  // public key only (RSA n/e, EC crv/x/y, nothing for oct), or KeyNotFound, Forbidden
+  // (KeyDisabled: the version is disabled).
+  Result<Json> get_key(const CallContext& ctx, std::string_view name,
+                       std::string_view version = {});
+
+  // GetKeys (GET /keys). Returns a KeyListResult of KeyItems (kid without version, attributes and
+  // tags of the latest version) for every key that is not soft-deleted.
+  Result<Json> list_keys(const CallContext& ctx);
+
+  // GetKeyVersions (GET /keys/{name}/versions). Returns a KeyListResult of KeyItems (versioned
+  // kid), oldest first, or KeyNotFound.
+  Result<Json> list_key_versions(const CallContext& ctx, std::string_view name);
+
+  // UpdateKey (PATCH /keys/{name}/{version}; empty version = latest; body KeyUpdateParameters:
+  // key_ops, attributes {enabled, nbf, exp}, tags, release_policy). Returns the updated KeyBundle,
+  // or KeyNotFound, BadParameter (invalid values; changing an immutable release policy;
+  // changing `exportable`; adding or removing `import`).
+  Result<Json> update_key(const CallContext& ctx, std::string_view name, std::string_view version,
+                          const Json& params);
+
+  // DeleteKey (DELETE /keys/{name}): soft-deletes every version. Returns the DeletedKeyBundle
+  // (latest version, recoveryId, deletedDate, scheduledPurgeDate = deletedDate + 90 days), or
+  // KeyNotFound.
+  Result<Json> delete_key(const CallContext& ctx, std::string_view name);
+
+  // GetDeletedKey (GET /deletedkeys/{name}). Returns the DeletedKeyBundle, or KeyNotFound.
+  Result<Json> get_deleted_key(const CallContext& ctx, std::string_view name);
+
+  // GetDeletedKeys (GET /deletedkeys). Returns a DeletedKeyListResult of DeletedKeyItems.
+  Result<Json> list_deleted_keys(const CallContext& ctx);
+
+  // RecoverDeletedKey (POST /deletedkeys/{name}/recover). Returns the KeyBundle of the latest
+  // version, or KeyNotFound (not deleted).
+  Result<Json> recover_deleted_key(const CallContext& ctx, std::string_view name);
+
+  // PurgeDeletedKey (DELETE /deletedkeys/{name}; REST answers 204). Destroys every version's
+  // token object and forgets the key. Returns OK, or KeyNotFound (not deleted).
+  Status purge_deleted_key(const CallContext& ctx, std::string_view name);
+
+  // --- Cryptographic operations (empty version = latest) ---
+
+  // Sign (body KeySignParameters {alg, value = base64url digest}). alg RS256/384/512,
+  // PS256/384/512 (RSA), ES256/ES384/ES512/ES256K (EC; must match the curve). Returns
+  // KeyOperationResult {kid, value = base64url signature; r||s for EC}, or BadParameter (alg,
+  // digest length), Forbidden (disabled, op not in key_ops, outside nbf/exp), KeyNotFound.
+  Result<Json> sign(const CallContext& ctx, std::string_view name, std::string_view version,
+                    const Json& params);
+
+  // Verify (body KeyVerifyParameters {alg, digest, value = signature}). Returns KeyVerifyResult
+  // {value: bool}; a wrong signature is {value: false}, not an error.
+  Result<Json> verify(const CallContext& ctx, std::string_view name, std::string_view version,
+                      const Json& params);
+
+  // Encrypt (body KeyOperationsParameters {alg, value}): RSA1_5, RSA-OAEP, RSA-OAEP-256 (public
+  // operation, done by OpenSSL). Returns KeyOperationResult {kid, value = ciphertext}.
+  Result<Json> encrypt(const CallContext& ctx, std::string_view name, std::string_view version,
+                       const Json& params);
+
+  // Decrypt (body {alg, value = ciphertext}): RSA1_5 and RSA-OAEP by C_Decrypt in the token;
+  // RSA-OAEP-256 by C_Decrypt(CKM_RSA_X_509) in the token and OAEP-SHA256 decoding on the host
+  // (SoftHSM 2.6.1 refuses OAEP-SHA256). Any decryption failure is one BadParameter error.
+  Result<Json> decrypt(const CallContext& ctx, std::string_view name, std::string_view version,
+                       const Json& params);
+
+  // WrapKey (body {alg, value = key bytes}): RSA-OAEP, RSA-OAEP-256, RSA1_5 (as encrypt) for RSA
+  // keys; A128KW/A192KW/A256KW (RFC 3394 in the token, alg size = key size) for oct keys.
+  Result<Json> wrap_key(const CallContext& ctx, std::string_view name, std::string_view version,
+                        const Json& params);
+
+  // UnwrapKey (body {alg, value = wrapped key}): the inverse of wrap_key. Returns
+  // KeyOperationResult {kid, value = the key bytes}.
+  Result<Json> unwrap_key(const CallContext& ctx, std::string_view name, std::string_view version,
+                          const Json& params);
+
+  // --- Audit ---
+
+  // Returns audit rows with id > after_id, oldest first.
+  Result<std::vector<AuditRecord>> audit_log(std::int64_t after_id = 0) const;
+
+  struct Impl;
+
+ private:
+  explicit Vault(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace keyport::vault
