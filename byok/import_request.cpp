@@ -15,15 +15,6 @@ namespace {
 
 constexpr std::size_t kMaxNameChars = 127;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return out;
-}
 
 Status check_name(const std::string& name) {
   bool ok = !name.empty() && name.size() <= kMaxNameChars;
@@ -41,7 +32,7 @@ Status check_name(const std::string& name) {
 }
 
 Result<KeyFamily> parse_kty(const std::string& kty) {
-  const std::string want = lower(kty);
+  const std::string want = ascii_lower(kty);
   if (want == "rsa") {
     return KeyFamily::kRsa;
   }

@@ -130,15 +130,6 @@ std::string json_quoted(const std::string& s) {
   return dump_json(Json(s));
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return out;
-}
 
 std::size_t round_up_to_semiblock(std::size_t n) {
   return (n + kSemiblock - 1) / kSemiblock * kSemiblock;
@@ -184,105 +175,6 @@ bool not_less(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) 
     return a.size() > b.size();
   }
   return !std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end());
-}
-
-// ---------------------------------------------------------------------------------------------
-// JSON: parsed like parse_json_strict (same limits), but every duplicate member is reported and
-// the document is kept (the last value wins) so that the other checks still run.
-
-struct LenientJson {
-  std::optional<Json> doc;
-  std::string syntax_problem;
-  std::vector<std::string> duplicates;
-};
-
-LenientJson parse_lenient(std::string_view text) {
-  LenientJson out;
-  struct Frame {
-    bool is_object;
-    std::set<std::string> keys;
-    std::string path;
-    std::size_t index = 0;
-  };
-  std::vector<Frame> stack;
-  std::string pending_key;
-  std::string depth_problem;
-
-  auto child_path = [&]() -> std::string {
-    if (stack.empty()) {
-      return "$";
-    }
-    const Frame& top = stack.back();
-    if (top.is_object) {
-      return top.path + "." + pending_key;
-    }
-    return top.path + "[" + std::to_string(top.index) + "]";
-  };
-
-  Json::parser_callback_t callback = [&](int depth, Json::parse_event_t event,
-                                         Json& parsed) -> bool {
-    if (!depth_problem.empty()) {
-      return false;
-    }
-    switch (event) {
-      case Json::parse_event_t::object_start:
-      case Json::parse_event_t::array_start:
-        if (static_cast<std::size_t>(depth) >= kMaxDepth) {
-          depth_problem = "JSON nesting is deeper than " + std::to_string(kMaxDepth) + " levels";
-          return false;
-        }
-        stack.push_back(Frame{event == Json::parse_event_t::object_start, {}, child_path()});
-        break;
-      case Json::parse_event_t::key: {
-        std::string key = parsed.get<std::string>();
-        Frame& top = stack.back();
-        if (!top.keys.insert(key).second) {
-          out.duplicates.push_back("member " + json_quoted(key) + " appears more than once in " +
-                                   top.path + " (this report uses the last value)");
-        }
-        pending_key = std::move(key);
-        break;
-      }
-      case Json::parse_event_t::object_end:
-      case Json::parse_event_t::array_end:
-        stack.pop_back();
-        if (!stack.empty() && !stack.back().is_object) {
-          ++stack.back().index;
-        }
-        break;
-      case Json::parse_event_t::value:
-        if (!stack.empty() && !stack.back().is_object) {
-          ++stack.back().index;
-        }
-        break;
-    }
-    return true;
-  };
-
-  try {
-    Json doc = Json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true,
-                           /*ignore_comments=*/false);
-    if (!depth_problem.empty()) {
-      out.syntax_problem = depth_problem;
-    } else {
-      out.doc = std::move(doc);
-    }
-  } catch (const Json::parse_error& e) {
-    std::string what = e.what();
-    // nlohmann quotes the text it last read: keep the file's bytes out of the message.
-    const std::size_t last_read = what.find("; last read:");
-    if (last_read != std::string::npos) {
-      what.resize(last_read);
-    }
-    const std::size_t colon = what.find(": ");
-    out.syntax_problem = depth_problem.empty()
-                             ? "syntax error at byte " + std::to_string(e.byte) + ": " +
-                                   (colon == std::string::npos ? what : what.substr(colon + 2))
-                             : depth_problem;
-  } catch (const std::exception& e) {
-    out.syntax_problem = std::string("JSON error: ") + e.what();
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -405,13 +297,16 @@ bool Linter::check_json(std::string_view text) {
                                std::to_string(kMaxFileBytes) + ")");
     return false;
   }
-  LenientJson parsed = parse_lenient(text);
+  JsonLimits limits;
+  limits.max_depth = kMaxDepth;
+  JsonScan parsed = scan_json(text, limits);
   if (!parsed.doc) {
-    add(code::kJsonSyntax, parsed.syntax_problem);
+    add(code::kJsonSyntax, parsed.error ? parsed.error->message() : "not JSON");
     return false;
   }
-  for (auto& dup : parsed.duplicates) {
-    add(code::kJsonDuplicate, std::move(dup));
+  for (const auto& dup : parsed.duplicates) {
+    add(code::kJsonDuplicate, "member " + json_quoted(dup.member) + " appears more than once in " + dup.path +
+                                  " (this report uses the last value)");
   }
   const Json& doc = *parsed.doc;
   if (!doc.is_object()) {
@@ -430,7 +325,7 @@ void Linter::check_members(const Json& doc) {
     if (std::find(kTop.begin(), kTop.end(), it.key()) == kTop.end()) {
       std::string hint;
       for (std::string_view known : kTop) {
-        if (lower(it.key()) == known && !doc.contains(std::string(known))) {
+        if (ascii_lower(it.key()) == known && !doc.contains(std::string(known))) {
           hint = " (member names are case-sensitive: " + std::string(known) + ")";
         }
       }
@@ -489,7 +384,7 @@ void Linter::check_header(const Json& header) {
       std::string why = "header.enc is " + json_quoted(*enc) +
                         "; known: CKM_RSA_AES_KEY_WRAP, RSA_AES_KEY_WRAP_256, RSA_AES_KEY_WRAP_384";
       for (WrapAlg alg : all_wrap_algs()) {
-        if (lower(*enc) == lower(wrap_alg_name(alg))) {
+        if (ascii_lower(*enc) == ascii_lower(wrap_alg_name(alg))) {
           why += " (names are case-sensitive)";
         }
       }
@@ -512,7 +407,7 @@ void Linter::check_kid(const std::string& kid) {
     m_report.kid_info = *versioned;
     return;
   }
-  if (lower(kid).starts_with("http://")) {
+  if (ascii_lower(kid).starts_with("http://")) {
     add(code::kKidHttp, "header.kid " + json_quoted(kid) + " uses http; key identifiers are https");
     return;
   }
@@ -606,9 +501,9 @@ void Linter::prepare_kek() {
     auto kek_kid = parse_kid(*m_options.kek_kid, /*require_version=*/false);
     const KeyId& file_kid = *m_report.kid_info;
     if (kek_kid &&
-        (kek_kid->host != file_kid.host || lower(kek_kid->key_name) != lower(file_kid.key_name) ||
+        (kek_kid->host != file_kid.host || ascii_lower(kek_kid->key_name) != ascii_lower(file_kid.key_name) ||
          (!kek_kid->version.empty() && !file_kid.version.empty() &&
-          lower(kek_kid->version) != lower(file_kid.version)))) {
+          ascii_lower(kek_kid->version) != ascii_lower(file_kid.version)))) {
       add(code::kKekMismatch,
           "the KEK given is " + kek_kid->url + ", but the file names " + file_kid.url);
       m_kek_usable = false;

@@ -5,6 +5,8 @@
 #include <array>
 #include <cctype>
 
+#include "core/encoding.h"
+
 namespace keyport {
 namespace {
 
@@ -15,13 +17,6 @@ constexpr std::array<std::uint8_t, 10> kOidP256 = {0x06, 0x08, 0x2a, 0x86, 0x48,
 constexpr std::array<std::uint8_t, 7> kOidP384 = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
 constexpr std::array<std::uint8_t, 7> kOidP521 = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23};
 constexpr std::array<std::uint8_t, 7> kOidP256K = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a};
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 }  // namespace
 
@@ -82,7 +77,7 @@ const std::vector<KeySpec>& all_key_specs() {
 }
 
 Result<KeySpec> parse_key_spec(std::string_view name) {
-  std::string want = lower(name);
+  std::string want = ascii_lower(name);
   std::string valid;
   for (const auto& s : all_key_specs()) {
     if (s.name() == want)

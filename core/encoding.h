@@ -47,6 +47,10 @@ struct Base64Shape {
 };
 Base64Shape inspect_base64(std::string_view text);
 
+// ASCII lower case (A-Z only; other bytes unchanged): for names, hosts and hex that compare
+// case-insensitively.
+std::string ascii_lower(std::string_view text);
+
 // Lowercase hex.
 std::string hex_encode(std::span<const std::uint8_t> data);
 // Accepts upper or lower case, even length only; optional "0x" prefix is NOT accepted.

@@ -6,13 +6,18 @@
 
 namespace keyport {
 
-Result<Json> parse_json_strict(std::string_view text, const JsonLimits& limits) {
+namespace {
+
+// One pass over the text with nlohmann's parser callback: tracks the JSON path, bounds the depth,
+// and records duplicate members (stopping at the first one when `stop_at_duplicate`).
+JsonScan scan(std::string_view text, const JsonLimits& limits, bool stop_at_duplicate) {
+  JsonScan out;
   if (text.size() > limits.max_bytes) {
-    return make_error(ErrorCode::kFormat, "JSON document too large (" +
-                                              std::to_string(text.size()) + " bytes, limit " +
-                                              std::to_string(limits.max_bytes) + ")");
+    out.error =
+        Error(ErrorCode::kFormat, "JSON document too large (" + std::to_string(text.size()) +
+                                      " bytes, limit " + std::to_string(limits.max_bytes) + ")");
+    return out;
   }
-  // One set of member names per open object; arrays push an empty marker so depth stays aligned.
   struct Frame {
     bool is_object;
     std::set<std::string> keys;
@@ -50,8 +55,11 @@ Result<Json> parse_json_strict(std::string_view text, const JsonLimits& limits) 
         std::string key = parsed.get<std::string>();
         Frame& top = stack.back();
         if (!top.keys.insert(key).second) {
-          problem = "duplicate member \"" + key + "\" in " + top.path;
-          return false;
+          out.duplicates.push_back({key, top.path});
+          if (stop_at_duplicate) {
+            problem = "duplicate member \"" + key + "\" in " + top.path;
+            return false;
+          }
         }
         pending_key = key;
         break;
@@ -70,23 +78,44 @@ Result<Json> parse_json_strict(std::string_view text, const JsonLimits& limits) 
     return true;
   };
 
-  Json result;
   try {
-    result = Json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/true,
-                         /*ignore_comments=*/false);
+    Json doc = Json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/true,
+                           /*ignore_comments=*/false);
+    if (problem.empty())
+      out.doc = std::move(doc);
   } catch (const Json::parse_error& e) {
-    if (!problem.empty())
-      return make_error(ErrorCode::kFormat, problem);
-    return make_error(ErrorCode::kFormat,
-                      "JSON syntax error at byte " + std::to_string(e.byte) + ": " +
-                          std::string(e.what()).substr(std::string(e.what()).find(':') + 2));
+    if (problem.empty()) {
+      std::string what = e.what();
+      // nlohmann quotes the text it last read: keep the input's bytes (perhaps a secret) out of it.
+      std::size_t last_read = what.find("; last read:");
+      if (last_read != std::string::npos)
+        what.resize(last_read);
+      std::size_t colon = what.find(": ");
+      problem = "JSON syntax error at byte " + std::to_string(e.byte) + ": " +
+                (colon == std::string::npos ? what : what.substr(colon + 2));
+    }
   } catch (const std::exception& e) {
-    return make_error(ErrorCode::kFormat, std::string("JSON error: ") + e.what());
+    if (problem.empty())
+      problem = std::string("JSON error: ") + e.what();
   }
   if (!problem.empty()) {
-    return make_error(ErrorCode::kFormat, problem);
+    out.doc.reset();
+    out.error = Error(ErrorCode::kFormat, problem);
   }
-  return result;
+  return out;
+}
+
+}  // namespace
+
+JsonScan scan_json(std::string_view text, const JsonLimits& limits) {
+  return scan(text, limits, false);
+}
+
+Result<Json> parse_json_strict(std::string_view text, const JsonLimits& limits) {
+  JsonScan s = scan(text, limits, true);
+  if (s.error)
+    return tl::unexpected(*s.error);
+  return std::move(*s.doc);
 }
 
 std::string dump_json(const Json& j, int indent) {

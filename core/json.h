@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -25,6 +27,21 @@ struct JsonLimits {
 // duplicate member names (with the JSON path of the object), excess depth or size, and invalid
 // UTF-8 in strings.
 Result<Json> parse_json_strict(std::string_view text, const JsonLimits& limits = {});
+
+// A tolerant read for linters: parses like parse_json_strict (same limits) but records every
+// duplicate member instead of stopping (the last value wins in `doc`), so the other checks can
+// still run. `error` is set (and `doc` empty) for syntax, depth and size problems. Messages never
+// quote the input's bytes.
+struct JsonDuplicate {
+  std::string member;
+  std::string path;  // JSON path of the object holding it, "$.header"
+};
+struct JsonScan {
+  std::optional<Json> doc;
+  std::optional<Error> error;
+  std::vector<JsonDuplicate> duplicates;
+};
+JsonScan scan_json(std::string_view text, const JsonLimits& limits = {});
 
 // Serialises compactly; never throws (invalid UTF-8 is replaced).
 std::string dump_json(const Json& j, int indent = -1);

@@ -37,15 +37,6 @@ constexpr const char* kLockFile = "vault.lock";
 constexpr std::int64_t kSecondsPerDay = 86400;
 constexpr const char* kSystemCaller = "vault";
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return out;
-}
 
 std::string label_of(std::string_view name, std::string_view version) {
   return "kv:" + std::string(name) + ":" + std::string(version);
@@ -58,13 +49,13 @@ Result<std::pair<std::string, std::string>> normalise_base_url(std::string_view 
     u.pop_back();
   }
   auto kid = byok::parse_kid(u + "/keys/probe", /*require_version=*/false);
-  if (!kid || kid->url != lower(u) + "/keys/probe") {
+  if (!kid || kid->url != ascii_lower(u) + "/keys/probe") {
     return make_error(ErrorCode::kInvalidArgument,
                       "vault base URL \"" + std::string(url) +
                           "\" must be https://<host>[:port] without a path" +
                           (kid ? std::string() : ": " + kid.error().message()));
   }
-  return std::make_pair(lower(u), kid->host);
+  return std::make_pair(ascii_lower(u), kid->host);
 }
 
 bool valid_vault_name(std::string_view name) {
@@ -290,7 +281,7 @@ struct Vault::Impl {
     if (!valid_key_name(name)) {
       return key_not_found(name, version);
     }
-    std::string v = lower(version);
+    std::string v = ascii_lower(version);
     if (!v.empty() && !valid_version(v)) {
       return key_not_found(name, version);
     }
@@ -636,7 +627,7 @@ struct Vault::Impl {
                            ", a key of another vault (host " + kid.host + "); this vault is " +
                            host + ". Download this vault's KEK and export the key again.");
     }
-    const std::string kek_version = lower(kid.version);
+    const std::string kek_version = ascii_lower(kid.version);
     auto kek_key = store->find_key(kid.key_name);
     auto kek = store->find_version(kid.key_name, kek_version);
     if (!kek_key || !kek) {
