@@ -3,6 +3,7 @@
 // (--select, --manifest) with parallel sessions, a progress bar, a JSON Lines report and resume.
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include "byok/byok_file.h"
 #include "byok/kek.h"
 #include "byok/kid.h"
+#include "byok/service_profile.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "core/file_io.h"
@@ -44,6 +46,7 @@ struct ExportOptions {
   std::string progress = "auto";
   int jobs = 1;
   bool force = false;
+  std::optional<std::string> for_profile;
 };
 
 std::atomic<bool> g_cancel{false};
@@ -131,11 +134,41 @@ fs::path default_output(const fs::path& dir, const std::string& label,
   return dir / (several_destinations ? label + "." + d.tag + ".byok" : label + ".byok");
 }
 
+// The keys of a plan that `profile` refuses, as one kUnsupported error naming them all.
+Status check_plan_profile(const byok::ServiceProfile& profile, const Plan& plan) {
+  std::vector<std::string> refused;
+  std::optional<Error> first;
+  for (const auto& item : plan.items) {
+    auto st = byok::check_profile_accepts(profile, item.key.spec);
+    if (st) {
+      continue;
+    }
+    std::string what = "\"" + item.key.label + "\" (" + item.key.spec.name() + ")";
+    if (std::find(refused.begin(), refused.end(), what) == refused.end()) {
+      refused.push_back(what);
+    }
+    if (!first) {
+      first = st.error();
+    }
+  }
+  if (refused.empty()) {
+    return {};
+  }
+  std::string list;
+  for (const auto& r : refused) {
+    list += (list.empty() ? "" : ", ") + r;
+  }
+  return make_error(ErrorCode::kUnsupported, "profile-refused",
+                    "--for " + std::string(profile.name) + " refuses " + list +
+                        "; nothing was exported. " + first->message());
+}
+
 Status run_export(GlobalOptions& g, const ExportOptions& o) {
   // Everything that can be checked without the HSM is checked first.
   KEYPORT_TRY(check_exclusive(o));
   KEYPORT_ASSIGN_OR_RETURN(WrapAlg enc, parse_wrap_alg(o.enc));
   KEYPORT_ASSIGN_OR_RETURN(p11::WrapStrategy strategy, p11::parse_wrap_strategy(o.strategy));
+  KEYPORT_ASSIGN_OR_RETURN(const byok::ServiceProfile* profile, resolve_profile(o.for_profile));
   std::optional<byok::TargetKind> target_opt;
   if (o.target) {
     KEYPORT_ASSIGN_OR_RETURN(auto t, byok::parse_target_kind(*o.target));
@@ -257,6 +290,16 @@ Status run_export(GlobalOptions& g, const ExportOptions& o) {
     }
   }
 
+  // --for: every key of the plan must suit the service, or nothing is exported at all.
+  if (profile != nullptr) {
+    KEYPORT_TRY(check_plan_profile(*profile, plan));
+    if (profile->vault.two_vaults_in_two_regions && plan.destinations.size() < 2) {
+      warnings.push_back(std::string(profile->name) +
+                         " takes two keys in two vaults in two regions: export for the second "
+                         "vault too (a second --kek/--kid)");
+    }
+    note_profile(g, *profile);
+  }
   for (const auto& w : warnings)
     log::warn(w);
   transfer::BatchOptions bo;
@@ -415,6 +458,9 @@ void setup_byok_commands(CLI::App& app, GlobalOptions& g) {
       "each)\n"
       "Many keys:        --select 'app-*' --kek KEK.pem --kid URL --out-dir DIR [--jobs 2]\n"
       "From a manifest:  --manifest keys.csv (columns key,kek,kid[,enc][,output]) or keys.json\n"
+      "For a service:    --for storage-cmk|sql-tde|disk-encryption|aip-tenant-key|"
+      "m365-customer-key\n"
+      "                  refuses keys the service does not take before anything is exported\n"
       "Batches append one JSON line per key to DIR/keyport-export-report.jsonl; running the same\n"
       "command again skips files already written and verified, so an interrupted batch resumes.");
   add_token_options(*exp, o->token);
@@ -456,6 +502,7 @@ void setup_byok_commands(CLI::App& app, GlobalOptions& g) {
   exp->add_option("--report", o->report,
                   "JSON Lines report (default for batches: <out-dir>/keyport-export-report.jsonl)");
   exp->add_flag("--force", o->force, "Overwrite output files that exist");
+  add_for_option(*exp, o->for_profile);
   add_json_flag(*exp, g);
   exp->callback(bind_command(g, [&g, o]() { return run_export(g, *o); }));
 

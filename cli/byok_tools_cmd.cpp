@@ -16,6 +16,7 @@
 #include "byok/key_material.h"
 #include "byok/kid.h"
 #include "byok/lint.h"
+#include "byok/service_profile.h"
 #include "cli/commands.h"
 #include "core/file_io.h"
 #include "core/log.h"
@@ -198,6 +199,7 @@ struct WrapCmdOptions {
   std::optional<std::string> passphrase_source;
   std::optional<std::string> output;
   std::optional<std::string> name;
+  std::optional<std::string> for_profile;
   bool force = false;
 };
 
@@ -265,6 +267,7 @@ Json key_json(const byok::KeyMaterial& key, const std::string& path) {
 Status run_wrap(GlobalOptions& g, const WrapCmdOptions& o) {
   // Everything about the destination first: nothing secret is read until it is all valid.
   KEYPORT_ASSIGN_OR_RETURN(WrapAlg enc, parse_wrap_alg(o.enc));
+  KEYPORT_ASSIGN_OR_RETURN(const byok::ServiceProfile* profile, resolve_profile(o.for_profile));
   std::optional<byok::TargetKind> target_opt;
   KEYPORT_TRY(parse_optional_target(o.target, target_opt));
   KEYPORT_ASSIGN_OR_RETURN(byok::Kek kek, byok::load_kek_file(o.kek_path));
@@ -301,6 +304,10 @@ Status run_wrap(GlobalOptions& g, const WrapCmdOptions& o) {
   if (!key) {
     return tl::unexpected(key.error().with_context(o.key_path));
   }
+  // --for: refused before anything is wrapped or written.
+  if (profile != nullptr) {
+    KEYPORT_TRY(byok::check_profile_accepts(*profile, key->spec));
+  }
   const std::string generator = transfer::tool_version() + "; software wrap of a key file (no HSM)";
   KEYPORT_ASSIGN_OR_RETURN(byok::ByokFile file,
                            byok::wrap_key_material(*key, kek.key, *kid, target, enc, generator));
@@ -315,6 +322,9 @@ Status run_wrap(GlobalOptions& g, const WrapCmdOptions& o) {
   log::warn(kFileKeyWarning);
   for (const auto& w : warnings) {
     log::warn(w);
+  }
+  if (profile != nullptr) {
+    note_profile(g, *profile);
   }
   if (g.json) {
     Json warn_json = Json::array();
@@ -331,6 +341,7 @@ Status run_wrap(GlobalOptions& g, const WrapCmdOptions& o) {
                 {"ciphertext_bytes", file.ciphertext.size()},
                 {"generator", file.generator},
                 {"az_command", az},
+                {"profile", profile != nullptr ? Json(std::string(profile->name)) : Json()},
                 {"warnings", warn_json}});
   } else {
     std::cout << "wrote " << out_path.string() << ": " << key->spec.name() << " from " << o.key_path
@@ -429,7 +440,9 @@ void setup_byok_tool_commands(CLI::App& byok, GlobalOptions& g) {
       "  keyport byok wrap --key aes.hex --kek KEK.pem --kid "
       "https://H.managedhsm.azure.net/keys/KEK/<version> -o aes.byok\n"
       "  KEY_PASS=... keyport byok wrap --key enc.pem --passphrase-source env:KEY_PASS --kek "
-      "KEK.pem --kid ...");
+      "KEK.pem --kid ...\n"
+      "  keyport byok wrap --key tde.pem --kek KEK.pem --kid ... --for sql-tde   (refuses "
+      "non-RSA, 4096)");
   wrap->add_option("--key", wo->key_path, "The key file to wrap")->required();
   wrap->add_option("--kek", wo->kek_path,
                    "The KEK public key: SPKI PEM or DER (az keyvault key download), or JWK")
@@ -451,6 +464,7 @@ void setup_byok_tool_commands(CLI::App& byok, GlobalOptions& g) {
   wrap->add_option("--name", wo->name,
                    "Key name for the printed az import command (default: the key file stem)");
   wrap->add_flag("--force", wo->force, "Overwrite the output file if it exists");
+  add_for_option(*wrap, wo->for_profile);
   add_json_flag(*wrap, g);
   wrap->callback(bind_command(g, [&g, wo]() { return run_wrap(g, *wo); }));
 

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "byok/public_key.h"
+#include "byok/service_profile.h"
 #include "cli/commands.h"
 #include "core/encoding.h"
 #include "pkcs11/keygen.h"
@@ -59,10 +60,16 @@ struct GenerateOptions {
   std::string type;
   std::string label;
   std::optional<std::string> id_hex;
+  std::optional<std::string> for_profile;
 };
 
 Status run_generate(GlobalOptions& g, const GenerateOptions& o) {
   KEYPORT_ASSIGN_OR_RETURN(KeySpec spec, parse_key_spec(o.type));
+  // --for: a key the service refuses is refused before the token is even opened.
+  KEYPORT_ASSIGN_OR_RETURN(const byok::ServiceProfile* profile, resolve_profile(o.for_profile));
+  if (profile != nullptr) {
+    KEYPORT_TRY(byok::check_profile_accepts(*profile, spec));
+  }
   p11::KeyGenRequest req;
   req.spec = spec;
   req.label = o.label;
@@ -76,8 +83,15 @@ Status run_generate(GlobalOptions& g, const GenerateOptions& o) {
   }
   KEYPORT_ASSIGN_OR_RETURN(TokenContext ctx, open_token(g, o.token, true));
   KEYPORT_ASSIGN_OR_RETURN(auto key, p11::generate_portable_key(*ctx.session, req));
+  if (profile != nullptr) {
+    note_profile(g, *profile);
+  }
   if (g.json) {
-    print_json(key_json(*ctx.session, ctx.token(), key));
+    Json j = key_json(*ctx.session, ctx.token(), key);
+    if (profile != nullptr) {
+      j["profile"] = std::string(profile->name);
+    }
+    print_json(j);
   } else {
     std::cout << "generated " << spec.name() << " \"" << key.label
               << "\" (sensitive, extractable only wrapped)\n"
@@ -128,6 +142,7 @@ void setup_key_commands(CLI::App& app, GlobalOptions& g) {
   generate->add_option("--label", gen->label, "CKA_LABEL; must not exist on the token yet")
       ->required();
   generate->add_option("--id", gen->id_hex, "CKA_ID in hex (default: 16 random bytes)");
+  add_for_option(*generate, gen->for_profile);
   add_json_flag(*generate, g);
   generate->callback(bind_command(g, [&g, gen]() { return run_generate(g, *gen); }));
 

@@ -1,5 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // keyport: the command-line tool. The only place that maps errors to exit codes.
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -9,9 +14,28 @@
 #include "core/log.h"
 #include "transfer/export.h"
 
+namespace {
+
+// Keys, PINs and bearer tokens pass through this process's memory: no core file may keep them.
+// RLIMIT_CORE 0 stops file dumps; PR_SET_DUMPABLE 0 also stops dumps to a core_pattern pipe
+// (which ignores RLIMIT_CORE) and ptrace attach by other processes of the same user. Done first,
+// before any secret is read. KEYPORT_ALLOW_CORE_DUMPS=1 keeps dumps on for debugging a crash.
+void disable_core_dumps() {
+  const char* allow = std::getenv("KEYPORT_ALLOW_CORE_DUMPS");
+  if (allow != nullptr && std::strcmp(allow, "1") == 0) {
+    return;
+  }
+  const rlimit none{0, 0};
+  ::setrlimit(RLIMIT_CORE, &none);
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace keyport;
   using namespace keyport::cli;
+  disable_core_dumps();
 
   GlobalOptions g;
   CLI::App app{"keyport: move keys between PKCS#11 HSMs and Azure Key Vault / Managed HSM (BYOK)",
@@ -47,6 +71,11 @@ int main(int argc, char** argv) {
   setup_token_commands(app, g);
   setup_key_commands(app, g);
   setup_byok_commands(app, g);
+  setup_vault_commands(app, g);
+  setup_migrate_commands(app, g);
+  setup_envelope_commands(app, g);
+  setup_skr_commands(app, g);
+  setup_profiles_commands(app, g);
 
   try {
     app.parse(argc, argv);

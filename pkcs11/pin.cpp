@@ -38,6 +38,10 @@ Result<SecretBytes> read_pin_source(std::string_view source) {
       return make_error(ErrorCode::kNotFound,
                         "pin-source env:" + name + ": the variable is not set");
     }
+    if (*v == '\0') {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "pin-source env:" + name + ": the variable is empty");
+    }
     return SecretBytes::from_string(v);
   }
   std::string_view path = source.rfind("file:", 0) == 0 ? source.substr(5) : source;
@@ -45,6 +49,10 @@ Result<SecretBytes> read_pin_source(std::string_view source) {
   if (!pin)
     return tl::unexpected(pin.error().with_context("pin-source"));
   strip_newline(*pin);
+  if (pin->size() == 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "pin-source " + std::string(source) + ": the file holds no PIN");
+  }
   return std::move(*pin);
 }
 

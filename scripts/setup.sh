@@ -15,6 +15,28 @@ packages=(
   catch2 p11-kit jq
 )
 
+# Node.js interop peers (tests/interop/*/package-lock.json): `npm ci` when npm exists and the
+# installed node_modules is older than the lock file, so a second run installs nothing. Without
+# npm the interop tests that need these packages fail and say to run this script.
+npm_folders=(tests/interop/jose tests/interop/azure_sdk)
+install_npm_peers() {
+  local root d
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  if ! command -v npm >/dev/null; then
+    echo "setup: npm not found; skipping ${npm_folders[*]} (interop tests will fail)" >&2
+    return 0
+  fi
+  for d in "${npm_folders[@]}"; do
+    [ -f "$root/$d/package-lock.json" ] || continue
+    if [ "$root/$d/node_modules/.package-lock.json" -nt "$root/$d/package-lock.json" ]; then
+      echo "setup: $d: node_modules up to date"
+    else
+      echo "setup: $d: npm ci"
+      npm ci --prefix "$root/$d" --no-audit --no-fund
+    fi
+  done
+}
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -24,6 +46,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#packages[@]} packages present"
+  install_npm_peers
   exit 0
 fi
 
@@ -36,3 +59,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo_cmd[@]}" apt-get update -qq
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_npm_peers

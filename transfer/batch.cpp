@@ -2,6 +2,7 @@
 #include "transfer/batch.h"
 
 #include <fnmatch.h>
+#include <sys/resource.h>
 
 #include <fstream>
 #include <map>
@@ -293,6 +294,7 @@ struct Shared {
   std::vector<ItemResult> results;
   std::atomic<std::size_t> next{0};
   std::mutex report_mutex;
+  std::size_t group_size = 1;  // files per commit, fitted to the descriptor limit by run_batch
 };
 
 // True when `path` holds a file an earlier run wrote and recorded for this item, unchanged.
@@ -422,7 +424,7 @@ void worker(Shared& sh, const std::shared_ptr<const p11::Module>& module, CK_SLO
       continue;
     }
     staged.push_back(idx);
-    if (staged.size() >= sh.options.commit_every)
+    if (staged.size() >= sh.group_size)
       commit();
   }
   commit();
@@ -468,6 +470,20 @@ Result<std::vector<ItemResult>> run_batch(const std::shared_ptr<const p11::Modul
     }
   }
   int jobs = std::max(1, std::min(options.jobs, 64));
+  // Each staged file holds a descriptor until its group commits: keep every worker's group within
+  // the process's descriptor limit (raised to the hard limit first), with room for the module's own.
+  sh.group_size = std::max<std::size_t>(1, options.commit_every);
+  {
+    struct rlimit rl {};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+      if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+      }
+      std::size_t room = rl.rlim_cur > 128 ? (rl.rlim_cur - 128) / static_cast<std::size_t>(jobs) : 1;
+      sh.group_size = std::max<std::size_t>(1, std::min(sh.group_size, room));
+    }
+  }
   std::vector<Status> setup(static_cast<std::size_t>(jobs));
   if (jobs == 1) {
     worker(sh, module, slot, token, &setup[0]);

@@ -87,8 +87,9 @@ struct BatchOptions {
   // The JSON Lines report of earlier runs: items recorded there whose file is still present and
   // verifies (kid, enc, RSA part = KEK modulus, same SHA-256) are skipped. Empty: no resume.
   std::filesystem::path previous_report;
-  // Files are published in groups of this many with one file-system sync per group.
-  std::size_t commit_every = 64;
+  // Files are published in groups of this many with one file-system sync per group (each staged
+  // file holds a descriptor until then; run_batch lowers this to fit the descriptor limit).
+  std::size_t commit_every = 256;
   // Called (from worker threads, serialised) after each item.
   std::function<void(const ItemResult&)> on_item;
   // Set to true to stop: workers finish the item they hold, commit what they wrote, and return.

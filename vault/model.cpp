@@ -72,7 +72,7 @@ Json attributes_json(const KeyVersionRecord& r) {
   a["recoverableDays"] = kRecoverableDays;
   a["exportable"] = r.exportable;
   const bool hsm = r.kty.size() > 4 && r.kty.substr(r.kty.size() - 4) == "-HSM";
-  a["hsmPlatform"] = hsm ? "2" : "0";
+  a["hsmPlatform"] = !r.hsm_platform.empty() ? r.hsm_platform : (hsm ? "2" : "0");
   return a;
 }
 

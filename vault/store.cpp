@@ -55,6 +55,13 @@ CREATE TABLE IF NOT EXISTS audit (
   code TEXT NOT NULL,
   reason TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rotation_policies (
+  name TEXT PRIMARY KEY COLLATE NOCASE,
+  policy TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  updated INTEGER NOT NULL,
+  notified_version TEXT NOT NULL DEFAULT ''
+);
 PRAGMA user_version = 1;
 )sql";
 
@@ -70,7 +77,8 @@ Result<Json> parse_stored_json(const std::string& text, std::string_view what) {
   return std::move(*j);
 }
 
-Result<KeyVersionRecord> read_version(const sql::Stmt& s) {
+Result<KeyVersionRecord> read_version(const sql::Stmt& s,
+                                      const std::optional<std::int64_t>& platform1_before) {
   KeyVersionRecord r;
   r.name = s.column_text(0);
   r.version = s.column_text(1);
@@ -114,6 +122,10 @@ Result<KeyVersionRecord> read_version(const sql::Stmt& s) {
   }
   r.cka_id = s.column_blob(17);
   r.origin = s.column_text(18);
+  const bool hsm = r.kty.size() > 4 && r.kty.compare(r.kty.size() - 4, 4, "-HSM") == 0;
+  if (hsm && platform1_before && r.created < *platform1_before) {
+    r.hsm_platform = "1";
+  }
   return r;
 }
 
@@ -123,6 +135,16 @@ std::string ops_json(const std::vector<std::string>& ops) {
     a.push_back(op);
   }
   return dump_json(a);
+}
+
+Result<RotationPolicyRecord> read_policy(const sql::Stmt& s) {
+  RotationPolicyRecord p;
+  p.name = s.column_text(0);
+  KEYPORT_ASSIGN_OR_RETURN(p.policy, parse_stored_json(s.column_text(1), "rotation policy"));
+  p.created = s.column_int(2);
+  p.updated = s.column_int(3);
+  p.notified_version = s.column_text(4);
+  return p;
 }
 
 KeyRecord read_key(const sql::Stmt& s) {
@@ -199,7 +221,7 @@ Result<std::vector<KeyVersionRecord>> Store::versions(std::string_view name) {
     if (!row) {
       break;
     }
-    KEYPORT_ASSIGN_OR_RETURN(auto r, read_version(s));
+    KEYPORT_ASSIGN_OR_RETURN(auto r, read_version(s, m_platform1_before));
     out.push_back(std::move(r));
   }
   return out;
@@ -228,7 +250,7 @@ Result<std::optional<KeyVersionRecord>> Store::find_version_locked(std::string_v
   if (!row) {
     return std::optional<KeyVersionRecord>();
   }
-  KEYPORT_ASSIGN_OR_RETURN(auto r, read_version(s));
+  KEYPORT_ASSIGN_OR_RETURN(auto r, read_version(s, m_platform1_before));
   return std::optional<KeyVersionRecord>(std::move(r));
 }
 
@@ -428,13 +450,86 @@ Result<std::vector<PendingObject>> Store::purge(std::string_view name, std::int6
     KEYPORT_TRY(s.run());
   }
   for (const char* sql :
-       {"DELETE FROM versions WHERE name = ?1", "DELETE FROM keys WHERE name = ?1"}) {
+       {"DELETE FROM versions WHERE name = ?1", "DELETE FROM keys WHERE name = ?1",
+        "DELETE FROM rotation_policies WHERE name = ?1"}) {
     KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s, m_db.prepare(sql));
     s.bind(1, name);
     KEYPORT_TRY(s.run());
   }
   KEYPORT_TRY(tx.commit());
   return out;
+}
+
+Result<std::optional<RotationPolicyRecord>> Store::find_rotation_policy(std::string_view name) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s,
+                           m_db.prepare("SELECT name, policy, created, updated, notified_version "
+                                        "FROM rotation_policies WHERE name = ?1"));
+  s.bind(1, name);
+  KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) {
+    return std::optional<RotationPolicyRecord>();
+  }
+  KEYPORT_ASSIGN_OR_RETURN(auto p, read_policy(s));
+  return std::optional<RotationPolicyRecord>(std::move(p));
+}
+
+Result<std::vector<RotationPolicyRecord>> Store::rotation_policies() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s,
+                           m_db.prepare("SELECT name, policy, created, updated, notified_version "
+                                        "FROM rotation_policies ORDER BY name COLLATE NOCASE"));
+  std::vector<RotationPolicyRecord> out;
+  for (;;) {
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) {
+      break;
+    }
+    KEYPORT_ASSIGN_OR_RETURN(auto p, read_policy(s));
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+Result<RotationPolicyRecord> Store::put_rotation_policy(const RotationPolicyRecord& p) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(sql::Transaction tx, sql::Transaction::begin(m_db));
+  {
+    KEYPORT_ASSIGN_OR_RETURN(
+        sql::Stmt s, m_db.prepare("INSERT INTO rotation_policies (name, policy, created, updated) "
+                                  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET "
+                                  "policy = excluded.policy, updated = excluded.updated"));
+    s.bind(1, p.name).bind(2, dump_json(p.policy)).bind(3, p.created).bind(4, p.updated);
+    KEYPORT_TRY(s.run());
+  }
+  RotationPolicyRecord stored;
+  {
+    KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s,
+                             m_db.prepare("SELECT name, policy, created, updated, notified_version "
+                                          "FROM rotation_policies WHERE name = ?1"));
+    s.bind(1, p.name);
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) {
+      return internal_error("the rotation policy of " + p.name + " vanished while being stored");
+    }
+    KEYPORT_ASSIGN_OR_RETURN(stored, read_policy(s));
+  }
+  KEYPORT_TRY(tx.commit());
+  return stored;
+}
+
+Status Store::set_notified_version(std::string_view name, std::string_view version) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(
+      sql::Stmt s,
+      m_db.prepare("UPDATE rotation_policies SET notified_version = ?1 WHERE name = ?2"));
+  s.bind(1, version).bind(2, name);
+  return s.run();
+}
+
+void Store::set_platform1_before(std::optional<std::int64_t> cutover) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_platform1_before = cutover;
 }
 
 Status Store::append_audit(const AuditRecord& a) {

@@ -51,7 +51,10 @@ struct KeyVersionRecord {
   Json tags = Json::object();
   std::optional<ReleasePolicy> release_policy;
   Bytes cka_id;
-  std::string origin;  // "generated", "byok", "import"
+  std::string origin;  // "generated", "byok", "import", "rotated"
+  // Not stored: "1" when the vault's platform cut-over says this version predates HSM platform 2
+  // (set by the Store on read); empty: "2" for -HSM key types, "0" for software ones.
+  std::string hsm_platform;
 
   bool is_kek() const;
   bool has_op(std::string_view op) const;
@@ -73,6 +76,17 @@ struct PendingObject {
   std::string label;
   std::string reason;  // "create" or "purge"
   std::int64_t created = 0;
+};
+
+// A key's rotation policy as stored: the normalised KeyRotationPolicy JSON without id and times
+// ({"lifetimeActions": [...], "attributes": {"expiryTime"?}}).
+struct RotationPolicyRecord {
+  std::string name;
+  Json policy = Json::object();
+  std::int64_t created = 0;
+  std::int64_t updated = 0;
+  // The last version a Notify action fired for ("" when none), so each version notifies once.
+  std::string notified_version;
 };
 
 struct AuditRecord {
@@ -125,6 +139,17 @@ class Store {
   // and removes the entries).
   Result<std::vector<PendingObject>> purge(std::string_view name, std::int64_t now);
 
+  // Rotation policies (kept with the key; purged with it).
+  Result<std::optional<RotationPolicyRecord>> find_rotation_policy(std::string_view name);
+  Result<std::vector<RotationPolicyRecord>> rotation_policies();
+  // Inserts or replaces the policy of `record.name` (created is kept when one exists).
+  Result<RotationPolicyRecord> put_rotation_policy(const RotationPolicyRecord& record);
+  Status set_notified_version(std::string_view name, std::string_view version);
+
+  // Versions created before `cutover` (unix seconds) of -HSM key types read back with
+  // hsm_platform "1"; nullopt: no cut-over.
+  void set_platform1_before(std::optional<std::int64_t> cutover);
+
   Status append_audit(const AuditRecord& record);
   // Audit rows with id > after_id, oldest first.
   Result<std::vector<AuditRecord>> audit_log(std::int64_t after_id);
@@ -137,6 +162,7 @@ class Store {
 
   std::mutex m_mutex;
   sql::Db m_db;
+  std::optional<std::int64_t> m_platform1_before;
 };
 
 }  // namespace keyport::vault

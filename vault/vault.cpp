@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
 #include <mutex>
 #include <shared_mutex>
 
@@ -20,6 +21,7 @@
 #include "vault/algorithms.h"
 #include "vault/hsm.h"
 #include "vault/model.h"
+#include "vault/rotation.h"
 #include "vault/token.h"
 
 #ifndef KEYPORT_VAULT_SOFTHSM_MODULE
@@ -36,7 +38,6 @@ constexpr const char* kDbFile = "vault.db";
 constexpr const char* kLockFile = "vault.lock";
 constexpr std::int64_t kSecondsPerDay = 86400;
 constexpr const char* kSystemCaller = "vault";
-
 
 std::string label_of(std::string_view name, std::string_view version) {
   return "kv:" + std::string(name) + ":" + std::string(version);
@@ -200,6 +201,7 @@ struct Op {
   std::string note;
   int success_status = 200;
   bool suppress_audit = false;  // a simulated crash writes nothing, as a real one would
+  std::string failure_reason;   // audited instead of the error's message (run_key_task)
 };
 
 struct Vault::Impl {
@@ -216,6 +218,13 @@ struct Vault::Impl {
   std::unique_ptr<Store> store;
   // Token operations hold it shared; purge holds it exclusively while destroying objects.
   std::shared_mutex objects_mutex;
+  // DIR/settings.json: the clock offset and the HSM platform cut-over.
+  std::unique_ptr<SettingsWatcher> settings;
+  std::atomic<std::int64_t> clock_offset{0};
+  std::atomic<std::int64_t> platform1_before{LLONG_MIN};  // LLONG_MIN: no cut-over
+  // Due lifetime actions: one runner at a time, at most once per vault second.
+  std::mutex due_mutex;
+  std::atomic<std::int64_t> last_due_check{LLONG_MIN};
 
   ~Impl() {
     pool.reset();
@@ -228,7 +237,40 @@ struct Vault::Impl {
     }
   }
 
-  std::int64_t now() const { return clock(); }
+  std::int64_t now() const { return clock() + clock_offset.load(); }
+
+  // Applies a changed DIR/settings.json; returns true when it changed.
+  bool refresh_settings() {
+    if (!settings) {
+      return false;
+    }
+    auto [current, changed] = settings->poll();
+    if (changed) {
+      clock_offset.store(current.clock_offset);
+      platform1_before.store(current.platform1_before.value_or(LLONG_MIN));
+      store->set_platform1_before(current.platform1_before);
+    }
+    return changed;
+  }
+
+  // Before every public call: due lifetime actions, unless checked within the last vault second.
+  void tick() {
+    const bool changed = refresh_settings();
+    const std::int64_t t = now();
+    // Blocking: a request that comes while another thread (the server's ticker) runs due actions
+    // waits for them, so it never sees a key half-way through a scheduled rotation.
+    std::unique_lock<std::mutex> lock(due_mutex);
+    const std::int64_t last = last_due_check.load();
+    if (!changed && last != LLONG_MIN && t >= last && t - last < 1) {
+      return;
+    }
+    last_due_check.store(t);
+    auto r = due_actions();
+    if (!r) {
+      log::warn("vault: scheduled key rotation failed: " + r.error().describe());
+    }
+  }
+
   byok::TargetKind target() const {
     return config.flavor == Flavor::kManagedHsm ? byok::TargetKind::kManagedHsm
                                                 : byok::TargetKind::kKeyVault;
@@ -247,7 +289,9 @@ struct Vault::Impl {
     a.outcome = error == nullptr ? "success" : "failure";
     a.status = error == nullptr ? op.success_status : http_status_for(*error);
     a.code = error == nullptr ? "" : kv_code(*error);
-    a.reason = error == nullptr ? op.note : error->message();
+    a.reason = error == nullptr            ? op.note
+               : op.failure_reason.empty() ? error->message()
+                                           : op.failure_reason;
     auto st = store->append_audit(a);
     if (!st) {
       log::error("vault: cannot write the audit log: " + st.error().describe());
@@ -268,6 +312,7 @@ struct Vault::Impl {
   // Runs one public operation: fn(op) does the work and fills in the audit context.
   template <typename Fn>
   auto run(const CallContext& ctx, const char* operation, Fn&& fn) {
+    tick();
     Op op;
     op.operation = operation;
     auto result = fn(op);
@@ -465,7 +510,8 @@ struct Vault::Impl {
 
   // --- create ---
 
-  Result<Json> create_key(Op& op, std::string_view name, const Json& params) {
+  Result<Json> create_key(Op& op, std::string_view name, const Json& params,
+                          const char* origin = "generated") {
     op.name = std::string(name);
     KEYPORT_TRY(check_key_name(name));
     if (!params.is_object()) {
@@ -544,7 +590,7 @@ struct Vault::Impl {
     op.note = kek ? "key exchange key " + spec.name() : spec.name();
     return commit(op, pending,
                   new_record(canonical, version, std::move(id), stored_kty, spec, std::move(common),
-                             std::move(gen.public_jwk), "generated"));
+                             std::move(gen.public_jwk), origin));
   }
 
   // --- import ---
@@ -1309,6 +1355,213 @@ struct Vault::Impl {
                             key_bytes->reveal(SecretAccess::unsafe()));
   }
 
+  // --- rotation ---
+
+  Result<RotationPolicy> policy_of(const std::string& name,
+                                   std::optional<RotationPolicyRecord>* record = nullptr) {
+    KEYPORT_ASSIGN_OR_RETURN(auto rec, store->find_rotation_policy(name));
+    if (record != nullptr) {
+      *record = rec;
+    }
+    if (!rec) {
+      return default_rotation_policy();
+    }
+    return rotation_policy_from_json(rec->policy);
+  }
+
+  Result<Json> rotate_key(Op& op, std::string_view name, const std::string& why) {
+    KEYPORT_ASSIGN_OR_RETURN(KeyVersionRecord r, resolve(op, name, ""));
+    Json params = Json::object();
+    params["kty"] = r.kty;
+    if (r.spec.family == KeyFamily::kEc) {
+      params["crv"] = std::string(curve_jwk_name(*r.spec.curve));
+    } else {
+      params["key_size"] = r.spec.bits;
+    }
+    params["key_ops"] = r.key_ops;
+    params["tags"] = r.tags;
+    Json attrs{{"enabled", true}};
+    if (r.exportable) {
+      attrs["exportable"] = true;
+    }
+    KEYPORT_ASSIGN_OR_RETURN(RotationPolicy policy, policy_of(r.name));
+    if (policy.expiry_time) {
+      attrs["exp"] = now() + policy.expiry_seconds;
+    }
+    params["attributes"] = std::move(attrs);
+    if (r.release_policy) {
+      params["release_policy"] = Json{{"contentType", r.release_policy->content_type},
+                                      {"data", base64url_encode(r.release_policy->data)},
+                                      {"immutable", r.release_policy->immutable}};
+    }
+    KEYPORT_ASSIGN_OR_RETURN(Json bundle, create_key(op, r.name, params, "rotated"));
+    op.note = "rotated " + r.version + " (" + why + ")" +
+              (policy.expiry_time ? ", expires in " + *policy.expiry_time : "");
+    return bundle;
+  }
+
+  Result<Json> get_rotation_policy(Op& op, std::string_view name) {
+    KEYPORT_ASSIGN_OR_RETURN(KeyVersionRecord r, resolve(op, name, ""));
+    op.version.clear();
+    std::optional<RotationPolicyRecord> rec;
+    KEYPORT_ASSIGN_OR_RETURN(RotationPolicy policy, policy_of(r.name, &rec));
+    op.note = rec ? "policy set" : "default policy";
+    return rotation_policy_response(config.base_url, r.name, policy,
+                                    rec ? std::optional<std::int64_t>(rec->created) : std::nullopt,
+                                    rec ? std::optional<std::int64_t>(rec->updated) : std::nullopt);
+  }
+
+  Result<Json> update_rotation_policy(Op& op, std::string_view name, const Json& body) {
+    KEYPORT_ASSIGN_OR_RETURN(KeyVersionRecord r, resolve(op, name, ""));
+    op.version.clear();
+    KEYPORT_ASSIGN_OR_RETURN(RotationPolicy policy, parse_rotation_policy(body));
+    RotationPolicyRecord rec;
+    rec.name = r.name;
+    rec.policy = rotation_policy_to_json(policy);
+    rec.created = now();
+    rec.updated = rec.created;
+    KEYPORT_ASSIGN_OR_RETURN(RotationPolicyRecord stored, store->put_rotation_policy(rec));
+    last_due_check.store(LLONG_MIN);  // the next call checks the new policy
+    op.note = dump_json(stored.policy["lifetimeActions"]);
+    return rotation_policy_response(config.base_url, stored.name, policy, stored.created,
+                                    stored.updated);
+  }
+
+  Result<std::size_t> due_actions() {
+    KEYPORT_ASSIGN_OR_RETURN(auto policies, store->rotation_policies());
+    const CallContext system{kSystemCaller};
+    std::size_t rotated = 0;
+    for (const auto& rec : policies) {
+      KEYPORT_ASSIGN_OR_RETURN(auto key, store->find_key(rec.name));
+      if (!key || key->deleted()) {
+        continue;
+      }
+      KEYPORT_ASSIGN_OR_RETURN(auto latest, store->find_version(rec.name, ""));
+      if (!latest) {
+        continue;
+      }
+      KEYPORT_ASSIGN_OR_RETURN(RotationPolicy policy, rotation_policy_from_json(rec.policy));
+      const std::int64_t t = now();
+      if (const LifetimeAction* a = policy.find(LifetimeActionType::kRotate)) {
+        std::optional<std::int64_t> due;
+        if (a->after_create) {
+          due = latest->created + a->seconds;
+        } else if (latest->exp) {
+          due = *latest->exp - a->seconds;
+        }
+        if (due && t >= *due) {
+          Op op;
+          op.operation = "RotateKey";
+          auto r = rotate_key(op, rec.name,
+                              std::string("rotation policy: ") +
+                                  (a->after_create ? "timeAfterCreate " : "timeBeforeExpiry ") +
+                                  a->duration);
+          auto done = finish(system, op, std::move(r));
+          if (!done) {
+            log::warn("vault: the scheduled rotation of " + rec.name +
+                      " failed: " + done.error().describe());
+          } else {
+            ++rotated;
+          }
+          continue;
+        }
+      }
+      if (const LifetimeAction* n = policy.find(LifetimeActionType::kNotify)) {
+        if (!n->after_create && latest->exp && rec.notified_version != latest->version &&
+            t >= *latest->exp - n->seconds) {
+          Op op;
+          op.operation = "KeyNearExpiry";
+          op.name = latest->name;
+          op.version = latest->version;
+          op.note = "Notify (timeBeforeExpiry " + n->duration +
+                    "): the Event Grid event Key Vault would publish";
+          audit(kSystemCaller, op, nullptr);
+          KEYPORT_TRY(store->set_notified_version(rec.name, latest->version));
+        }
+      }
+    }
+    return rotated;
+  }
+
+  // --- HSM platform ---
+
+  Result<Json> platform_report(Op& op) {
+    KEYPORT_ASSIGN_OR_RETURN(auto keys, store->keys());
+    const std::int64_t cutover = platform1_before.load();
+    Json out = Json::object();
+    out["vault"] = config.base_url;
+    out["now"] = now();
+    out["cutover"] = cutover != LLONG_MIN ? Json(cutover) : Json(nullptr);
+    Json entries = Json::array();
+    for (const auto& k : keys) {
+      if (k.deleted()) {
+        continue;
+      }
+      KEYPORT_ASSIGN_OR_RETURN(auto versions, store->versions(k.name));
+      if (versions.empty() || versions.back().hsm_platform != "1") {
+        continue;
+      }
+      const KeyVersionRecord& latest = versions.back();
+      std::size_t on_platform1 = 0;
+      for (const auto& v : versions) {
+        on_platform1 += v.hsm_platform == "1" ? 1 : 0;
+      }
+      std::optional<RotationPolicyRecord> rec;
+      KEYPORT_ASSIGN_OR_RETURN(RotationPolicy policy, policy_of(latest.name, &rec));
+      const LifetimeAction* rotate = rec ? policy.find(LifetimeActionType::kRotate) : nullptr;
+      std::optional<std::int64_t> next;
+      if (rotate != nullptr && rotate->after_create) {
+        next = latest.created + rotate->seconds;
+      } else if (rotate != nullptr && latest.exp) {
+        next = *latest.exp - rotate->seconds;
+      }
+      const bool portable = latest.origin == "byok" || latest.origin == "import";
+      const bool wraps = latest.has_op("wrapKey") || latest.has_op("unwrapKey") ||
+                         latest.has_op("encrypt") || latest.has_op("decrypt");
+      std::string action;
+      std::string how;
+      if (portable) {
+        action = "reimport";
+        how =
+            "re-import the portable key from its on-prem HSM as a new version: keyport byok "
+            "export --kek <this vault's KEK> ... then keyport vault import --name " +
+            latest.name + " --byok FILE";
+      } else if (wraps) {
+        action = "rotate-and-rewrap";
+        how = std::string(rotate != nullptr
+                              ? "its rotation policy rotates it"
+                              : "rotate it: keyport vault rotate --name " + latest.name) +
+              "; then re-wrap the data keys wrapped under the old version " + latest.version +
+              " (keyport migrate run --keyring K --from vault:DIR#" + latest.name + "/" +
+              latest.version + " --to vault:DIR#" + latest.name + ")";
+      } else if (rotate != nullptr) {
+        action = "rotate-by-policy";
+        how = "its rotation policy rotates it; to rotate now: keyport vault rotate --name " +
+              latest.name;
+      } else {
+        action = "rotate";
+        how = "rotate it by hand (keyport vault rotate --name " + latest.name +
+              ") or give it a rotation policy (keyport vault rotation-policy set)";
+      }
+      Json e = Json::object();
+      e["name"] = latest.name;
+      e["kid"] = kid_of(config.base_url, latest.name, latest.version);
+      e["kty"] = latest.kty;
+      e["created"] = latest.created;
+      e["origin"] = latest.origin;
+      e["hsmPlatform"] = latest.hsm_platform;
+      e["versions_on_platform1"] = on_platform1;
+      e["rotation_policy"] = rotate != nullptr;
+      e["next_rotation"] = next ? Json(*next) : Json(nullptr);
+      e["action"] = action;
+      e["how"] = how;
+      entries.push_back(std::move(e));
+    }
+    op.note = std::to_string(entries.size()) + " key(s) on platform 1";
+    out["keys"] = std::move(entries);
+    return out;
+  }
+
   // --- open-time maintenance ---
 
   void audit_system(const std::string& operation, const std::string& label, std::string note,
@@ -1412,6 +1665,7 @@ Result<std::unique_ptr<Vault>> Vault::open(const fs::path& dir, VaultOptions opt
   impl->config.base_url = url.first;
   impl->host = url.second;
   impl->clock = options.clock ? options.clock : system_clock();
+  impl->settings = std::make_unique<SettingsWatcher>(dir);
   impl->crash_point = options.crash_point;
 
   impl->lock_fd = ::open((dir / kLockFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -1445,6 +1699,7 @@ Result<std::unique_ptr<Vault>> Vault::open(const fs::path& dir, VaultOptions opt
   KEYPORT_ASSIGN_OR_RETURN(impl->store, Store::open(dir / kDbFile));
   impl->pool = std::make_unique<SessionPool>(impl->token.module, impl->token.slot,
                                              impl->token.pin.clone(), options.max_sessions);
+  impl->refresh_settings();
   KEYPORT_TRY(impl->replay_journal());
   if (options.sweep_unknown_objects.value_or(!attached)) {
     KEYPORT_TRY(impl->sweep_orphans());
@@ -1560,8 +1815,69 @@ Result<Json> Vault::unwrap_key(const CallContext& ctx, std::string_view name,
                      [&](Op& op) { return m_impl->unwrap_key(op, name, version, params); });
 }
 
+Result<Json> Vault::rotate_key(const CallContext& ctx, std::string_view name) {
+  return m_impl->run(ctx, "RotateKey",
+                     [&](Op& op) { return m_impl->rotate_key(op, name, "on demand"); });
+}
+
+Result<Json> Vault::get_rotation_policy(const CallContext& ctx, std::string_view name) {
+  return m_impl->run(ctx, "GetKeyRotationPolicy",
+                     [&](Op& op) { return m_impl->get_rotation_policy(op, name); });
+}
+
+Result<Json> Vault::update_rotation_policy(const CallContext& ctx, std::string_view name,
+                                           const Json& policy) {
+  return m_impl->run(ctx, "UpdateKeyRotationPolicy",
+                     [&](Op& op) { return m_impl->update_rotation_policy(op, name, policy); });
+}
+
+Result<std::size_t> Vault::run_due_rotations() {
+  m_impl->refresh_settings();
+  std::lock_guard<std::mutex> lock(m_impl->due_mutex);
+  m_impl->last_due_check.store(m_impl->now());
+  return m_impl->due_actions();
+}
+
+Result<Json> Vault::platform_report(const CallContext& ctx) {
+  return m_impl->run(ctx, "PlatformReport", [&](Op& op) { return m_impl->platform_report(op); });
+}
+
+std::int64_t Vault::now() const {
+  return m_impl->now();
+}
+
 Result<std::vector<AuditRecord>> Vault::audit_log(std::int64_t after_id) const {
   return m_impl->store->audit_log(after_id);
+}
+
+Result<Json> Vault::run_key_task(const CallContext& ctx, std::string_view operation,
+                                 std::string_view name, std::string_view version,
+                                 const KeyTask& task) {
+  const std::string op_name(operation);
+  return m_impl->run(ctx, op_name.c_str(), [&](Op& op) -> Result<Json> {
+    KEYPORT_ASSIGN_OR_RETURN(KeyVersionRecord r, m_impl->resolve(op, name, version));
+    WithObject with_object = [&](const ObjectTask& fn) -> Status {
+      std::shared_lock<std::shared_mutex> objects(m_impl->objects_mutex);
+      KEYPORT_ASSIGN_OR_RETURN(auto lease, m_impl->pool->acquire());
+      auto h = find_key_object(*lease, r.cka_id, r.spec.family);
+      if (!h) {
+        return tl::unexpected(lookup_error(h.error(), r));
+      }
+      return fn(*lease, *h);
+    };
+    std::string reason;
+    Result<Json> out = task(r, with_object, reason);
+    if (out) {
+      op.note = std::move(reason);
+    } else {
+      op.failure_reason = std::move(reason);
+    }
+    return out;
+  });
+}
+
+const fs::path& Vault::dir() const {
+  return m_impl->dir;
 }
 
 }  // namespace keyport::vault

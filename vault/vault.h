@@ -239,10 +239,64 @@ class Vault {
   Result<Json> unwrap_key(const CallContext& ctx, std::string_view name, std::string_view version,
                           const Json& params);
 
+  // --- Rotation (REST 7.5: RotateKey, GetKeyRotationPolicy, UpdateKeyRotationPolicy) ---
+
+  // RotateKey (POST /keys/{name}/rotate): a new version generated in the vault token with the
+  // latest version's kty, size or curve, key_ops, tags, exportable and release policy; exp = now +
+  // the policy's expiryTime when it has one. Older versions stay usable (decrypt, unwrapKey,
+  // verify, and everything else their key_ops allow). Returns the new KeyBundle, or KeyNotFound.
+  Result<Json> rotate_key(const CallContext& ctx, std::string_view name);
+
+  // GetKeyRotationPolicy (GET /keys/{name}/rotationpolicy). Returns the key's KeyRotationPolicy,
+  // or Key Vault's default (Notify 30 days before expiry) when none was set; KeyNotFound.
+  Result<Json> get_rotation_policy(const CallContext& ctx, std::string_view name);
+
+  // UpdateKeyRotationPolicy (PUT /keys/{name}/rotationpolicy, body KeyRotationPolicy). Validates
+  // with Key Vault's rules (vault/rotation.h, docs/rotation.md) and returns the stored policy, or
+  // BadParameter, KeyNotFound.
+  Result<Json> update_rotation_policy(const CallContext& ctx, std::string_view name,
+                                      const Json& policy);
+
+  // Runs the lifetime actions that are due at now(): Rotate (a new version, audited as RotateKey
+  // by caller "vault") and Notify (audited once per version as KeyNearExpiry). Every public call
+  // runs this first (at most once per vault second unless the clock or settings moved); the
+  // server also calls it from a background tick. Returns the number of rotations made.
+  Result<std::size_t> run_due_rotations();
+
+  // --- HSM platform ---
+
+  // The keys whose latest version is on HSM platform "1" (created before the folder's
+  // platform1_before setting; see vault/rotation.h VaultSettings), each with what to do: rotate
+  // (by its policy or by hand), re-import the portable key as a new version (BYOK/JWK-imported
+  // keys), or rotate and re-wrap the data keys it protects. {"cutover", "keys": [...]}.
+  Result<Json> platform_report(const CallContext& ctx);
+
+  // The vault's "now" (unix seconds): the clock plus the folder's clock_offset setting.
+  std::int64_t now() const;
+
   // --- Audit ---
 
   // Returns audit rows with id > after_id, oldest first.
   Result<std::vector<AuditRecord>> audit_log(std::int64_t after_id = 0) const;
+
+  // --- Operations implemented in other files of this library (vault/release.cpp) ---
+
+  // Work on the token object of one key version: a leased, logged-in session and the object.
+  using ObjectTask = std::function<Status(const p11::Session&, CK_OBJECT_HANDLE)>;
+  // Runs an ObjectTask on the resolved version's object, holding the object lock shared (no purge
+  // meanwhile); KeyNotFound when the object is gone.
+  using WithObject = std::function<Status(const ObjectTask&)>;
+  // A key operation: `record` is the resolved version. `audit_reason`, when the task sets it, is
+  // what the audit row records: the success note, or on failure the real reason of a refusal
+  // whose returned error must not tell the caller why.
+  using KeyTask = std::function<Result<Json>(
+      const KeyVersionRecord& record, const WithObject& with_object, std::string& audit_reason)>;
+  // Resolves the active key `name` (version: latest when empty; KeyNotFound otherwise), runs
+  // `task` and writes one audit row named `operation` with the outcome.
+  Result<Json> run_key_task(const CallContext& ctx, std::string_view operation,
+                            std::string_view name, std::string_view version, const KeyTask& task);
+  // The vault's data folder.
+  const std::filesystem::path& dir() const;
 
   struct Impl;
 

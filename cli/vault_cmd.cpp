@@ -1,0 +1,1609 @@
+// SPDX-License-Identifier: Apache-2.0
+// keyport vault init | serve | create-key | download | import | get | list | versions | delete |
+// recover | purge | sign | verify | wrap-key | unwrap-key | encrypt | decrypt | rotate |
+// rotation-policy get|set | clock | platform-cutover | report platform
+//
+// Every command except init and serve works on a local vault folder (--data DIR, default
+// $KEYPORT_VAULT_DATA: the server's REST routes run in this process, as a caller named "cli" with
+// every permission) or on a running server (--url https://host:port with --token-file or
+// $KEYPORT_VAULT_TOKEN, and --ca-file for the vault CA), with the same requests and answers.
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
+
+#include <httplib.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <ctime>
+#include <iostream>
+#include <memory>
+
+#include "byok/public_key.h"
+#include "cli/commands.h"
+#include "core/encoding.h"
+#include "core/file_io.h"
+#include "core/ossl.h"
+#include "skr/jws.h"
+#include "vault/access.h"
+#include "vault/release.h"
+#include "vault/rotation.h"
+#include "vault/server.h"
+#include "vault/vault.h"
+
+namespace keyport::cli {
+namespace {
+namespace fs = std::filesystem;
+
+// The api-version the CLI sends (the REST reference the vault follows).
+constexpr const char* kApiVersion = "7.5";
+
+std::string env_or(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? std::string() : std::string(v);
+}
+
+// Turns a Key Vault error answer into an Error whose category gives the exit code (cli/main.cpp):
+// 404 -> not found (5), 400 and other 4xx -> bad input (3), 401/403 -> authentication (7),
+// 409 -> exists (6), 5xx -> the vault failed the operation (4). The Key Vault code goes into
+// detail(). Transport failures are kIo (10) and do not come through here.
+Error error_from_response(int status, const std::string& body) {
+  std::string code = "HTTP" + std::to_string(status);
+  std::string message = "the vault answered HTTP " + std::to_string(status);
+  auto parsed = parse_json_strict(body);
+  if (parsed && parsed->is_object() && parsed->contains("error") &&
+      (*parsed)["error"].is_object()) {
+    const Json& e = (*parsed)["error"];
+    if (e.contains("code") && e["code"].is_string()) {
+      code = e["code"].get<std::string>();
+    }
+    if (e.contains("message") && e["message"].is_string()) {
+      message = e["message"].get<std::string>();
+    }
+  }
+  ErrorCode category = ErrorCode::kInvalidArgument;
+  if (status == 404) {
+    category = ErrorCode::kNotFound;
+  } else if (status == 401) {
+    category = ErrorCode::kAuth;
+  } else if (status == 403) {
+    category = ErrorCode::kPermissionDenied;
+  } else if (status == 409) {
+    category = ErrorCode::kAlreadyExists;
+  } else if (status >= 500) {
+    category = ErrorCode::kCrypto;
+  }
+  return Error(category,
+               "vault: " + code + ": " + message + " (HTTP " + std::to_string(status) + ")")
+      .with_detail(code);
+}
+
+// --- how the vault is reached -------------------------------------------------------------------
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // `target` is a path with an optional query ("/keys?maxresults=5"); api-version is added when
+  // the target has none. Returns the JSON answer (null for 204) or the vault's error.
+  virtual Result<Json> call(const std::string& method, const std::string& target,
+                            const Json* body) = 0;
+};
+
+std::string with_api_version(const std::string& target) {
+  if (target.find("api-version=") != std::string::npos) {
+    return target;
+  }
+  return target + (target.find('?') == std::string::npos ? "?" : "&") +
+         "api-version=" + kApiVersion;
+}
+
+Result<Json> parse_answer(int status, const std::string& body) {
+  if (status < 200 || status >= 300) {
+    return tl::unexpected(error_from_response(status, body));
+  }
+  if (status == 204 || body.empty()) {
+    return Json();
+  }
+  auto j = parse_json_strict(body);
+  if (!j) {
+    return make_error(ErrorCode::kFormat,
+                      "the vault's answer is not valid JSON: " + j.error().message());
+  }
+  return std::move(*j);
+}
+
+// A local folder: the REST routes run in this process.
+class LocalBackend final : public Backend {
+ public:
+  static Result<std::unique_ptr<LocalBackend>> open(const fs::path& dir) {
+    auto v = vault::Vault::open(dir);
+    if (!v) {
+      Error e = v.error();
+      if (e.code() == ErrorCode::kAlreadyExists) {
+        e = e.with_context("is `keyport vault serve` running on it? then use --url");
+      }
+      return tl::unexpected(std::move(e));
+    }
+    std::unique_ptr<LocalBackend> b(new LocalBackend(std::move(*v)));
+    return b;
+  }
+
+  Result<Json> call(const std::string& method, const std::string& target,
+                    const Json* body) override {
+    vault::RestRequest r;
+    r.method = method;
+    const std::string t = with_api_version(target);
+    const auto q = t.find('?');
+    r.path = t.substr(0, q);
+    std::string query = t.substr(q + 1);
+    std::size_t pos = 0;
+    while (pos <= query.size()) {
+      std::size_t amp = query.find('&', pos);
+      std::string item =
+          query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+      auto eq = item.find('=');
+      if (!item.empty()) {
+        r.query.emplace_back(httplib::detail::decode_url(item.substr(0, eq), true),
+                             eq == std::string::npos
+                                 ? std::string()
+                                 : httplib::detail::decode_url(item.substr(eq + 1), true));
+      }
+      if (amp == std::string::npos) {
+        break;
+      }
+      pos = amp + 1;
+    }
+    if (body != nullptr) {
+      r.content_type = "application/json";
+      r.body = dump_json(*body);
+    }
+    vault::RestResponse res = m_api.handle_as(m_principal, r);
+    return parse_answer(res.status, res.body);
+  }
+
+ private:
+  explicit LocalBackend(std::unique_ptr<vault::Vault> v)
+      : m_vault(std::move(v)),
+        m_api(*m_vault, nullptr),
+        m_principal{"cli", vault::all_permissions()} {}
+  std::unique_ptr<vault::Vault> m_vault;
+  vault::RestApi m_api;
+  vault::Principal m_principal;
+};
+
+// A running server, over HTTPS with keep-alive.
+class RemoteBackend final : public Backend {
+ public:
+  static Result<std::unique_ptr<RemoteBackend>> open(const std::string& url,
+                                                     const std::string& token,
+                                                     const std::string& ca_file) {
+    if (url.rfind("https://", 0) != 0) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "--url " + url + ": must be https://host:port");
+    }
+    std::string hostport = url.substr(8);
+    while (!hostport.empty() && hostport.back() == '/') {
+      hostport.pop_back();
+    }
+    if (hostport.find('/') != std::string::npos) {
+      return make_error(ErrorCode::kInvalidArgument, "--url " + url + ": no path allowed");
+    }
+    std::string host = hostport;
+    int port = 443;
+    if (!hostport.empty() && hostport.front() == '[') {
+      auto close = hostport.find(']');
+      if (close == std::string::npos) {
+        return make_error(ErrorCode::kInvalidArgument, "--url " + url + ": bad IPv6 address");
+      }
+      host = hostport.substr(1, close - 1);
+      if (close + 1 < hostport.size() && hostport[close + 1] == ':') {
+        port = std::atoi(hostport.c_str() + close + 2);
+      }
+    } else if (auto colon = hostport.rfind(':'); colon != std::string::npos) {
+      host = hostport.substr(0, colon);
+      port = std::atoi(hostport.c_str() + colon + 1);
+    }
+    if (host.empty() || port <= 0 || port > 65535) {
+      return make_error(ErrorCode::kInvalidArgument, "--url " + url + ": bad host or port");
+    }
+    if (!ca_file.empty() && !fs::exists(ca_file)) {
+      return make_error(ErrorCode::kNotFound, "--ca-file " + ca_file + " does not exist");
+    }
+    std::signal(SIGPIPE, SIG_IGN);  // a server closing a kept-alive connection must not kill us
+    std::unique_ptr<RemoteBackend> b(new RemoteBackend(host, port, url));
+    if (!ca_file.empty()) {
+      b->m_client.set_ca_cert_path(ca_file);
+    }
+    b->m_client.enable_server_certificate_verification(true);
+    b->m_client.set_keep_alive(true);
+    b->m_client.set_connection_timeout(10);
+    b->m_client.set_read_timeout(120);
+    b->m_client.set_write_timeout(60);
+    b->m_token = token;
+    return b;
+  }
+
+  Result<Json> call(const std::string& method, const std::string& target,
+                    const Json* body) override {
+    httplib::Request req;
+    req.method = method;
+    req.path = with_api_version(target);
+    req.headers.emplace("Authorization", "Bearer " + m_token);
+    req.headers.emplace("Accept", "application/json");
+    if (body != nullptr) {
+      req.body = dump_json(*body);
+      req.headers.emplace("Content-Type", "application/json");
+    }
+    auto res = m_client.send(req);
+    if (!res) {
+      std::string why = httplib::to_string(res.error());
+      if (res.error() == httplib::Error::SSLServerVerification) {
+        why += " (" +
+               std::string(X509_verify_cert_error_string(m_client.get_openssl_verify_result())) +
+               "; give the vault CA with --ca-file)";
+      }
+      return make_error(ErrorCode::kIo, "cannot reach the vault at " + m_url + ": " + why);
+    }
+    return parse_answer(res->status, res->body);
+  }
+
+ private:
+  RemoteBackend(const std::string& host, int port, std::string url)
+      : m_client(host, port), m_url(std::move(url)) {}
+  httplib::SSLClient m_client;
+  std::string m_url;
+  std::string m_token;  // the bearer token; sent in the Authorization header only
+};
+
+struct Target {
+  std::string data;
+  std::string url;
+  std::string token_file;
+  std::string ca_file;
+};
+
+void add_target_options(CLI::App& cmd, Target& t) {
+  cmd.add_option("--data", t.data, "Local vault folder (default $KEYPORT_VAULT_DATA)");
+  cmd.add_option("--url", t.url,
+                 "A running vault server, https://host:port (default $KEYPORT_VAULT_URL)");
+  cmd.add_option("--token-file", t.token_file,
+                 "File holding the bearer token for --url (else $KEYPORT_VAULT_TOKEN)");
+  cmd.add_option("--ca-file", t.ca_file,
+                 "The vault CA certificate for --url (DIR/tls/ca.pem; default $KEYPORT_VAULT_CA, "
+                 "else the system's trust store)");
+}
+
+Result<std::unique_ptr<Backend>> connect(const Target& t) {
+  std::string url = t.url;
+  std::string data = t.data;
+  if (url.empty() && data.empty()) {
+    url = env_or("KEYPORT_VAULT_URL");
+    if (url.empty()) {
+      data = env_or("KEYPORT_VAULT_DATA");
+    }
+  }
+  if (!url.empty()) {
+    std::string token;
+    if (!t.token_file.empty()) {
+      KEYPORT_ASSIGN_OR_RETURN(SecretBytes s, vault::read_token_file(t.token_file));
+      token = std::string(as_chars(s.reveal(SecretAccess::unsafe())));
+    } else {
+      token = env_or("KEYPORT_VAULT_TOKEN");
+    }
+    if (token.empty()) {
+      return make_error(ErrorCode::kAuth,
+                        "no bearer token for " + url +
+                            ": give --token-file (the server's DIR/admin.token) or set "
+                            "KEYPORT_VAULT_TOKEN");
+    }
+    const std::string ca = t.ca_file.empty() ? env_or("KEYPORT_VAULT_CA") : t.ca_file;
+    KEYPORT_ASSIGN_OR_RETURN(auto b, RemoteBackend::open(url, token, ca));
+    return std::unique_ptr<Backend>(std::move(b));
+  }
+  if (data.empty()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "which vault? give --data DIR (or $KEYPORT_VAULT_DATA) or --url https://... "
+                      "(or $KEYPORT_VAULT_URL)");
+  }
+  KEYPORT_ASSIGN_OR_RETURN(auto b, LocalBackend::open(data));
+  return std::unique_ptr<Backend>(std::move(b));
+}
+
+// --- helpers ----------------------------------------------------------------------------------
+
+std::string key_path(const std::string& name, const std::string& version = {}) {
+  return "/keys/" + name + (version.empty() ? "" : "/" + version);
+}
+
+std::string time_text(const Json& attrs, const char* member) {
+  if (!attrs.contains(member) || !attrs[member].is_number_integer()) {
+    return "-";
+  }
+  std::time_t t = attrs[member].get<std::int64_t>();
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string ops_text(const Json& key) {
+  std::string out;
+  if (key.contains("key_ops") && key["key_ops"].is_array()) {
+    for (const auto& o : key["key_ops"]) {
+      out += (out.empty() ? "" : ",") + o.get<std::string>();
+    }
+  }
+  return out.empty() ? "-" : out;
+}
+
+// Prints a KeyBundle (text: the lines people look at; --json: all of it).
+void print_bundle(const GlobalOptions& g, const Json& bundle) {
+  if (g.json) {
+    print_json(bundle);
+    return;
+  }
+  const Json& key = bundle.at("key");
+  const Json attrs = bundle.value("attributes", Json::object());
+  std::cout << "kid:      " << key.value("kid", "") << "\n"
+            << "kty:      " << key.value("kty", "") << "\n"
+            << "key_ops:  " << ops_text(key) << "\n"
+            << "enabled:  " << (attrs.value("enabled", true) ? "yes" : "no") << "\n"
+            << "created:  " << time_text(attrs, "created") << "\n"
+            << "updated:  " << time_text(attrs, "updated") << std::endl;
+}
+
+// Follows nextLink until the last page; returns every item.
+Result<Json> list_all(Backend& b, std::string target) {
+  Json all = Json::array();
+  for (int page = 0; page < 100000; ++page) {
+    KEYPORT_ASSIGN_OR_RETURN(Json r, b.call("GET", target, nullptr));
+    if (r.contains("value") && r["value"].is_array()) {
+      for (auto& v : r["value"]) {
+        all.push_back(std::move(v));
+      }
+    }
+    if (!r.contains("nextLink") || !r["nextLink"].is_string()) {
+      break;
+    }
+    // The nextLink is absolute (the vault's base URL); the same backend follows its path.
+    std::string next = r["nextLink"].get<std::string>();
+    auto scheme = next.find("://");
+    auto slash = next.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+    if (slash == std::string::npos) {
+      return make_error(ErrorCode::kFormat, "the vault sent a nextLink without a path: " + next);
+    }
+    target = next.substr(slash);
+  }
+  return all;
+}
+
+std::string name_of_kid(const std::string& kid, bool with_version) {
+  // https://host/keys/<name>[/<version>]
+  auto keys = kid.find("/keys/");
+  if (keys == std::string::npos) {
+    return kid;
+  }
+  std::string rest = kid.substr(keys + 6);
+  if (!with_version) {
+    return rest.substr(0, rest.find('/'));
+  }
+  auto slash = rest.find('/');
+  return slash == std::string::npos ? "" : rest.substr(slash + 1);
+}
+
+void print_items(const GlobalOptions& g, const Json& items, bool versions) {
+  if (g.json) {
+    print_json(Json{{"value", items}});
+    return;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& it : items) {
+    const Json attrs = it.value("attributes", Json::object());
+    const std::string kid = it.value("kid", "");
+    rows.push_back({versions ? name_of_kid(kid, true) : name_of_kid(kid, false),
+                    attrs.value("enabled", true) ? "yes" : "no", time_text(attrs, "created"),
+                    time_text(attrs, "updated"), kid});
+  }
+  print_table({versions ? "VERSION" : "NAME", "ENABLED", "CREATED", "UPDATED", "KID"}, rows);
+}
+
+const EVP_MD* digest_for_alg(const std::string& alg) {
+  if (alg.find("384") != std::string::npos) {
+    return EVP_sha384();
+  }
+  if (alg.find("512") != std::string::npos) {
+    return EVP_sha512();
+  }
+  return EVP_sha256();
+}
+
+Result<Bytes> digest_input(const std::string& alg, const std::optional<std::string>& digest_hex,
+                           const std::optional<std::string>& data_file) {
+  if (digest_hex.has_value() == data_file.has_value()) {
+    return make_error(ErrorCode::kInvalidArgument, "give exactly one of --digest HEX or --in FILE");
+  }
+  if (digest_hex) {
+    return hex_decode(*digest_hex);
+  }
+  KEYPORT_ASSIGN_OR_RETURN(Bytes data, read_file(*data_file, 1u << 30));
+  Bytes out(EVP_MAX_MD_SIZE);
+  unsigned int n = 0;
+  if (EVP_Digest(data.data(), data.size(), out.data(), &n, digest_for_alg(alg), nullptr) != 1) {
+    return ossl::crypto_failure("digest of " + *data_file);
+  }
+  out.resize(n);
+  return out;
+}
+
+// EC signatures: JOSE r||s <-> DER ECDSA-Sig-Value (what OpenSSL reads and writes).
+Result<Bytes> raw_to_der(const Bytes& raw) {
+  if (raw.empty() || raw.size() % 2 != 0) {
+    return make_error(ErrorCode::kFormat, "an EC signature must be r||s of even length");
+  }
+  const int half = static_cast<int>(raw.size() / 2);
+  ossl::UniquePtr<ECDSA_SIG> sig(ECDSA_SIG_new());
+  BIGNUM* r = BN_bin2bn(raw.data(), half, nullptr);
+  BIGNUM* s = BN_bin2bn(raw.data() + half, half, nullptr);
+  if (!sig || r == nullptr || s == nullptr || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
+    BN_free(r);
+    BN_free(s);
+    return ossl::crypto_failure("ECDSA_SIG");
+  }
+  unsigned char* der = nullptr;
+  int len = i2d_ECDSA_SIG(sig.get(), &der);
+  if (len <= 0) {
+    return ossl::crypto_failure("i2d_ECDSA_SIG");
+  }
+  Bytes out(der, der + len);
+  OPENSSL_free(der);
+  return out;
+}
+
+Result<Bytes> der_to_raw(const Bytes& der, std::size_t field_bytes) {
+  const unsigned char* p = der.data();
+  ossl::UniquePtr<ECDSA_SIG> sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
+  if (!sig || p != der.data() + der.size()) {
+    ossl::drain_errors();
+    return make_error(ErrorCode::kFormat, "the signature is not a DER ECDSA-Sig-Value");
+  }
+  Bytes out(2 * field_bytes);
+  if (BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), out.data(), static_cast<int>(field_bytes)) < 0 ||
+      BN_bn2binpad(ECDSA_SIG_get0_s(sig.get()), out.data() + field_bytes,
+                   static_cast<int>(field_bytes)) < 0) {
+    return make_error(ErrorCode::kFormat, "the signature does not fit the curve");
+  }
+  return out;
+}
+
+std::size_t field_bytes_for_alg(const std::string& alg) {
+  if (alg == "ES384") {
+    return 48;
+  }
+  if (alg == "ES512") {
+    return 66;
+  }
+  return 32;
+}
+
+bool is_ec_alg(const std::string& alg) {
+  return alg.rfind("ES", 0) == 0;
+}
+
+// --- commands ---------------------------------------------------------------------------------
+
+struct InitOptions {
+  std::string data;
+  std::string flavor = "key-vault";
+  std::string name = "keyport";
+  std::string base_url;
+};
+
+Status run_init(GlobalOptions& g, const InitOptions& o) {
+  std::string data = o.data.empty() ? env_or("KEYPORT_VAULT_DATA") : o.data;
+  if (data.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "give --data DIR (or $KEYPORT_VAULT_DATA)");
+  }
+  KEYPORT_ASSIGN_OR_RETURN(vault::Flavor flavor, vault::parse_flavor(o.flavor));
+  vault::VaultConfig c;
+  c.flavor = flavor;
+  c.name = o.name;
+  c.base_url = o.base_url;
+  KEYPORT_TRY(vault::Vault::init(data, c));
+  if (g.json) {
+    print_json(Json{{"data", data}, {"flavor", o.flavor}, {"name", o.name}});
+  } else {
+    std::cout << "initialised a " << o.flavor << " vault \"" << o.name << "\" in " << data
+              << "\nnext: keyport vault serve --data " << data
+              << "   (or use it in place: keyport vault create-key --data " << data << " ...)"
+              << std::endl;
+  }
+  return {};
+}
+
+struct ServeOptions {
+  std::string data;
+  std::string listen = "127.0.0.1:8443";
+  std::optional<std::string> flavor;
+  std::optional<std::string> tls_cert;
+  std::optional<std::string> tls_key;
+  std::optional<std::string> access;
+  std::optional<std::string> access_log;
+  bool insecure_any_token = false;
+  std::size_t max_body = 1 << 20;
+  std::size_t threads = 8;
+  std::string name = "keyport";
+  std::optional<std::string> trusted_authorities;
+};
+
+Status run_serve(GlobalOptions&, const ServeOptions& o) {
+  vault::ServerOptions s;
+  s.data_dir = o.data.empty() ? env_or("KEYPORT_VAULT_DATA") : o.data;
+  if (s.data_dir.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "give --data DIR (or $KEYPORT_VAULT_DATA)");
+  }
+  s.listen = o.listen;
+  if (o.flavor) {
+    KEYPORT_ASSIGN_OR_RETURN(s.flavor, vault::parse_flavor(*o.flavor));
+  }
+  if (o.tls_cert) {
+    s.tls_cert = *o.tls_cert;
+  }
+  if (o.tls_key) {
+    s.tls_key = *o.tls_key;
+  }
+  if (o.access) {
+    s.access_file = *o.access;
+  }
+  if (o.access_log) {
+    s.access_log = *o.access_log;
+  }
+  s.insecure_any_token = o.insecure_any_token;
+  s.max_body = o.max_body;
+  s.threads = o.threads;
+  s.vault_name = o.name;
+  if (o.trusted_authorities) {
+    s.release.trusted_authorities = *o.trusted_authorities;
+  }
+  return vault::serve_until_signal(std::move(s));
+}
+
+struct CreateOptions {
+  Target target;
+  std::string name;
+  std::optional<std::string> kty;
+  std::optional<unsigned> size;
+  std::optional<std::string> curve;
+  std::vector<std::string> ops;
+  bool kek = false;
+  // Secure Key Release: an exportable key needs a release policy (docs/skr.md).
+  bool exportable = false;
+  std::optional<std::string> policy;
+  bool immutable = false;
+  std::optional<std::string> for_profile;  // --for: service profile (profiles_cmd.cpp)
+};
+
+// attributes.exportable and release_policy of create-key (skr: small block).
+Status add_release_policy(const CreateOptions& o, Json& body) {
+  if (!o.policy) {
+    if (o.exportable || o.immutable) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "--exportable and --immutable need --policy POLICY.json (a release policy; "
+                        "check it with keyport policy lint)");
+    }
+    return {};
+  }
+  KEYPORT_ASSIGN_OR_RETURN(std::string text, read_text_file(*o.policy, 1u << 20));
+  body["attributes"]["exportable"] = true;
+  body["release_policy"] = Json{{"contentType", "application/json; charset=utf-8"},
+                                {"data", base64url_encode(as_bytes(text))},
+                                {"immutable", o.immutable}};
+  return {};
+}
+
+Status run_create(GlobalOptions& g, const CreateOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(const byok::ServiceProfile* profile, resolve_profile(o.for_profile));
+  Json body = Json::object();
+  KEYPORT_TRY(add_release_policy(o, body));
+  if (o.kek) {
+    if ((o.kty && *o.kty != "RSA-HSM") || !o.ops.empty() || o.curve) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "--kek makes an RSA-HSM key with key_ops [\"import\"]: drop --kty, "
+                        "--curve and --ops");
+    }
+    body["kty"] = "RSA-HSM";
+    body["key_size"] = o.size.value_or(4096);
+    body["key_ops"] = Json::array({"import"});
+  } else {
+    if (!o.kty) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "give --kty RSA-HSM|EC-HSM|oct-HSM (or --kek for a key exchange key)");
+    }
+    body["kty"] = *o.kty;
+    if (o.size) {
+      body["key_size"] = *o.size;
+    }
+    if (o.curve) {
+      body["crv"] = *o.curve;
+    }
+    if (!o.ops.empty()) {
+      body["key_ops"] = o.ops;
+    }
+  }
+  if (profile != nullptr) {
+    KEYPORT_TRY(apply_profile_to_create(*profile, body, o.kek));  // refused: nothing is created
+  }
+  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json bundle, b->call("POST", key_path(o.name) + "/create", &body));
+  if (profile != nullptr) {
+    Json report = profile_vault_report(g, *profile, bundle);
+    if (g.json) {
+      bundle["profile"] = std::move(report);
+    }
+  }
+  print_bundle(g, bundle);
+  return {};
+}
+
+struct DownloadOptions {
+  Target target;
+  std::string name;
+  std::string version;
+  std::string output;
+  std::string encoding = "PEM";
+  bool force = false;
+};
+
+Status run_download(GlobalOptions& g, const DownloadOptions& o) {
+  if (o.encoding != "PEM" && o.encoding != "DER") {
+    return make_error(ErrorCode::kInvalidArgument, "--encoding: PEM or DER");
+  }
+  KEYPORT_TRY(check_output_path(o.output, o.force));
+  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json bundle, b->call("GET", key_path(o.name, o.version), nullptr));
+  const Json& key = bundle.at("key");
+  const std::string kty = key.value("kty", "");
+  if (kty != "RSA" && kty != "RSA-HSM" && kty != "EC" && kty != "EC-HSM") {
+    return make_error(ErrorCode::kUnsupported,
+                      "key " + o.name + " is " + kty +
+                          ": only public keys can be downloaded (supported key types: RSA, "
+                          "RSA-HSM, EC, EC-HSM)");
+  }
+  Json jwk = key;
+  jwk.erase("kid");
+  jwk.erase("key_ops");
+  KEYPORT_ASSIGN_OR_RETURN(byok::PublicKey pub, byok::PublicKey::from_jwk(jwk));
+  WriteOptions w;
+  w.overwrite = o.force;
+  if (o.encoding == "PEM") {
+    KEYPORT_TRY(write_file_atomic(o.output, pub.pem(), w));
+  } else {
+    KEYPORT_TRY(write_file_atomic(o.output, pub.spki_der(), w));
+  }
+  const std::string kid = key.value("kid", "");
+  if (g.json) {
+    print_json(Json{{"kid", kid},
+                    {"kty", kty},
+                    {"key_ops", key.value("key_ops", Json::array())},
+                    {"file", o.output},
+                    {"encoding", o.encoding},
+                    {"spki_sha256", pub.sha256_fingerprint()}});
+  } else {
+    std::cout << "wrote the public key of " << kid << " to " << o.output << " (" << o.encoding
+              << " SubjectPublicKeyInfo)" << std::endl;
+  }
+  return {};
+}
+
+struct ImportOptions {
+  Target target;
+  std::string name;
+  std::optional<std::string> byok;
+  std::optional<std::string> jwk;
+  std::string kty = "RSA";
+  std::optional<std::string> curve;
+  bool hsm = false;
+};
+
+Status run_import(GlobalOptions& g, const ImportOptions& o) {
+  if (o.byok.has_value() == o.jwk.has_value()) {
+    return make_error(ErrorCode::kInvalidArgument, "give exactly one of --byok FILE or --jwk FILE");
+  }
+  Json body = Json::object();
+  if (o.byok) {
+    // As `az keyvault key import --byok-file`: kty RSA|EC|oct becomes RSA-HSM|EC-HSM|oct-HSM and
+    // key_hsm is the whole file, base64url without padding.
+    std::string kty = o.kty;
+    if (kty.size() < 4 || kty.substr(kty.size() - 4) != "-HSM") {
+      kty += "-HSM";
+    }
+    if (kty != "RSA-HSM" && kty != "EC-HSM" && kty != "oct-HSM") {
+      return make_error(ErrorCode::kInvalidArgument, "--kty: RSA, EC or oct (BYOK import)");
+    }
+    if ((kty == "EC-HSM") != o.curve.has_value()) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        kty == "EC-HSM" ? "--kty EC needs --curve (P-256, P-384, P-521, P-256K)"
+                                        : "--curve goes with --kty EC only");
+    }
+    KEYPORT_ASSIGN_OR_RETURN(Bytes file, read_file(*o.byok, 1 << 20));
+    Json key{{"kty", kty}, {"key_hsm", base64url_encode(file)}};
+    if (o.curve) {
+      key["crv"] = *o.curve;
+    }
+    body["key"] = std::move(key);
+    body["hsm"] = true;
+  } else {
+    KEYPORT_ASSIGN_OR_RETURN(SecretBytes text, read_secret_file(*o.jwk, 1 << 20));
+    KEYPORT_ASSIGN_OR_RETURN(Json jwk,
+                             parse_json_strict(as_chars(text.reveal(SecretAccess::unsafe()))));
+    if (!jwk.is_object()) {
+      return make_error(ErrorCode::kFormat, *o.jwk + " must hold one JWK object");
+    }
+    body["key"] = std::move(jwk);
+    if (o.hsm) {
+      body["hsm"] = true;
+    }
+  }
+  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
+  auto bundle = b->call("PUT", key_path(o.name), &body);
+  body.clear();  // a plain JWK's private members go no further than this call
+  if (!bundle) {
+    return tl::unexpected(bundle.error());
+  }
+  print_bundle(g, *bundle);
+  return {};
+}
+
+struct KeyRef {
+  Target target;
+  std::string name;
+  std::string version;
+};
+
+Status run_get(GlobalOptions& g, const KeyRef& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json bundle, b->call("GET", key_path(o.name, o.version), nullptr));
+  print_bundle(g, bundle);
+  return {};
+}
+
+Status run_list(GlobalOptions& g, const Target& t, bool deleted) {
+  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(t));
+  KEYPORT_ASSIGN_OR_RETURN(Json items, list_all(*b, deleted ? "/deletedkeys" : "/keys"));
+  print_items(g, items, false);
+  return {};
+}
+
+Status run_versions(GlobalOptions& g, const KeyRef& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json items, list_all(*b, key_path(o.name) + "/versions"));
+  print_items(g, items, true);
+  return {};
+}
+
+Status run_lifecycle(GlobalOptions& g, const KeyRef& o, const std::string& what) {
+  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
+  Result<Json> r = make_error(ErrorCode::kInternal, "unreachable");
+  if (what == "delete") {
+    r = b->call("DELETE", key_path(o.name), nullptr);
+  } else if (what == "recover") {
+    r = b->call("POST", "/deletedkeys/" + o.name + "/recover", nullptr);
+  } else {
+    r = b->call("DELETE", "/deletedkeys/" + o.name, nullptr);
+  }
+  if (!r) {
+    return tl::unexpected(r.error());
+  }
+  if (g.json) {
+    print_json(r->is_null() ? Json{{"purged", o.name}} : *r);
+  } else if (what == "delete") {
+    std::cout << "deleted " << o.name << " (recoverable until "
+              << time_text(*r, "scheduledPurgeDate") << "; keyport vault recover|purge)"
+              << std::endl;
+  } else if (what == "recover") {
+    std::cout << "recovered " << r->at("key").value("kid", o.name) << std::endl;
+  } else {
+    std::cout << "purged " << o.name << std::endl;
+  }
+  return {};
+}
+
+struct SignOptions {
+  KeyRef key;
+  std::string alg;
+  std::optional<std::string> digest;
+  std::optional<std::string> data;
+  std::optional<std::string> output;
+  std::optional<std::string> signature_file;
+  std::optional<std::string> value;
+  bool der = false;
+  bool force = false;
+};
+
+Status run_sign(GlobalOptions& g, const SignOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(Bytes digest, digest_input(o.alg, o.digest, o.data));
+  if (o.output) {
+    KEYPORT_TRY(check_output_path(*o.output, o.force));
+  }
+  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.key.target));
+  Json body{{"alg", o.alg}, {"value", base64url_encode(digest)}};
+  KEYPORT_ASSIGN_OR_RETURN(Json r,
+                           b->call("POST", key_path(o.key.name, o.key.version) + "/sign", &body));
+  KEYPORT_ASSIGN_OR_RETURN(Bytes sig, base64url_decode(r.value("value", "")));
+  if (o.output) {
+    Bytes out = sig;
+    if (o.der && is_ec_alg(o.alg)) {
+      KEYPORT_ASSIGN_OR_RETURN(out, raw_to_der(sig));
+    }
+    WriteOptions w;
+    w.overwrite = o.force;
+    KEYPORT_TRY(write_file_atomic(*o.output, out, w));
+  }
+  if (g.json) {
+    print_json(Json{{"kid", r.value("kid", "")},
+                    {"alg", o.alg},
+                    {"digest", hex_encode(digest)},
+                    {"value", r.value("value", "")},
+                    {"file", o.output ? Json(*o.output) : Json(nullptr)}});
+  } else {
+    std::cout << "kid:       " << r.value("kid", "") << "\n"
+              << "alg:       " << o.alg << "\n"
+              << "digest:    " << hex_encode(digest) << "\n"
+              << "signature: " << r.value("value", "") << std::endl;
+    if (o.output) {
+      std::cout << "wrote the signature to " << *o.output
+                << (o.der && is_ec_alg(o.alg) ? " (DER)" : " (raw)") << std::endl;
+    }
+  }
+  return {};
+}
+
+Status run_verify(GlobalOptions& g, const SignOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(Bytes digest, digest_input(o.alg, o.digest, o.data));
+  if (o.signature_file.has_value() == o.value.has_value()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "give exactly one of --signature FILE or --value BASE64URL");
+  }
+  Bytes sig;
+  if (o.signature_file) {
+    KEYPORT_ASSIGN_OR_RETURN(sig, read_file(*o.signature_file, 1 << 16));
+    if (o.der && is_ec_alg(o.alg)) {
+      KEYPORT_ASSIGN_OR_RETURN(sig, der_to_raw(sig, field_bytes_for_alg(o.alg)));
+    }
+  } else {
+    KEYPORT_ASSIGN_OR_RETURN(sig, base64url_decode(*o.value));
+  }
+  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.key.target));
+  Json body{{"alg", o.alg}, {"digest", base64url_encode(digest)}, {"value", base64url_encode(sig)}};
+  KEYPORT_ASSIGN_OR_RETURN(Json r,
+                           b->call("POST", key_path(o.key.name, o.key.version) + "/verify", &body));
+  const bool ok = r.value("value", false);
+  if (g.json) {
+    print_json(Json{{"value", ok}, {"alg", o.alg}, {"digest", hex_encode(digest)}});
+  } else {
+    std::cout << "signature: " << (ok ? "valid" : "INVALID") << std::endl;
+  }
+  if (!ok) {
+    return make_error(ErrorCode::kIntegrityFailure, "the vault says the signature does not verify");
+  }
+  return {};
+}
+
+void add_key_ref(CLI::App& cmd, KeyRef& k, bool with_version) {
+  add_target_options(cmd, k.target);
+  cmd.add_option("--name,-n", k.name, "Key name")->required();
+  if (with_version) {
+    cmd.add_option("--version", k.version, "Key version (default: the latest)");
+  }
+}
+
+// --- Secure Key Release: release, trust (helper skr) --------------------------------------------
+
+struct ReleaseCmdOptions {
+  KeyRef key;
+  std::string token;
+  std::optional<std::string> enc;
+  std::optional<std::string> nonce;
+  std::optional<std::string> output;
+  bool force = false;
+};
+
+Status run_release(GlobalOptions& g, const ReleaseCmdOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(std::string token, read_text_file(o.token, 1u << 20));
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) {
+    token.pop_back();
+  }
+  if (o.output && *o.output != "-") {
+    KEYPORT_TRY(check_output_path(*o.output, o.force));
+  }
+  Json body{{"target", token}};
+  if (o.enc) {
+    body["enc"] = *o.enc;
+  }
+  if (o.nonce) {
+    body["nonce"] = *o.nonce;
+  }
+  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.key.target));
+  auto r = b->call("POST", key_path(o.key.name, o.key.version) + "/release", &body);
+  if (!r) {
+    if (r.error().detail() == "Forbidden") {
+      return make_error(ErrorCode::kPolicyDenied, "Forbidden",
+                        "the vault refused to release " + o.key.name + ": " + r.error().message());
+    }
+    return tl::unexpected(r.error());
+  }
+  const std::string text = dump_json(*r) + "\n";
+  if (o.output && *o.output == "-") {
+    std::cout << text;
+    return {};
+  }
+  if (o.output) {
+    KEYPORT_TRY(write_file_atomic(*o.output, text, WriteOptions{o.force, 0600}));
+  }
+  // What was released, from the JWS payload (not verified here: keyport enclave unwrap does).
+  Json info = Json::object();
+  if (auto jws = skr::CompactJws::parse(r->value("value", ""),
+                                        skr::JwsLimits{256 * 1024, 128 * 1024, 256 * 1024, 32})) {
+    if (auto p = jws->payload_object(skr::JwsLimits{256 * 1024, 128 * 1024, 256 * 1024, 32})) {
+      const Json& key = (*p)["response"]["key"]["key"];
+      info["kid"] = key.value("kid", "");
+      info["kty"] = key.value("kty", "");
+      info["enc"] = (*p)["request"].value("enc", "");
+    }
+  }
+  info["file"] = o.output ? Json(*o.output) : Json(nullptr);
+  if (g.json) {
+    print_json(info);
+  } else {
+    std::cout << "released " << info.value("kid", o.key.name) << " (" << info.value("kty", "")
+              << ", " << info.value("enc", "") << ")"
+              << (o.output ? "; wrote the response to " + *o.output : std::string()) << "\n"
+              << "  the enclave verifies and unwraps it: keyport enclave unwrap --release "
+              << (o.output ? *o.output : std::string("RESPONSE.json"))
+              << " --vault-ca <vault>/tls/ca.pem --runtime-key RUNTIME.key" << std::endl;
+    if (!o.output) {
+      std::cout << text;
+    }
+  }
+  return {};
+}
+
+struct TrustOptions {
+  std::string data;
+  std::string from;
+  bool replace = false;
+};
+
+// Merges a trusted-authorities file (or a keyport attest folder's) into the vault folder's.
+Status run_trust(GlobalOptions& g, const TrustOptions& o) {
+  const fs::path dir = o.data.empty() ? fs::path(env_or("KEYPORT_VAULT_DATA")) : fs::path(o.data);
+  if (dir.empty() || !fs::exists(dir / "vault.json")) {
+    return make_error(ErrorCode::kNotFound, "give --data DIR of a vault (vault.json)");
+  }
+  fs::path from = o.from;
+  if (fs::is_directory(from)) {
+    from /= vault::kTrustedAuthoritiesFile;
+  }
+  KEYPORT_ASSIGN_OR_RETURN(std::string text, read_text_file(from, 4u << 20));
+  KEYPORT_ASSIGN_OR_RETURN(Json add, parse_json_strict(text));
+  if (!add.is_object() || !add.contains("authorities") || !add["authorities"].is_array()) {
+    return make_error(ErrorCode::kFormat, from.string() + ": expected {\"authorities\": [...]}");
+  }
+  const fs::path target = dir / vault::kTrustedAuthoritiesFile;
+  Json doc = Json{{"authorities", Json::array()}};
+  if (!o.replace && fs::exists(target)) {
+    KEYPORT_ASSIGN_OR_RETURN(std::string old, read_text_file(target, 4u << 20));
+    KEYPORT_ASSIGN_OR_RETURN(doc, parse_json_strict(old));
+  }
+  std::vector<std::string> added;
+  for (const auto& a : add["authorities"]) {
+    if (!a.is_object() || !a.contains("issuer") || !a["issuer"].is_string()) {
+      return make_error(ErrorCode::kFormat, from.string() + ": every authority needs an issuer");
+    }
+    Json kept = Json::array();
+    for (const auto& e : doc["authorities"]) {
+      if (e.value("issuer", "") != a["issuer"].get<std::string>()) {
+        kept.push_back(e);
+      }
+    }
+    kept.push_back(a);
+    doc["authorities"] = std::move(kept);
+    added.push_back(a["issuer"].get<std::string>());
+  }
+  KEYPORT_TRY(write_file_atomic(target, dump_json(doc, 2) + "\n", WriteOptions{true, 0644}));
+  if (g.json) {
+    print_json(Json{{"file", target.string()}, {"trusted", added}});
+  } else {
+    for (const auto& i : added) {
+      std::cout << "the vault now trusts attestation tokens of " << i << "\n";
+    }
+    std::cout << "wrote " << target.string() << " (a running server re-reads it)" << std::endl;
+  }
+  return {};
+}
+
+// --- rotation, clock, platform ------------------------------------------------------------------
+
+struct RotationPolicyOptions {
+  KeyRef key;
+  std::optional<std::string> file;
+  std::optional<std::string> rotate_after;
+  std::optional<std::string> rotate_before_expiry;
+  std::optional<std::string> notify_before_expiry;
+  std::optional<std::string> expires_in;
+};
+
+void print_policy(const GlobalOptions& g, const Json& p) {
+  if (g.json) {
+    print_json(p);
+    return;
+  }
+  std::cout << "policy:   " << p.value("id", "") << "\n";
+  const Json attrs = p.value("attributes", Json::object());
+  std::cout << "expiry:   "
+            << (attrs.contains("expiryTime") ? attrs["expiryTime"].get<std::string>()
+                                             : std::string("- (new versions do not expire)"))
+            << "\n";
+  for (const auto& a : p.value("lifetimeActions", Json::array())) {
+    const Json trigger = a.value("trigger", Json::object());
+    const std::string type = a.value("action", Json::object()).value("type", "?");
+    if (trigger.contains("timeAfterCreate")) {
+      std::cout << "action:   " << type << " " << trigger["timeAfterCreate"].get<std::string>()
+                << " after the latest version was created\n";
+    } else if (trigger.contains("timeBeforeExpiry")) {
+      std::cout << "action:   " << type << " " << trigger["timeBeforeExpiry"].get<std::string>()
+                << " before the latest version expires\n";
+    }
+  }
+  if (attrs.contains("updated")) {
+    std::cout << "updated:  " << time_text(attrs, "updated") << "\n";
+  } else {
+    std::cout << "(the default policy: none was set)\n";
+  }
+  std::cout << std::flush;
+}
+
+Status run_rotate(GlobalOptions& g, const KeyRef& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json bundle, b->call("POST", key_path(o.name) + "/rotate", nullptr));
+  print_bundle(g, bundle);
+  return {};
+}
+
+Status run_policy_get(GlobalOptions& g, const KeyRef& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json p, b->call("GET", key_path(o.name) + "/rotationpolicy", nullptr));
+  print_policy(g, p);
+  return {};
+}
+
+Status run_policy_set(GlobalOptions& g, const RotationPolicyOptions& o) {
+  const bool flags =
+      o.rotate_after || o.rotate_before_expiry || o.notify_before_expiry || o.expires_in;
+  if (o.file.has_value() == flags) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "give --file POLICY.json, or the policy as flags (--rotate-after, "
+                      "--rotate-before-expiry, --notify-before-expiry, --expires-in)");
+  }
+  if (o.rotate_after && o.rotate_before_expiry) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "a policy rotates either --rotate-after or --rotate-before-expiry");
+  }
+  Json body = Json::object();
+  if (o.file) {
+    KEYPORT_ASSIGN_OR_RETURN(std::string text, read_text_file(*o.file, 1 << 20));
+    KEYPORT_ASSIGN_OR_RETURN(body, parse_json_strict(text));
+  } else {
+    Json actions = Json::array();
+    if (o.rotate_after) {
+      actions.push_back(Json{{"trigger", {{"timeAfterCreate", *o.rotate_after}}},
+                             {"action", {{"type", "Rotate"}}}});
+    }
+    if (o.rotate_before_expiry) {
+      actions.push_back(Json{{"trigger", {{"timeBeforeExpiry", *o.rotate_before_expiry}}},
+                             {"action", {{"type", "Rotate"}}}});
+    }
+    if (o.notify_before_expiry) {
+      actions.push_back(Json{{"trigger", {{"timeBeforeExpiry", *o.notify_before_expiry}}},
+                             {"action", {{"type", "Notify"}}}});
+    }
+    body["lifetimeActions"] = std::move(actions);
+    body["attributes"] = Json::object();
+    if (o.expires_in) {
+      body["attributes"]["expiryTime"] = *o.expires_in;
+    }
+  }
+  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.key.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json p, b->call("PUT", key_path(o.key.name) + "/rotationpolicy", &body));
+  print_policy(g, p);
+  return {};
+}
+
+// "2026-01-31", "2026-01-31T12:00:00Z", "now" or unix seconds.
+Result<std::int64_t> parse_when(const std::string& text) {
+  if (text == "now") {
+    return static_cast<std::int64_t>(std::time(nullptr));
+  }
+  if (!text.empty() &&
+      std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); }) &&
+      text.size() < 12) {
+    return static_cast<std::int64_t>(std::stoll(text));
+  }
+  std::tm tm{};
+  const char* end = nullptr;
+  if (text.size() == 10) {
+    end = strptime(text.c_str(), "%Y-%m-%d", &tm);
+  } else {
+    end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  }
+  if (end == nullptr || *end != '\0') {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "\"" + text +
+                          "\" is not a date: use 2026-01-31, 2026-01-31T12:00:00Z, unix seconds "
+                          "or now");
+  }
+  return static_cast<std::int64_t>(timegm(&tm));
+}
+
+std::string utc_text(std::int64_t t) {
+  Json j{{"t", t}};
+  return time_text(j, "t");
+}
+
+std::string local_folder(const std::string& data) {
+  return data.empty() ? env_or("KEYPORT_VAULT_DATA") : data;
+}
+
+Status check_vault_folder(const std::string& dir) {
+  if (dir.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "give --data DIR (or $KEYPORT_VAULT_DATA)");
+  }
+  if (!fs::exists(fs::path(dir) / "vault.json")) {
+    return make_error(ErrorCode::kNotFound, dir + " is not a vault folder (no vault.json)");
+  }
+  return {};
+}
+
+struct ClockOptions {
+  std::string data;
+  std::optional<std::string> advance;
+  bool reset = false;
+};
+
+Status run_clock(GlobalOptions& g, const ClockOptions& o) {
+  const std::string dir = local_folder(o.data);
+  KEYPORT_TRY(check_vault_folder(dir));
+  if (o.advance && o.reset) {
+    return make_error(ErrorCode::kInvalidArgument, "give --advance or --reset, not both");
+  }
+  KEYPORT_ASSIGN_OR_RETURN(vault::VaultSettings s, vault::read_vault_settings(dir));
+  if (o.advance) {
+    KEYPORT_ASSIGN_OR_RETURN(std::int64_t seconds, vault::parse_iso8601_duration(*o.advance));
+    s.clock_offset += seconds;
+  } else if (o.reset) {
+    s.clock_offset = 0;
+  }
+  if (o.advance || o.reset) {
+    KEYPORT_TRY(vault::write_vault_settings(dir, s));
+  }
+  const std::int64_t vault_now = static_cast<std::int64_t>(std::time(nullptr)) + s.clock_offset;
+  if (g.json) {
+    print_json(Json{{"data", dir}, {"clock_offset", s.clock_offset}, {"now", vault_now}});
+  } else {
+    std::cout << "vault clock: " << utc_text(vault_now) << " (offset " << s.clock_offset
+              << " s; a running server sees it at its next request or tick)" << std::endl;
+  }
+  return {};
+}
+
+struct CutoverOptions {
+  std::string data;
+  std::optional<std::string> before;
+  bool clear = false;
+};
+
+Status run_cutover(GlobalOptions& g, const CutoverOptions& o) {
+  const std::string dir = local_folder(o.data);
+  KEYPORT_TRY(check_vault_folder(dir));
+  if (o.before.has_value() == o.clear) {
+    return make_error(ErrorCode::kInvalidArgument, "give --before DATE or --clear");
+  }
+  KEYPORT_ASSIGN_OR_RETURN(vault::VaultSettings s, vault::read_vault_settings(dir));
+  if (o.before) {
+    KEYPORT_ASSIGN_OR_RETURN(std::int64_t t, parse_when(*o.before));
+    s.platform1_before = t;
+  } else {
+    s.platform1_before.reset();
+  }
+  KEYPORT_TRY(vault::write_vault_settings(dir, s));
+  if (g.json) {
+    print_json(
+        Json{{"data", dir},
+             {"platform1_before", s.platform1_before ? Json(*s.platform1_before) : Json(nullptr)}});
+  } else if (s.platform1_before) {
+    std::cout << "versions of -HSM keys created before " << utc_text(*s.platform1_before)
+              << " now report hsmPlatform \"1\" (keyport vault report platform lists them)"
+              << std::endl;
+  } else {
+    std::cout << "no platform cut-over: every -HSM version reports hsmPlatform \"2\"" << std::endl;
+  }
+  return {};
+}
+
+Status run_platform_report(GlobalOptions& g, const Target& t) {
+  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(t));
+  KEYPORT_ASSIGN_OR_RETURN(Json r, b->call("GET", "/keyport/platform-report", nullptr));
+  if (g.json) {
+    print_json(r);
+    return {};
+  }
+  const Json cutover = r.value("cutover", Json());
+  if (!cutover.is_number_integer()) {
+    std::cout << "no platform cut-over is set (keyport vault platform-cutover --before DATE): "
+                 "every -HSM key is on platform 2"
+              << std::endl;
+    return {};
+  }
+  std::cout << "keys whose current version is on HSM platform 1 (created before "
+            << utc_text(cutover.get<std::int64_t>())
+            << "): " << r.value("keys", Json::array()).size() << std::endl;
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& k : r.value("keys", Json::array())) {
+    Json attrs{{"created", k.value("created", 0)}};
+    rows.push_back({k.value("name", ""), k.value("kty", ""), time_text(attrs, "created"),
+                    k.value("origin", ""), k.value("action", "")});
+  }
+  if (!rows.empty()) {
+    print_table({"NAME", "KTY", "CREATED", "ORIGIN", "ACTION"}, rows);
+    for (const auto& k : r.value("keys", Json::array())) {
+      std::cout << "  " << k.value("name", "") << ": " << k.value("how", "") << "\n";
+    }
+    std::cout << std::flush;
+  }
+  return {};
+}
+
+struct WrapOptions {
+  KeyRef key;
+  std::string alg;
+  std::optional<std::string> value_hex;
+  std::optional<std::string> input;
+  std::optional<std::string> output;
+  bool force = false;
+};
+
+// wrapKey / unwrapKey / encrypt / decrypt: the bytes from --value (hex) or --in FILE; the answer
+// to -o FILE (raw bytes) or printed base64url.
+Status run_key_op(GlobalOptions& g, const WrapOptions& o, const std::string& op) {
+  if (o.value_hex.has_value() == o.input.has_value()) {
+    return make_error(ErrorCode::kInvalidArgument, "give exactly one of --value HEX or --in FILE");
+  }
+  if (o.output) {
+    KEYPORT_TRY(check_output_path(*o.output, o.force));
+  }
+  SecretBytes in;
+  if (o.value_hex) {
+    KEYPORT_ASSIGN_OR_RETURN(Bytes b, hex_decode(*o.value_hex));
+    in = SecretBytes(std::move(b));
+  } else {
+    KEYPORT_ASSIGN_OR_RETURN(in, read_secret_file(*o.input, 1 << 20));
+  }
+  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.key.target));
+  Json body{{"alg", o.alg}, {"value", base64url_encode(in.reveal(SecretAccess::unsafe()))}};
+  auto r = b->call("POST", key_path(o.key.name, o.key.version) + "/" + op, &body);
+  body.clear();
+  if (!r) {
+    return tl::unexpected(r.error());
+  }
+  KEYPORT_ASSIGN_OR_RETURN(Bytes out, base64url_decode(r->value("value", "")));
+  if (o.output) {
+    WriteOptions w;
+    w.overwrite = o.force;
+    w.mode = 0600;
+    KEYPORT_TRY(write_file_atomic(*o.output, out, w));
+  }
+  const bool secret_out = op == "unwrapkey" || op == "decrypt";
+  if (g.json) {
+    Json j{{"kid", r->value("kid", "")}, {"alg", o.alg}, {"bytes", out.size()}};
+    if (!secret_out || !o.output) {
+      j["value"] = r->value("value", "");
+    }
+    print_json(j);
+  } else if (o.output) {
+    std::cout << "kid: " << r->value("kid", "") << "\nwrote " << out.size() << " bytes to "
+              << *o.output << std::endl;
+  } else {
+    std::cout << r->value("value", "") << std::endl;
+  }
+  return {};
+}
+
+}  // namespace
+
+void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
+  auto* vault = app.add_subcommand(
+      "vault", "The simulated Azure Key Vault / Managed HSM: a local folder or its HTTPS server");
+  vault->require_subcommand(1);
+
+  auto init = std::make_shared<InitOptions>();
+  auto* i = vault->add_subcommand("init", "Create a vault folder (vault.json)");
+  i->add_option("--data", init->data, "Vault folder (default $KEYPORT_VAULT_DATA)");
+  i->add_option("--flavor", init->flavor, "key-vault (default) or managed-hsm");
+  i->add_option("--name", init->name, "Vault name (default keyport)");
+  i->add_option("--base-url", init->base_url,
+                "Base URL of kids when it is not the server's listen address (a proxy, an alias)");
+  add_json_flag(*i, g);
+  i->callback(bind_command(g, [&g, init] { return run_init(g, *init); }));
+
+  auto serve = std::make_shared<ServeOptions>();
+  auto* s = vault->add_subcommand(
+      "serve", "Serve a vault folder over HTTPS with Key Vault's REST API until SIGINT/SIGTERM");
+  s->add_option("--data", serve->data, "Vault folder (default $KEYPORT_VAULT_DATA)");
+  s->add_option("--listen", serve->listen,
+                "host:port to listen on (default 127.0.0.1:8443; port 0 picks a free one)");
+  s->add_option("--flavor", serve->flavor,
+                "key-vault or managed-hsm: initialises a missing vault, checks an existing one");
+  s->add_option("--name", serve->name, "Name of a vault the server initialises (default keyport)");
+  s->add_option("--tls-cert", serve->tls_cert,
+                "Server certificate PEM (default: DIR/tls, made by "
+                "the vault CA)");
+  s->add_option("--tls-key", serve->tls_key, "Private key PEM of --tls-cert");
+  s->add_option("--access", serve->access,
+                "Access file of bearer tokens and permissions (default DIR/access.json)");
+  s->add_flag("--insecure-any-token", serve->insecure_any_token,
+              "Accept ANY bearer token as a full administrator (throw-away tests only)");
+  s->add_option("--max-body", serve->max_body, "Largest request body in bytes (default 1 MiB)");
+  s->add_option("--threads", serve->threads, "Worker threads (default 8)");
+  s->add_option("--access-log", serve->access_log, "Append the access log here (default stderr)");
+  s->add_option("--trusted-authorities", serve->trusted_authorities,
+                "Attestation authorities trusted for key release (default "
+                "DIR/trusted-authorities.json; see keyport vault trust)");
+  s->callback(bind_command(g, [&g, serve] { return run_serve(g, *serve); }));
+
+  auto create = std::make_shared<CreateOptions>();
+  auto* c =
+      vault->add_subcommand("create-key", "Create a key in the vault (as az keyvault key create)");
+  add_target_options(*c, create->target);
+  c->add_option("--name,-n", create->name, "Key name")->required();
+  c->add_option("--kty", create->kty, "RSA-HSM, EC-HSM or oct-HSM (RSA and EC: software keys)");
+  c->add_option("--size", create->size, "RSA bits (2048, 3072, 4096) or oct bits (128, 192, 256)");
+  c->add_option("--curve", create->curve, "EC curve: P-256, P-384, P-521, P-256K");
+  c->add_option("--ops", create->ops, "key_ops: encrypt decrypt sign verify wrapKey unwrapKey ...");
+  add_for_option(*c, create->for_profile);
+  c->add_flag("--kek", create->kek,
+              "A BYOK key exchange key: RSA-HSM, key_ops exactly [\"import\"], 4096 bits unless "
+              "--size");
+  c->add_option("--policy", create->policy,
+                "Release policy JSON file: makes the key exportable (Secure Key Release; "
+                "keyport policy lint checks it)");
+  c->add_flag("--exportable", create->exportable, "Exportable (implied by --policy)");
+  c->add_flag("--immutable", create->immutable, "The release policy can never change");
+  add_json_flag(*c, g);
+  c->callback(bind_command(g, [&g, create] { return run_create(g, *create); }));
+
+  auto download = std::make_shared<DownloadOptions>();
+  auto* d = vault->add_subcommand(
+      "download", "Write a key's public key as SubjectPublicKeyInfo (as az keyvault key download)");
+  add_target_options(*d, download->target);
+  d->add_option("--name,-n", download->name, "Key name")->required();
+  d->add_option("--version", download->version, "Key version (default: the latest)");
+  d->add_option("-o,--file", download->output, "Output file")->required();
+  d->add_option("--encoding,-e", download->encoding, "PEM (default) or DER");
+  d->add_flag("--force", download->force, "Replace an existing output file");
+  add_json_flag(*d, g);
+  d->callback(bind_command(g, [&g, download] { return run_download(g, *download); }));
+
+  auto import = std::make_shared<ImportOptions>();
+  auto* im = vault->add_subcommand(
+      "import", "Import a key: a .byok transfer file (as az keyvault key import) or a plain JWK");
+  add_target_options(*im, import->target);
+  im->add_option("--name,-n", import->name, "Key name")->required();
+  im->add_option("--byok", import->byok, ".byok file wrapped to a KEK of this vault");
+  im->add_option("--jwk", import->jwk, "A private JWK file (plain import)");
+  im->add_option("--kty", import->kty, "BYOK key type: RSA (default), EC or oct");
+  im->add_option("--curve", import->curve, "BYOK EC curve: P-256, P-384, P-521, P-256K");
+  im->add_flag("--hsm", import->hsm, "Plain import: make an -HSM key");
+  add_json_flag(*im, g);
+  im->callback(bind_command(g, [&g, import] { return run_import(g, *import); }));
+
+  auto get = std::make_shared<KeyRef>();
+  auto* ge = vault->add_subcommand("get", "Show a key (public part, attributes)");
+  add_key_ref(*ge, *get, true);
+  add_json_flag(*ge, g);
+  ge->callback(bind_command(g, [&g, get] { return run_get(g, *get); }));
+
+  auto list = std::make_shared<Target>();
+  auto list_deleted = std::make_shared<bool>(false);
+  auto* li = vault->add_subcommand("list", "List the keys (every page)");
+  add_target_options(*li, *list);
+  li->add_flag("--deleted", *list_deleted, "List soft-deleted keys instead");
+  add_json_flag(*li, g);
+  li->callback(
+      bind_command(g, [&g, list, list_deleted] { return run_list(g, *list, *list_deleted); }));
+
+  auto versions = std::make_shared<KeyRef>();
+  auto* ve = vault->add_subcommand("versions", "List the versions of a key, oldest first");
+  add_key_ref(*ve, *versions, false);
+  add_json_flag(*ve, g);
+  ve->callback(bind_command(g, [&g, versions] { return run_versions(g, *versions); }));
+
+  for (const char* what : {"delete", "recover", "purge"}) {
+    auto ref = std::make_shared<KeyRef>();
+    const std::string w = what;
+    auto* cmd = vault->add_subcommand(w, w == "delete"    ? "Soft-delete a key (every version)"
+                                         : w == "recover" ? "Recover a soft-deleted key"
+                                                          : "Purge a soft-deleted key for good");
+    add_key_ref(*cmd, *ref, false);
+    add_json_flag(*cmd, g);
+    cmd->callback(bind_command(g, [&g, ref, w] { return run_lifecycle(g, *ref, w); }));
+  }
+
+  auto sign = std::make_shared<SignOptions>();
+  auto* si = vault->add_subcommand("sign", "Sign a digest with a key inside the vault");
+  add_key_ref(*si, sign->key, true);
+  si->add_option("--alg", sign->alg, "RS256/384/512, PS256/384/512, ES256/384/512, ES256K")
+      ->required();
+  si->add_option("--digest", sign->digest, "The digest to sign, hex");
+  si->add_option("--in", sign->data, "A file whose digest (the alg's hash) is signed");
+  si->add_option("-o,--output", sign->output, "Write the signature's bytes here");
+  si->add_flag("--der", sign->der, "EC: write the signature DER-encoded (as OpenSSL expects)");
+  si->add_flag("--force", sign->force, "Replace an existing output file");
+  add_json_flag(*si, g);
+  si->callback(bind_command(g, [&g, sign] { return run_sign(g, *sign); }));
+
+  auto verify = std::make_shared<SignOptions>();
+  auto* vf = vault->add_subcommand("verify", "Ask the vault whether a signature verifies");
+  add_key_ref(*vf, verify->key, true);
+  vf->add_option("--alg", verify->alg, "The signature algorithm")->required();
+  vf->add_option("--digest", verify->digest, "The signed digest, hex");
+  vf->add_option("--in", verify->data, "A file whose digest was signed");
+  vf->add_option("--signature", verify->signature_file, "The signature's bytes");
+  vf->add_option("--value", verify->value, "The signature, base64url");
+  vf->add_flag("--der", verify->der, "EC: the --signature file is DER-encoded");
+  add_json_flag(*vf, g);
+  vf->callback(bind_command(g, [&g, verify] { return run_verify(g, *verify); }));
+
+  auto release = std::make_shared<ReleaseCmdOptions>();
+  auto* rl = vault->add_subcommand(
+      "release",
+      "Secure Key Release: ask the vault to release an exportable key to an attested environment");
+  add_key_ref(*rl, release->key, true);
+  rl->add_option("--token", release->token, "Attestation token (JWT) file of the target")
+      ->required();
+  rl->add_option("--enc", release->enc,
+                 "CKM_RSA_AES_KEY_WRAP (default), RSA_AES_KEY_WRAP_256, RSA_AES_KEY_WRAP_384");
+  rl->add_option("--nonce", release->nonce, "Nonce echoed in the signed response");
+  rl->add_option("-o,--output", release->output,
+                 "Write the response {\"value\": JWS} here (- stdout)");
+  rl->add_flag("--force", release->force, "Replace an existing output file");
+  add_json_flag(*rl, g);
+  rl->footer(
+      "Exit 9 when the vault refuses (not exportable, disabled, token or policy): the reason is\n"
+      "in the vault's audit log only. Example:\n"
+      "  keyport attest token --authority ./maa --runtime-key rt.pub -o t.jwt\n"
+      "  keyport vault release --data ./vault --name skr-key --token t.jwt -o release.json\n"
+      "  keyport enclave unwrap --release release.json --vault-ca ./vault/tls/ca.pem "
+      "--runtime-key rt.key -o key.pem");
+  rl->callback(bind_command(g, [&g, release] { return run_release(g, *release); }));
+
+  auto trust = std::make_shared<TrustOptions>();
+  auto* tr = vault->add_subcommand(
+      "trust", "Trust an attestation authority for key release (DIR/trusted-authorities.json)");
+  tr->add_option("--data", trust->data, "Vault folder (default $KEYPORT_VAULT_DATA)");
+  tr->add_option("--from", trust->from,
+                 "A trusted-authorities file, or a keyport attest folder (its "
+                 "trusted-authorities.json)")
+      ->required();
+  tr->add_flag("--replace", trust->replace, "Replace the list instead of merging into it");
+  add_json_flag(*tr, g);
+  tr->footer("Example: keyport vault trust --data ./vault --from ./maa");
+  tr->callback(bind_command(g, [&g, trust] { return run_trust(g, *trust); }));
+
+  auto rotate = std::make_shared<KeyRef>();
+  auto* ro = vault->add_subcommand(
+      "rotate", "Rotate a key now: a new version with the same type, size and operations");
+  add_key_ref(*ro, *rotate, false);
+  add_json_flag(*ro, g);
+  ro->footer(
+      "Older versions stay: they still decrypt, unwrap and verify.\n"
+      "Example: keyport vault rotate --data ./vault --name app-key");
+  ro->callback(bind_command(g, [&g, rotate] { return run_rotate(g, *rotate); }));
+
+  auto* rp = vault->add_subcommand("rotation-policy", "Show or set a key's rotation policy");
+  rp->require_subcommand(1);
+  auto policy_get = std::make_shared<KeyRef>();
+  auto* rpg = rp->add_subcommand("get", "Show the policy (Key Vault's default when none is set)");
+  add_key_ref(*rpg, *policy_get, false);
+  add_json_flag(*rpg, g);
+  rpg->callback(bind_command(g, [&g, policy_get] { return run_policy_get(g, *policy_get); }));
+  auto policy_set = std::make_shared<RotationPolicyOptions>();
+  auto* rps = rp->add_subcommand("set", "Replace the policy (Key Vault's rules are enforced)");
+  add_key_ref(*rps, policy_set->key, false);
+  rps->add_option("--file", policy_set->file, "A KeyRotationPolicy JSON file (REST 7.5 shape)");
+  rps->add_option("--rotate-after", policy_set->rotate_after,
+                  "Rotate this long after the latest version was created (ISO 8601, >= P7D)");
+  rps->add_option("--rotate-before-expiry", policy_set->rotate_before_expiry,
+                  "Rotate this long before the latest version expires (needs --expires-in)");
+  rps->add_option("--notify-before-expiry", policy_set->notify_before_expiry,
+                  "Notify (audit KeyNearExpiry) this long before expiry (needs --expires-in)");
+  rps->add_option("--expires-in", policy_set->expires_in,
+                  "expiryTime: new versions expire this long after creation (>= P28D)");
+  add_json_flag(*rps, g);
+  rps->footer(
+      "Examples:\n"
+      "  keyport vault rotation-policy set --data ./vault --name app-key --rotate-after P90D\n"
+      "  keyport vault rotation-policy set --url https://127.0.0.1:8443 --token-file t --name k "
+      "\\\n"
+      "      --rotate-before-expiry P30D --expires-in P1Y\n"
+      "  keyport vault rotation-policy set --data ./vault --name k --file policy.json\n"
+      "policy.json: {\"lifetimeActions\":[{\"trigger\":{\"timeAfterCreate\":\"P90D\"},"
+      "\"action\":{\"type\":\"Rotate\"}}],\"attributes\":{\"expiryTime\":\"P2Y\"}}");
+  rps->callback(bind_command(g, [&g, policy_set] { return run_policy_set(g, *policy_set); }));
+
+  auto clock = std::make_shared<ClockOptions>();
+  auto* cl = vault->add_subcommand(
+      "clock", "Show or move the vault's clock (tests: scheduled rotation, expiry)");
+  cl->add_option("--data", clock->data, "Vault folder (default $KEYPORT_VAULT_DATA)");
+  cl->add_option("--advance", clock->advance, "Move the clock forward by an ISO 8601 duration");
+  cl->add_flag("--reset", clock->reset, "Back to the system clock");
+  add_json_flag(*cl, g);
+  cl->footer(
+      "The offset is kept in DIR/settings.json, so a running `keyport vault serve` on the folder\n"
+      "follows it (at its next request, or within a second).\n"
+      "Example: keyport vault clock --data ./vault --advance P31D");
+  cl->callback(bind_command(g, [&g, clock] { return run_clock(g, *clock); }));
+
+  auto cutover = std::make_shared<CutoverOptions>();
+  auto* co = vault->add_subcommand(
+      "platform-cutover", "Declare that versions created before a date are on HSM platform 1");
+  co->add_option("--data", cutover->data, "Vault folder (default $KEYPORT_VAULT_DATA)");
+  co->add_option("--before", cutover->before,
+                 "2026-01-31, 2026-01-31T12:00:00Z, unix seconds, or now");
+  co->add_flag("--clear", cutover->clear, "No cut-over: every -HSM version is on platform 2");
+  add_json_flag(*co, g);
+  co->footer("Example: keyport vault platform-cutover --data ./vault --before 2026-01-01");
+  co->callback(bind_command(g, [&g, cutover] { return run_cutover(g, *cutover); }));
+
+  auto* report = vault->add_subcommand("report", "Reports about the vault's keys");
+  report->require_subcommand(1);
+  auto platform_target = std::make_shared<Target>();
+  auto* rpl = report->add_subcommand(
+      "platform", "Keys whose current version is on HSM platform 1, and what to do for each");
+  add_target_options(*rpl, *platform_target);
+  add_json_flag(*rpl, g);
+  rpl->footer(
+      "Actions: rotate (by hand), rotate-by-policy, reimport (a BYOK key: export it again from\n"
+      "its on-prem HSM and import it as a new version), rotate-and-rewrap (a key that wraps data\n"
+      "keys: rotate, then re-wrap them with keyport migrate).\n"
+      "Example: keyport vault report platform --data ./vault --json");
+  rpl->callback(
+      bind_command(g, [&g, platform_target] { return run_platform_report(g, *platform_target); }));
+
+  for (const char* what : {"wrap-key", "unwrap-key", "encrypt", "decrypt"}) {
+    auto w = std::make_shared<WrapOptions>();
+    const std::string name = what;
+    const std::string op = name == "wrap-key"     ? "wrapkey"
+                           : name == "unwrap-key" ? "unwrapkey"
+                                                  : name;
+    auto* cmd = vault->add_subcommand(
+        name, name == "wrap-key"     ? "Wrap key bytes with a key inside the vault (wrapKey)"
+              : name == "unwrap-key" ? "Unwrap key bytes with a key inside the vault (unwrapKey)"
+              : name == "encrypt"    ? "Encrypt bytes with a vault key (RSA: the public part)"
+                                     : "Decrypt bytes with a key inside the vault");
+    add_key_ref(*cmd, w->key, true);
+    cmd->add_option("--alg", w->alg, "RSA-OAEP, RSA-OAEP-256, RSA1_5; oct: A128KW, A192KW, A256KW")
+        ->required();
+    cmd->add_option("--value", w->value_hex, "The input bytes, hex");
+    cmd->add_option("--in", w->input, "A file holding the input bytes");
+    cmd->add_option("-o,--output", w->output, "Write the result's bytes here (mode 0600)");
+    cmd->add_flag("--force", w->force, "Replace an existing output file");
+    add_json_flag(*cmd, g);
+    cmd->footer(
+        "Example: keyport vault wrap-key --data ./vault --name dek-kek --alg A256KW \\\n"
+        "           --in dek.bin -o dek.wrapped");
+    cmd->callback(bind_command(g, [&g, w, op] { return run_key_op(g, *w, op); }));
+  }
+}
+
+}  // namespace keyport::cli

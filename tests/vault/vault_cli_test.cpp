@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: Apache-2.0
+// `keyport vault ...` end to end, on a local folder and on a `keyport vault serve` process: init,
+// create-key --kek, download, `byok export` to the downloaded KEK with the vault's kid, import,
+// sign, and the signature checked with OpenSSL against the on-prem public key.
+#include <catch2/catch.hpp>
+
+#include <openssl/evp.h>
+
+#include "core/encoding.h"
+#include "core/json.h"
+#include "tests/cli/cli_rig.h"
+#include "tests/support/support.h"
+#include "tests/vault/rest_rig.h"
+
+using namespace keyport;
+using keyport::test::cli::Rig;
+using keyport::test::cli::Run;
+using keyport::test::cli::sh_quote;
+namespace fs = std::filesystem;
+
+namespace {
+
+Json json_of(const Run& r) {
+  INFO(r.describe());
+  REQUIRE(r.rc == 0);
+  auto j = parse_json_strict(r.out);
+  REQUIRE(j.has_value());
+  return *j;
+}
+
+// OpenSSL's own check of a signature over `data` (DER for EC, PKCS#1 v1.5 for RSA).
+bool openssl_verifies(EVP_PKEY* pub, const std::string& data, const Bytes& sig) {
+  ossl::UniquePtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
+  REQUIRE(EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pub) == 1);
+  int rc = EVP_DigestVerify(ctx.get(), sig.data(), sig.size(),
+                            reinterpret_cast<const unsigned char*>(data.data()), data.size());
+  ossl::drain_errors();
+  return rc == 1;
+}
+
+Bytes file_bytes(const fs::path& p) {
+  std::string s = test::cli::read_text(p);
+  return Bytes(s.begin(), s.end());
+}
+
+// The BYOK round trip that both modes share. `where` is "--data DIR" or "--url ... --token-file
+// ... --ca-file ...".
+void byok_round_trip(const Rig& rig, const std::string& where, const std::string& target_flag) {
+  Json kek =
+      json_of(rig.keyport("vault create-key " + where + " --name KEK --kek --size 2048 --json"));
+  CHECK(kek["key"]["kty"] == "RSA-HSM");
+  CHECK(kek["key"]["key_ops"] == Json::array({"import"}));
+  const std::string kid = kek["key"]["kid"].get<std::string>();
+
+  Json dl = json_of(rig.keyport("vault download " + where + " --name KEK -o kek.pem --json"));
+  CHECK(dl["kid"] == kid);
+  CHECK(test::cli::read_text(rig.dir() / "kek.pem").rfind("-----BEGIN PUBLIC KEY-----", 0) == 0);
+  // DER too, as `az keyvault key download -e DER`.
+  Run der = rig.keyport("vault download " + where + " --name KEK -o kek.der -e DER");
+  INFO(der.describe());
+  CHECK(der.rc == 0);
+
+  rig.generate("ec-p256", "app-ec");
+  rig.generate("rsa-2048", "app-rsa");
+  for (const auto& [label, kty, curve] :
+       {std::tuple<std::string, std::string, std::string>{"app-ec", "EC", "P-256"},
+        {"app-rsa", "RSA", ""}}) {
+    Run exp = rig.keyport("byok export --token onprem --key " + label + " --kek kek.pem --kid " +
+                          sh_quote(kid) + " " + target_flag + " -o " + label + ".byok");
+    INFO(exp.describe());
+    REQUIRE(exp.rc == 0);
+    Json imp = json_of(rig.keyport("vault import " + where + " --name " + label + " --byok " +
+                                   label + ".byok --kty " + kty +
+                                   (curve.empty() ? "" : " --curve " + curve) + " --json"));
+    CHECK(imp["key"]["kty"] == kty + "-HSM");
+  }
+
+  test::cli::write_text(rig.dir() / "message.txt", "pay 100 to Bob\n");
+  const std::string message = "pay 100 to Bob\n";
+  Json es =
+      json_of(rig.keyport("vault sign " + where +
+                          " --name app-ec --alg ES256 --in message.txt -o ec.sig --der --json"));
+  CHECK(es["alg"] == "ES256");
+  Json rs = json_of(rig.keyport("vault sign " + where +
+                                " --name app-rsa --alg RS256 --in message.txt -o rsa.sig --json"));
+  CHECK(rs["kid"].get<std::string>().rfind(kid.substr(0, kid.find("/keys/")) + "/keys/app-rsa/",
+                                           0) == 0);
+
+  // Checked by OpenSSL with the public key read from the on-prem token (not from the vault).
+  auto ec_pub = rig.token_public_key("app-ec");
+  auto rsa_pub = rig.token_public_key("app-rsa");
+  CHECK(openssl_verifies(ec_pub.get(), message, file_bytes(rig.dir() / "ec.sig")));
+  CHECK(openssl_verifies(rsa_pub.get(), message, file_bytes(rig.dir() / "rsa.sig")));
+  CHECK_FALSE(openssl_verifies(ec_pub.get(), "pay 900 to Bob\n", file_bytes(rig.dir() / "ec.sig")));
+
+  // The vault agrees, and says no for another message (exit 4).
+  Run ok = rig.keyport("vault verify " + where +
+                       " --name app-ec --alg ES256 --in message.txt --signature ec.sig --der");
+  INFO(ok.describe());
+  CHECK(ok.rc == 0);
+  CHECK(ok.out.find("valid") != std::string::npos);
+  test::cli::write_text(rig.dir() / "other.txt", "pay 900 to Bob\n");
+  Run no = rig.keyport("vault verify " + where +
+                       " --name app-ec --alg ES256 --in other.txt --signature ec.sig --der");
+  CHECK(no.rc == 4);
+
+  Json list = json_of(rig.keyport("vault list " + where + " --json"));
+  CHECK(list["value"].size() == 3u);
+  Json versions = json_of(rig.keyport("vault versions " + where + " --name app-ec --json"));
+  CHECK(versions["value"].size() == 1u);
+
+  // Errors map to exit codes: 404 -> 5, 400 -> 3, 409 -> 6.
+  Run missing = rig.keyport("vault get " + where + " --name nope");
+  CHECK(missing.rc == 5);
+  CHECK(missing.err.find("KeyNotFound") != std::string::npos);
+  Run wrong_kty = rig.keyport("vault import " + where + " --name x --byok app-ec.byok --kty RSA");
+  CHECK(wrong_kty.rc == 3);
+  CHECK(rig.keyport("vault delete " + where + " --name app-rsa").rc == 0);
+  Run conflict = rig.keyport("vault create-key " + where + " --name app-rsa --kty RSA-HSM");
+  CHECK(conflict.rc == 6);
+  CHECK(rig.keyport("vault recover " + where + " --name app-rsa").rc == 0);
+  Run recovered = rig.keyport("vault get " + where + " --name app-rsa");
+  CHECK(recovered.rc == 0);
+}
+
+}  // namespace
+
+TEST_CASE("vault commands on a local folder run the BYOK flow end to end", "[cli][vault]") {
+  Rig rig("vault-cli-local");
+  const fs::path v = rig.dir() / "vault";
+  Json init = json_of(rig.keyport("vault init --data " + sh_quote(v.string()) +
+                                  " --flavor key-vault --name contoso --json"));
+  CHECK(init["flavor"] == "key-vault");
+  // The kid host is contoso.vault.azure.net: byok export needs no --target.
+  byok_round_trip(rig, "--data " + sh_quote(v.string()), "");
+  // A second init of the same folder is refused (exit 6).
+  CHECK(rig.keyport("vault init --data " + sh_quote(v.string())).rc == 6);
+  // No vault named: a usage error (exit 3) that says how to name one.
+  Run none = rig.keyport("vault list");
+  CHECK(none.rc == 3);
+  CHECK(none.err.find("--data") != std::string::npos);
+}
+
+TEST_CASE("vault commands against a vault server run the BYOK flow over HTTPS", "[cli][vault]") {
+  Rig rig("vault-cli-url");
+  test::ServerProcess server(rig.dir() / "vault", {"--flavor", "managed-hsm"});
+  server.start();
+  const std::string where = "--url " + server.url() + " --token-file " +
+                            sh_quote(server.token_file().string()) + " --ca-file " +
+                            sh_quote(server.ca_file().string());
+  // The kid host is 127.0.0.1:<port>: byok export is told the target.
+  byok_round_trip(rig, where, "--target managed-hsm");
+
+  // AES goes to Managed HSM.
+  rig.generate("aes-256", "app-aes");
+  Json kek = json_of(rig.keyport("vault get " + where + " --name KEK --json"));
+  Run exp = rig.keyport("byok export --token onprem --key app-aes --kek kek.pem --kid " +
+                        sh_quote(kek["key"]["kid"].get<std::string>()) +
+                        " --target managed-hsm -o app-aes.byok");
+  INFO(exp.describe());
+  REQUIRE(exp.rc == 0);
+  Json aes = json_of(rig.keyport("vault import " + where +
+                                 " --name app-aes --byok app-aes.byok --kty oct --json"));
+  CHECK(aes["key"]["kty"] == "oct-HSM");
+  Run oct = rig.keyport("vault download " + where + " --name app-aes -o aes.pem");
+  CHECK(oct.rc == 8);  // only public keys can be downloaded
+
+  // Authentication and transport failures: 401 -> 7, an untrusted server -> 10.
+  test::cli::write_text(rig.dir() / "bad.token", "not-the-token-0123456789\n");
+  Run bad = rig.keyport("vault list --url " + server.url() + " --token-file bad.token --ca-file " +
+                        sh_quote(server.ca_file().string()));
+  CHECK(bad.rc == 7);
+  CHECK(bad.err.find("Unauthorized") != std::string::npos);
+  CHECK(bad.err.find("not-the-token") == std::string::npos);
+  Run untrusted = rig.keyport("vault list --url " + server.url() + " --token-file " +
+                              sh_quote(server.token_file().string()));
+  CHECK(untrusted.rc == 10);
+  // The token can come from the environment too.
+  test::cli::RunOptions env;
+  env.env = {"KEYPORT_VAULT_TOKEN=" + server.token(), "KEYPORT_VAULT_URL=" + server.url(),
+             "KEYPORT_VAULT_CA=" + server.ca_file().string()};
+  Run from_env = rig.keyport("vault get --name app-aes --json", env);
+  INFO(from_env.describe());
+  CHECK(from_env.rc == 0);
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("vault rotation, clock and platform report through the CLI against a running server",
+          "[cli][vault][rotation]") {
+  Rig rig("vault-cli-rotation");
+  const fs::path data = rig.dir() / "vault";
+  test::ServerProcess server(data, {"--flavor", "managed-hsm"});
+  server.start();
+  const std::string where = "--url " + server.url() + " --token-file " +
+                            sh_quote(server.token_file().string()) + " --ca-file " +
+                            sh_quote(server.ca_file().string());
+  const std::string local = "--data " + sh_quote(data.string());
+
+  Json app = json_of(
+      rig.keyport("vault create-key " + where + " --name app --kty RSA-HSM --size 2048 --json"));
+  const std::string v1 = app["key"]["kid"].get<std::string>().substr(
+      app["key"]["kid"].get<std::string>().rfind('/') + 1);
+  json_of(rig.keyport("vault create-key " + where + " --name old-ec --kty EC-HSM --json"));
+
+  Json def = json_of(rig.keyport("vault rotation-policy get " + where + " --name app --json"));
+  CHECK(def["lifetimeActions"][0]["action"]["type"] == "Notify");
+  Run text = rig.keyport("vault rotation-policy get " + where + " --name app");
+  CHECK(text.out.find("the default policy") != std::string::npos);
+  Json set = json_of(rig.keyport("vault rotation-policy set " + where +
+                                 " --name app --rotate-after P30D --expires-in P90D --json"));
+  CHECK(set["lifetimeActions"][0]["trigger"]["timeAfterCreate"] == "P30D");
+  CHECK(set["attributes"]["expiryTime"] == "P90D");
+  Run too_soon =
+      rig.keyport("vault rotation-policy set " + where + " --name app --rotate-after P3D");
+  CHECK(too_soon.rc == 3);
+  CHECK(too_soon.err.find("BadParameter") != std::string::npos);
+
+  // A data key wrapped under version 1.
+  const std::string dek = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+  Json wrapped =
+      json_of(rig.keyport("vault wrap-key " + where + " --name app --alg RSA-OAEP --value " + dek +
+                          " -o dek.wrapped --json"));
+  CHECK(wrapped["bytes"] == 256);
+
+  // The running server follows the folder's clock.
+  Json c29 = json_of(rig.keyport("vault clock " + local + " --advance P29D --json"));
+  CHECK(c29["clock_offset"] == 29 * 86400);
+  CHECK(json_of(rig.keyport("vault versions " + where + " --name app --json"))["value"].size() ==
+        1u);
+  json_of(rig.keyport("vault clock " + local + " --advance P2D --json"));
+  CHECK(json_of(rig.keyport("vault versions " + where + " --name app --json"))["value"].size() ==
+        2u);
+  // Version 1 still unwraps; the latest version is another key.
+  Json unwrapped = json_of(rig.keyport("vault unwrap-key " + where + " --name app --version " + v1 +
+                                       " --alg RSA-OAEP --in dek.wrapped --json"));
+  CHECK(hex_encode(*base64url_decode(unwrapped["value"].get<std::string>())) == dek);
+  CHECK(
+      rig.keyport("vault unwrap-key " + where + " --name app --alg RSA-OAEP --in dek.wrapped").rc ==
+      3);
+  Json third = json_of(rig.keyport("vault rotate " + where + " --name app --json"));
+  CHECK(third["key"]["kty"] == "RSA-HSM");
+  CHECK(json_of(rig.keyport("vault versions " + where + " --name app --json"))["value"].size() ==
+        3u);
+
+  // Platform 1: the versions created before the cut-over (now, by the system clock; the vault's
+  // clock is 31 days ahead, so app's rotated versions are after it and old-ec is before).
+  Json cut = json_of(rig.keyport("vault platform-cutover " + local + " --before now --json"));
+  CHECK(cut["platform1_before"].is_number_integer());
+  Json report = json_of(rig.keyport("vault report platform " + where + " --json"));
+  INFO(dump_json(report, 2));
+  REQUIRE(report["keys"].size() == 1u);
+  CHECK(report["keys"][0]["name"] == "old-ec");
+  CHECK(report["keys"][0]["action"] == "rotate");
+  Run report_text = rig.keyport("vault report platform " + where);
+  CHECK(report_text.out.find("old-ec") != std::string::npos);
+  CHECK(report_text.out.find("keyport vault rotate --name old-ec") != std::string::npos);
+  CHECK(json_of(rig.keyport("vault get " + where +
+                            " --name old-ec --json"))["attributes"]["hsmPlatform"] == "1");
+  CHECK(server.stop() == 0);
+
+  // The same report from the folder itself once the server is gone; the clock resets.
+  Json again = json_of(rig.keyport("vault report platform " + local + " --json"));
+  CHECK(again["keys"].size() == 1u);
+  Json reset = json_of(rig.keyport("vault clock " + local + " --reset --json"));
+  CHECK(reset["clock_offset"] == 0);
+  CHECK(rig.keyport("vault clock --data " + sh_quote((rig.dir() / "nothing").string())).rc == 5);
+}

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: Apache-2.0
+// The simulated vault's REST server: Key Vault REST semantics over HTTPS on top of a Vault.
+//
+// Two layers:
+//  - RestApi turns one HTTP request (method, path, query, headers, body) into one response: it
+//    routes (Key Vault paths, case-insensitive on `keys`/`deletedkeys` and the operation names,
+//    `{version}` optional where Key Vault allows it, a trailing slash tolerated), checks
+//    api-version, authenticates the bearer token (401 + the challenge real SDKs expect), checks
+//    the caller's key permission (403), parses the JSON body strictly, calls the Vault and
+//    serialises its answer or its Key Vault error. It has no socket: the CLI's local-folder mode
+//    runs the same routes in-process (handle_as), and tests can call it directly.
+//  - Server puts a RestApi behind cpp-httplib's SSLServer: TLS material (vault/tls.h), a bounded
+//    thread pool, the body size limit, the access log, DIR/server.json, graceful stop.
+//
+// No exception escapes: every handler catches everything and answers 500 with a Key Vault error
+// body. Tokens never reach a log or an error message.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "vault/access.h"
+#include "vault/release.h"
+#include "vault/vault.h"
+
+namespace keyport::vault {
+
+// The api-version values the server accepts ("7.0" ... "7.6", "2025-07-01"), oldest first.
+const std::vector<std::string>& supported_api_versions();
+// The newest of them (what nextLinks carry when the request named none).
+std::string_view latest_api_version();
+
+// One HTTP request, independent of the transport.
+struct RestRequest {
+  std::string method;  // "GET", "POST", "PUT", "PATCH", "DELETE", ...
+  std::string path;    // percent-decoded, without the query string
+  std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
+  std::string content_type;                                // "" when absent
+  std::string authorization;                               // the header's value, "" when absent
+  std::string body;
+};
+
+struct RestResponse {
+  int status = 200;
+  std::string body;                                          // JSON text; empty for 204
+  std::vector<std::pair<std::string, std::string>> headers;  // WWW-Authenticate, Allow, ...
+  std::string caller = "-";  // the authenticated principal's name (for the access log)
+  std::string operation;     // the REST operationId ("GetKey"); "" when no route matched
+};
+
+// Decides who a bearer token belongs to.
+class Authenticator {
+ public:
+  virtual ~Authenticator() = default;
+  // The principal of `token` (never empty), or nullopt.
+  virtual std::optional<Principal> authenticate(std::string_view token) = 0;
+  // True for --insecure-any-token (every request is logged with a warning).
+  virtual bool insecure() const { return false; }
+};
+
+// Tokens from an access file, reloaded when the file's modification time or size changes (checked
+// at most once a second). A reload that fails keeps the previous list and logs an error.
+class AccessFileAuthenticator final : public Authenticator {
+ public:
+  static Result<std::unique_ptr<AccessFileAuthenticator>> open(std::filesystem::path file);
+  std::optional<Principal> authenticate(std::string_view token) override;
+
+ private:
+  AccessFileAuthenticator(std::filesystem::path file, AccessList list);
+  void maybe_reload();
+
+  std::filesystem::path m_file;
+  std::mutex m_mutex;
+  AccessList m_list;
+  std::string m_stamp;  // inode, size and mtime of the file last loaded
+};
+
+// --insecure-any-token: any non-empty bearer token is a full administrator named
+// "insecure-any-token".
+class AnyTokenAuthenticator final : public Authenticator {
+ public:
+  std::optional<Principal> authenticate(std::string_view token) override;
+  bool insecure() const override { return true; }
+};
+
+class RestApi {
+ public:
+  // `vault` and `auth` must outlive the RestApi. `auth` may be null when only handle_as() is used.
+  // Key release (POST .../release) follows `release` (vault/release.h).
+  RestApi(Vault& vault, Authenticator* auth, std::size_t max_body = 1 << 20,
+          ReleaseOptions release = {});
+
+  // Routes, checks api-version, authenticates the bearer token, then proceeds as handle_as().
+  RestResponse handle(const RestRequest& request) const noexcept;
+  // As handle(), but `caller` is already authenticated (the CLI's local-folder mode).
+  RestResponse handle_as(const Principal& caller, const RestRequest& request) const noexcept;
+
+  // The challenge of a 401: Bearer authorization="https://login.microsoftonline.com/<tenant>",
+  // resource="https://vault.azure.net" (managed-hsm: "https://managedhsm.azure.net").
+  std::string challenge() const;
+
+ private:
+  RestResponse dispatch(const Principal* caller, const RestRequest& request) const;
+
+  Vault& m_vault;
+  Authenticator* m_auth;
+  std::size_t m_max_body;
+  std::shared_ptr<ReleaseService> m_release;
+};
+
+struct ServerOptions {
+  std::filesystem::path data_dir;
+  // "host:port"; port 0 picks a free port. IPv6 as "[::1]:8443".
+  std::string listen = "127.0.0.1:8443";
+  // When vault.json is missing the server initialises a vault of this flavour (default key-vault);
+  // when it exists, a different flavour is an error.
+  std::optional<Flavor> flavor;
+  std::string vault_name = "keyport";  // for a vault the server initialises
+  // Secure Key Release: trusted attestation authorities (default DIR/trusted-authorities.json),
+  // clock skew (vault/release.h).
+  ReleaseOptions release;
+  // Operator-supplied certificate and key (PEM). Both or neither; default: DIR/tls (vault/tls.h).
+  std::optional<std::filesystem::path> tls_cert;
+  std::optional<std::filesystem::path> tls_key;
+  // Default DIR/access.json, created at first start with one admin token (its copy for clients
+  // in DIR/admin.token). Ignored with insecure_any_token.
+  std::optional<std::filesystem::path> access_file;
+  bool insecure_any_token = false;
+  std::size_t max_body = 1 << 20;  // 413 beyond this, before the body is parsed
+  std::size_t threads = 8;         // httplib worker threads (each serves one connection at a time)
+  // Append one line per request here; default stderr.
+  std::optional<std::filesystem::path> access_log;
+  // Opens the vault once the base URL is known (tests: attached-token mode). Default: own-folder
+  // mode, Vault::open(dir).
+  std::function<Result<std::unique_ptr<Vault>>(const std::filesystem::path&)> open_vault;
+  // Where the start-up lines go (the URL, the CA, the access file); default stdout.
+  std::function<void(const std::string&)> print;
+  // How often the server runs due key rotations when no request does (requests run them too).
+  std::chrono::milliseconds tick{1000};
+};
+
+class Server {
+ public:
+  // Prepares TLS material and the access file, binds the listening socket, settles the vault's
+  // base URL (https://<listen host:port> unless vault.json names a non-local one), opens the vault,
+  // starts serving on a background thread and writes DIR/server.json {url, pid, ca_file, flavor}.
+  static Result<std::unique_ptr<Server>> start(ServerOptions options);
+
+  ~Server();  // stop()
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  const std::string& url() const;  // https://127.0.0.1:<port>
+  int port() const;
+  const std::filesystem::path& ca_file() const;  // empty with --tls-cert
+  Vault& vault();
+
+  // Stops accepting, lets in-flight requests finish, joins the workers, closes the vault and
+  // removes DIR/server.json. Idempotent; thread-safe.
+  void stop();
+  // Blocks until the server stops (by stop() or a listener failure).
+  void wait();
+
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> m_impl;
+};
+
+// `keyport vault serve`: starts a Server and runs it until SIGINT or SIGTERM.
+Status serve_until_signal(ServerOptions options);
+
+// The base URL a server listening on `host`:`port` gives a vault whose vault.json names
+// `configured`: `configured` when it names a host that is neither the Azure default for the vault
+// nor a loopback address, else https://<host>:<port>.
+std::string effective_base_url(const std::string& configured, const VaultConfig& config,
+                               const std::string& host, int port);
+
+}  // namespace keyport::vault
