@@ -109,6 +109,7 @@ Result<std::unique_ptr<Keyring>> Keyring::open(const std::filesystem::path& path
   sql::OpenOptions o;
   o.create = options.create;
   o.read_only = options.read_only;
+  o.what = "keyring";
   KEYPORT_ASSIGN_OR_RETURN(sql::Db db, sql::Db::open(path, o));
   std::unique_ptr<Keyring> k(new Keyring(path, std::move(db)));
   KEYPORT_TRY(k->ensure_schema(options.create && !options.read_only));

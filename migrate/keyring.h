@@ -26,9 +26,11 @@
 #include "core/encoding.h"
 #include "core/error.h"
 #include "migrate/kek.h"
-#include "migrate/sqlite.h"
+#include "db/sqlite.h"
 
 namespace keyport::migrate {
+
+namespace sql = keyport::db;
 
 enum class KeyKind { kPrimary, kData };
 std::string_view to_string(KeyKind kind);

@@ -167,7 +167,11 @@ bool KeyVersionRecord::has_op(std::string_view op) const {
 }
 
 Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) {
-  KEYPORT_ASSIGN_OR_RETURN(sql::Db db, sql::Db::open(path));
+  sql::OpenOptions o;
+  o.create = true;
+  o.wal = true;
+  o.what = "vault database";
+  KEYPORT_ASSIGN_OR_RETURN(sql::Db db, sql::Db::open(path, o));
   std::unique_ptr<Store> store(new Store(std::move(db)));
   KEYPORT_TRY(store->create_schema());
   return store;

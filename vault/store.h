@@ -20,9 +20,11 @@
 #include "core/encoding.h"
 #include "core/error.h"
 #include "core/json.h"
-#include "vault/sqlite.h"
+#include "db/sqlite.h"
 
 namespace keyport::vault {
+
+namespace sql = keyport::db;
 
 struct ReleasePolicy {
   std::string content_type = "application/json; charset=utf-8";

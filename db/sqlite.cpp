@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "migrate/sqlite.h"
+#include "db/sqlite.h"
 
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -9,7 +9,7 @@
 
 #include "core/log.h"
 
-namespace keyport::migrate::sql {
+namespace keyport::db {
 namespace {
 
 Error sqlite_error(sqlite3* db, int rc, std::string_view what) {
@@ -26,7 +26,7 @@ Result<Db> Db::open(const std::filesystem::path& path, const OpenOptions& option
   std::error_code ec;
   const bool exists = std::filesystem::exists(path, ec);
   if (!exists && !options.create) {
-    return make_error(ErrorCode::kNotFound, "keyring " + path.string() + " does not exist");
+    return make_error(ErrorCode::kNotFound, options.what + " " + path.string() + " does not exist");
   }
   // A read-only Db is a read-write connection with query_only set, not SQLITE_OPEN_READONLY: a
   // read-only connection to a WAL database creates the -wal and -shm files but cannot remove them
@@ -39,26 +39,31 @@ Result<Db> Db::open(const std::filesystem::path& path, const OpenOptions& option
   }
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
-  Db db(raw);
+  Db db(raw, options.what);
   if (rc != SQLITE_OK) {
-    return tl::unexpected(sqlite_error(raw, rc, "cannot open the keyring " + path.string()));
+    return tl::unexpected(
+        sqlite_error(raw, rc, "cannot open the " + options.what + " " + path.string()));
   }
   if (!exists && ::chmod(path.c_str(), 0600) != 0) {
     log::warn("cannot set mode 0600 on " + path.string());
   }
   sqlite3_busy_timeout(raw, 10000);
   // The first read of the schema tells whether this is an SQLite database at all; nothing is
-  // written before the caller has checked that it is a keyring (the journal mode is set by whoever
-  // creates the database: it is stored in the file).
+  // written before that (and, without `wal`, nothing at all: the caller checks the schema first).
   rc = sqlite3_exec(raw, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);
   if (rc == SQLITE_NOTADB) {
-    return make_error(ErrorCode::kFormat,
-                      path.string() + " is not an SQLite database, so not a keyport keyring");
+    return make_error(
+        ErrorCode::kFormat,
+        path.string() + " is not an SQLite database, so not a keyport " + options.what);
   }
   if (rc != SQLITE_OK) {
-    return tl::unexpected(sqlite_error(raw, rc, "cannot read the keyring " + path.string()));
+    return tl::unexpected(
+        sqlite_error(raw, rc, "cannot read the " + options.what + " " + path.string()));
   }
   KEYPORT_TRY(db.exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON"));
+  if (options.wal && !options.read_only) {
+    KEYPORT_TRY(db.exec("PRAGMA journal_mode=WAL"));
+  }
   if (options.read_only) {
     KEYPORT_TRY(db.exec("PRAGMA query_only=ON"));
   }
@@ -71,6 +76,7 @@ Db& Db::operator=(Db&& other) noexcept {
       sqlite3_close_v2(m_db);
     }
     m_db = std::exchange(other.m_db, nullptr);
+    m_what = std::move(other.m_what);
   }
   return *this;
 }
@@ -88,7 +94,7 @@ Status Db::exec(std::string_view sql) {
   if (rc != SQLITE_OK) {
     std::string detail = msg != nullptr ? msg : sqlite3_errstr(rc);
     sqlite3_free(msg);
-    return make_error(ErrorCode::kIo, "keyring database: " + detail);
+    return make_error(ErrorCode::kIo, m_what + ": " + detail);
   }
   return {};
 }
@@ -162,7 +168,7 @@ Stmt& Stmt::bind_null(int index) {
 
 Result<bool> Stmt::step() {
   if (m_bind_error != 0) {
-    return tl::unexpected(sqlite_error(m_db, m_bind_error, "binding a keyring value"));
+    return tl::unexpected(sqlite_error(m_db, m_bind_error, "binding a database value"));
   }
   int rc = sqlite3_step(m_stmt);
   if (rc == SQLITE_ROW) {
@@ -171,7 +177,7 @@ Result<bool> Stmt::step() {
   if (rc == SQLITE_DONE) {
     return false;
   }
-  return tl::unexpected(sqlite_error(m_db, rc, "keyring database"));
+  return tl::unexpected(sqlite_error(m_db, rc, "database"));
 }
 
 Status Stmt::run() {
@@ -181,6 +187,20 @@ Status Stmt::run() {
       return {};
     }
   }
+}
+
+Stmt& Stmt::bind(int index, const std::optional<std::int64_t>& value) {
+  if (value) {
+    return bind(index, *value);
+  }
+  return bind_null(index);
+}
+
+std::optional<std::int64_t> Stmt::column_opt_int(int column) const {
+  if (is_null(column)) {
+    return std::nullopt;
+  }
+  return column_int(column);
 }
 
 void Stmt::reset() {
@@ -222,7 +242,10 @@ Result<Transaction> Transaction::begin(Db& db) {
 
 Transaction::~Transaction() {
   if (m_db != nullptr) {
-    (void)m_db->exec("ROLLBACK");
+    auto st = m_db->exec("ROLLBACK");
+    if (!st) {
+      log::warn("database rollback failed: " + st.error().describe());
+    }
   }
 }
 
@@ -235,4 +258,4 @@ Status Transaction::commit() {
   return {};
 }
 
-}  // namespace keyport::migrate::sql
+}  // namespace keyport::db

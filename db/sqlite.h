@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// A small RAII layer over the SQLite C API for the keyring (internal to keyport::migrate). One
-// connection per Db; not thread-safe by itself (the Keyring serialises access).
+// keyport::db: a small RAII layer over the SQLite C API, shared by the vault's metadata store and
+// the migration keyring. One connection per Db; not thread-safe by itself (the owner serialises
+// access: vault::Store with its mutex, migrate::Keyring with its lock).
 #pragma once
 
 #include <cstdint>
@@ -17,25 +18,29 @@
 struct sqlite3;
 struct sqlite3_stmt;
 
-namespace keyport::migrate::sql {
+namespace keyport::db {
 
 class Stmt;
 
 struct OpenOptions {
-  bool create = false;     // create the file (mode 0600) when absent
-  bool read_only = false;  // refuse writes (PRAGMA query_only)
+  bool create = false;            // create the file (mode 0600) when absent
+  bool read_only = false;         // refuse writes (PRAGMA query_only)
+  bool wal = false;               // set the WAL journal mode (stored in the file) after opening
+  std::string what = "database";  // how messages name the file: "keyring", "vault database"
 };
 
 class Db {
  public:
   // Opens the database file (synchronous=FULL, foreign keys on, a busy timeout; read_only sets
-  // query_only) and reads its schema, writing nothing. Returns kNotFound when the file is absent
-  // and create is false, kFormat when it is not an SQLite database, kIo on other failures. The
-  // journal mode is the caller's to set (Keyring sets WAL when it creates the file).
+  // query_only) and reads its schema, writing nothing unless `wal` is set. Returns kNotFound when
+  // the file is absent and create is false, kFormat when it is not an SQLite database, kIo on
+  // other failures. The journal mode is stored in the file: the keyring sets WAL only when it
+  // creates the file; the vault asks for it on every open.
   static Result<Db> open(const std::filesystem::path& path, const OpenOptions& options);
 
   Db() = default;
-  Db(Db&& other) noexcept : m_db(std::exchange(other.m_db, nullptr)) {}
+  Db(Db&& other) noexcept
+      : m_db(std::exchange(other.m_db, nullptr)), m_what(std::move(other.m_what)) {}
   Db& operator=(Db&& other) noexcept;
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
@@ -49,8 +54,9 @@ class Db {
   std::int64_t changes() const;
 
  private:
-  explicit Db(sqlite3* db) : m_db(db) {}
+  Db(sqlite3* db, std::string what) : m_db(db), m_what(std::move(what)) {}
   sqlite3* m_db = nullptr;
+  std::string m_what = "database";
 };
 
 class Stmt {
@@ -69,6 +75,7 @@ class Stmt {
   Stmt& bind(int index, std::string_view text);
   Stmt& bind_blob(int index, std::span<const std::uint8_t> blob);
   Stmt& bind_null(int index);
+  Stmt& bind(int index, const std::optional<std::int64_t>& value);  // NULL when empty
 
   // Returns true when a row is available, false when done, or kIo.
   Result<bool> step();
@@ -79,6 +86,7 @@ class Stmt {
 
   bool is_null(int column) const;
   std::int64_t column_int(int column) const;
+  std::optional<std::int64_t> column_opt_int(int column) const;
   std::string column_text(int column) const;
   Bytes column_blob(int column) const;
 
@@ -106,4 +114,4 @@ class Transaction {
   Db* m_db = nullptr;
 };
 
-}  // namespace keyport::migrate::sql
+}  // namespace keyport::db
