@@ -15,7 +15,6 @@ namespace {
 
 constexpr std::size_t kMaxNameChars = 127;
 
-
 Status check_name(const std::string& name) {
   bool ok = !name.empty() && name.size() <= kMaxNameChars;
   for (char c : name) {

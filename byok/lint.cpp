@@ -130,7 +130,6 @@ std::string json_quoted(const std::string& s) {
   return dump_json(Json(s));
 }
 
-
 std::size_t round_up_to_semiblock(std::size_t n) {
   return (n + kSemiblock - 1) / kSemiblock * kSemiblock;
 }
@@ -305,8 +304,8 @@ bool Linter::check_json(std::string_view text) {
     return false;
   }
   for (const auto& dup : parsed.duplicates) {
-    add(code::kJsonDuplicate, "member " + json_quoted(dup.member) + " appears more than once in " + dup.path +
-                                  " (this report uses the last value)");
+    add(code::kJsonDuplicate, "member " + json_quoted(dup.member) + " appears more than once in " +
+                                  dup.path + " (this report uses the last value)");
   }
   const Json& doc = *parsed.doc;
   if (!doc.is_object()) {
@@ -500,10 +499,10 @@ void Linter::prepare_kek() {
   if (m_options.kek_kid && m_report.kid_info) {
     auto kek_kid = parse_kid(*m_options.kek_kid, /*require_version=*/false);
     const KeyId& file_kid = *m_report.kid_info;
-    if (kek_kid &&
-        (kek_kid->host != file_kid.host || ascii_lower(kek_kid->key_name) != ascii_lower(file_kid.key_name) ||
-         (!kek_kid->version.empty() && !file_kid.version.empty() &&
-          ascii_lower(kek_kid->version) != ascii_lower(file_kid.version)))) {
+    if (kek_kid && (kek_kid->host != file_kid.host ||
+                    ascii_lower(kek_kid->key_name) != ascii_lower(file_kid.key_name) ||
+                    (!kek_kid->version.empty() && !file_kid.version.empty() &&
+                     ascii_lower(kek_kid->version) != ascii_lower(file_kid.version)))) {
       add(code::kKekMismatch,
           "the KEK given is " + kek_kid->url + ", but the file names " + file_kid.url);
       m_kek_usable = false;

@@ -56,8 +56,8 @@ Result<ossl::UniquePtr<EVP_PKEY>> generate_rsa_key(unsigned bits) {
 
 Result<SecretBytes> private_key_pem(const EVP_PKEY& key) {
   ossl::UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PKCS8PrivateKey(bio.get(), &key, nullptr, nullptr, 0, nullptr,
-                                            nullptr) != 1) {
+  if (!bio ||
+      PEM_write_bio_PKCS8PrivateKey(bio.get(), &key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return ossl::crypto_failure("cannot encode the private key as PKCS#8 PEM");
   }
   return bio_to_secret(bio.get());
@@ -65,7 +65,8 @@ Result<SecretBytes> private_key_pem(const EVP_PKEY& key) {
 
 Result<SecretBytes> private_key_der(const EVP_PKEY& key) {
   ossl::UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
-  if (!bio || i2d_PKCS8PrivateKey_bio(bio.get(), &key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+  if (!bio ||
+      i2d_PKCS8PrivateKey_bio(bio.get(), &key, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return ossl::crypto_failure("cannot encode the private key as PKCS#8 DER");
   }
   return bio_to_secret(bio.get());
@@ -336,8 +337,8 @@ Result<LocalTls> make_local_tls(std::string_view ca_name,
 Status write_local_tls(const std::filesystem::path& dir, const LocalTls& tls, bool overwrite) {
   WriteOptions pub{overwrite, 0644};
   WriteOptions priv{overwrite, 0600};
-  KEYPORT_TRY(
-      write_file_atomic(dir / kTlsKeyFile, tls.server_key_pem.reveal(SecretAccess::unsafe()), priv));
+  KEYPORT_TRY(write_file_atomic(dir / kTlsKeyFile,
+                                tls.server_key_pem.reveal(SecretAccess::unsafe()), priv));
   KEYPORT_TRY(write_file_atomic(dir / kTlsCertFile, tls.server_cert_pem, pub));
   KEYPORT_TRY(write_file_atomic(dir / kTlsCaFile, tls.ca_cert_pem, pub));
   return {};

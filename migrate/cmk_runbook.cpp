@@ -186,8 +186,8 @@ Result<CmkRunbook> build_cmk_runbook(const CmkRunbookInput& in) {
   if (!in.to.url.empty()) {
     VaultRef as_workload = in.to;
     as_workload.admin_token_file = in.identity_token_file;
-    s2.commands.push_back("keyport vault get " + as_workload.target_args(true) +
-                          " --name " + sh(to_key));
+    s2.commands.push_back("keyport vault get " + as_workload.target_args(true) + " --name " +
+                          sh(to_key));
     s2.notes.push_back(
         "the server re-reads its access file on the next request after it changes; "
         "the last command checks, with the workload's own token, that the grant is in "

@@ -97,9 +97,9 @@ Status check_fields(const EnvelopeHeader& h) {
   if (h.version != kEnvelopeVersion || h.suite != kEnvelopeSuite) {
     return make_error(ErrorCode::kInvalidArgument, "unknown envelope version or suite");
   }
-  if (h.kek_id.empty() || h.kek_id.size() > kEnvelopeMaxKekIdBytes ||
-      h.kek_version.empty() || h.kek_version.size() > kEnvelopeMaxNameBytes ||
-      h.primary.empty() || h.primary.size() > kEnvelopeMaxNameBytes) {
+  if (h.kek_id.empty() || h.kek_id.size() > kEnvelopeMaxKekIdBytes || h.kek_version.empty() ||
+      h.kek_version.size() > kEnvelopeMaxNameBytes || h.primary.empty() ||
+      h.primary.size() > kEnvelopeMaxNameBytes) {
     return make_error(ErrorCode::kInvalidArgument,
                       "envelope header: KEK id 1-2048 bytes, KEK version and primary name 1-255");
   }
@@ -218,8 +218,8 @@ Result<EnvelopeHeader> read_envelope_header(ByteSource& in, Bytes* out_raw) {
   }
   KEYPORT_ASSIGN_OR_RETURN(std::size_t len, envelope_header_length(raw));
   raw.resize(len);
-  KEYPORT_ASSIGN_OR_RETURN(
-      std::size_t rest, read_full(in, std::span(raw).subspan(kEnvelopePrefixBytes)));
+  KEYPORT_ASSIGN_OR_RETURN(std::size_t rest,
+                           read_full(in, std::span(raw).subspan(kEnvelopePrefixBytes)));
   if (rest != len - kEnvelopePrefixBytes) {
     return header_error("the input ends within the header");
   }
@@ -267,7 +267,8 @@ Result<EnvelopeStats> seal_stream(const SecretBytes& primary, const EnvelopeHead
   // this one is the last.
   SecretBytes cur(seg), next(seg);
   Bytes sealed(seg + kGcmTagBytes);
-  KEYPORT_ASSIGN_OR_RETURN(std::size_t n_cur, read_full(in, cur.reveal_mut(SecretAccess::unsafe())));
+  KEYPORT_ASSIGN_OR_RETURN(std::size_t n_cur,
+                           read_full(in, cur.reveal_mut(SecretAccess::unsafe())));
   for (std::uint64_t i = 0;; ++i) {
     std::size_t n_next = 0;
     if (n_cur == seg) {
@@ -275,8 +276,7 @@ Result<EnvelopeStats> seal_stream(const SecretBytes& primary, const EnvelopeHead
     }
     const bool last = n_cur < seg || n_next == 0;
     if (i > 0xFFFFFFFFull) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        "input too large: more than 2^32 segments");
+      return make_error(ErrorCode::kInvalidArgument, "input too large: more than 2^32 segments");
     }
     auto nonce = segment_nonce(header, static_cast<std::uint32_t>(i), last);
     std::span<std::uint8_t> out_seg(sealed.data(), n_cur + kGcmTagBytes);
@@ -448,8 +448,8 @@ Result<EnvelopeStats> envelope_encrypt(Keyring& keyring, const KeyEncryptionKey&
 Result<EnvelopeStats> envelope_decrypt(Keyring& keyring, const KeyEncryptionKey& kek,
                                        ByteSource& in, ByteSink& out) {
   return open_stream(
-      [&](const EnvelopeHeader& h) { return unwrap_primary(keyring, kek, h.primary, h.epoch); },
-      in, out);
+      [&](const EnvelopeHeader& h) { return unwrap_primary(keyring, kek, h.primary, h.epoch); }, in,
+      out);
 }
 
 }  // namespace keyport::migrate

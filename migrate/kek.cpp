@@ -74,8 +74,7 @@ struct TokenKek::Pool {
   class Lease {
    public:
     Lease(Pool* pool, std::unique_ptr<p11::Session> s) : m_pool(pool), m_session(std::move(s)) {}
-    Lease(Lease&& other) noexcept
-        : m_pool(other.m_pool), m_session(std::move(other.m_session)) {}
+    Lease(Lease&& other) noexcept : m_pool(other.m_pool), m_session(std::move(other.m_session)) {}
     Lease& operator=(Lease&&) = delete;
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
@@ -233,16 +232,15 @@ Result<CK_OBJECT_HANDLE> TokenKek::unwrap_to_object(const p11::Session& s,
   }
   p11::CkTemplate ck = t.lower();
   CK_RSA_PKCS_OAEP_PARAMS oaep = oaep_sha1_params();
-  CK_MECHANISM mech = m_rsa ? CK_MECHANISM{CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep}
-                            : CK_MECHANISM{m_kwp, nullptr, 0};
+  CK_MECHANISM mech =
+      m_rsa ? CK_MECHANISM{CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep} : CK_MECHANISM{m_kwp, nullptr, 0};
   CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
   CK_RV rv = KP11_CALL_RV(s.module(), C_UnwrapKey, s.handle(), &mech, m_private,
                           const_cast<CK_BYTE*>(wrapped.data()),
                           static_cast<CK_ULONG>(wrapped.size()), ck.data(), ck.size(), &h);
   if (rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_SESSION_HANDLE_INVALID ||
       rv == CKR_KEY_HANDLE_INVALID || rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT ||
-      rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_HOST_MEMORY ||
-      rv == CKR_DEVICE_MEMORY) {
+      rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_HOST_MEMORY || rv == CKR_DEVICE_MEMORY) {
     // Failures that cannot depend on the ciphertext are reported as what they are.
     return tl::unexpected(p11::pkcs11_error(rv, "C_UnwrapKey"));
   }
@@ -254,8 +252,8 @@ Result<CK_OBJECT_HANDLE> TokenKek::unwrap_to_object(const p11::Session& s,
 
 Result<Bytes> TokenKek::wrap_object(const p11::Session& s, CK_OBJECT_HANDLE key) const {
   CK_RSA_PKCS_OAEP_PARAMS oaep = oaep_sha1_params();
-  CK_MECHANISM mech = m_rsa ? CK_MECHANISM{CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep}
-                            : CK_MECHANISM{m_kwp, nullptr, 0};
+  CK_MECHANISM mech =
+      m_rsa ? CK_MECHANISM{CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep} : CK_MECHANISM{m_kwp, nullptr, 0};
   CK_OBJECT_HANDLE wrapping = m_rsa ? m_public : m_private;
   if (wrapping == CK_INVALID_HANDLE) {
     return make_error(ErrorCode::kUnsupported, "RSA KEK \"" + m_label +
@@ -264,8 +262,7 @@ Result<Bytes> TokenKek::wrap_object(const p11::Session& s, CK_OBJECT_HANDLE key)
   }
   Bytes out(m_rsa ? m_modulus_bytes : 4096 + 16);
   CK_ULONG len = static_cast<CK_ULONG>(out.size());
-  KEYPORT_TRY(
-      KP11_CALL(s.module(), C_WrapKey, s.handle(), &mech, wrapping, key, out.data(), &len));
+  KEYPORT_TRY(KP11_CALL(s.module(), C_WrapKey, s.handle(), &mech, wrapping, key, out.data(), &len));
   out.resize(len);
   return out;
 }
@@ -345,21 +342,21 @@ Result<Portability> TokenKek::portability() const {
   Portability p;
   p.portable = m_extractable;
   if (!m_extractable) {
-    p.reason = "CKA_EXTRACTABLE=FALSE: \"" + m_label +
-               "\" can never leave token \"" + m_token.label +
-               "\"; the keys it wraps must be re-wrapped under the new KEK";
+    p.reason = "CKA_EXTRACTABLE=FALSE: \"" + m_label + "\" can never leave token \"" +
+               m_token.label + "\"; the keys it wraps must be re-wrapped under the new KEK";
     return p;
   }
   p.reason = "CKA_EXTRACTABLE=TRUE: \"" + m_label + "\" can leave token \"" + m_token.label +
              "\" wrapped (BYOK), so the destination can hold the same material and the wrapped "
              "keys stay valid without re-wrapping";
   p.commands.push_back("keyport byok export --token '" + m_token.label + "' --key '" + m_label +
-                       "' --kek <destination-KEK.pem> --kid <destination-KEK-kid> -o '" +
-                       m_label + ".byok'");
+                       "' --kek <destination-KEK.pem> --kid <destination-KEK-kid> -o '" + m_label +
+                       ".byok'");
   if (m_rsa) {
-    p.commands.push_back("az keyvault key import --vault-name <vault> --name <key-name> "
-                         "--byok-file '" +
-                         m_label + ".byok' --kty RSA");
+    p.commands.push_back(
+        "az keyvault key import --vault-name <vault> --name <key-name> "
+        "--byok-file '" +
+        m_label + ".byok' --kty RSA");
   } else {
     p.commands.push_back(
         "az keyvault key import --hsm-name <managed-hsm> --name <key-name> --byok-file '" +
@@ -406,8 +403,8 @@ Result<std::unique_ptr<VaultKek>> VaultKek::open(std::shared_ptr<vault::Vault> v
     const bool rsa_alg = k->m_alg == "RSA-OAEP" || k->m_alg == "RSA-OAEP-256";
     const bool kw_alg = k->m_alg == "A128KW" || k->m_alg == "A192KW" || k->m_alg == "A256KW";
     if ((rsa && !rsa_alg) || (oct && !kw_alg)) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        "algorithm " + k->m_alg + " does not fit " + k->m_kty + " key " + k->m_name);
+      return make_error(ErrorCode::kInvalidArgument, "algorithm " + k->m_alg + " does not fit " +
+                                                         k->m_kty + " key " + k->m_name);
     }
   }
   return k;
@@ -459,12 +456,15 @@ Result<Portability> VaultKek::portability() const {
         lower(row.key_name) == lower(m_name) && lower(row.version) == lower(m_version) &&
         row.reason.rfind("BYOK ", 0) == 0) {
       p.portable = true;
-      p.reason = "version " + m_version + " was imported with BYOK (key_hsm): its material came "
-                 "from an HSM you control (" + row.reason +
+      p.reason = "version " + m_version +
+                 " was imported with BYOK (key_hsm): its material came "
+                 "from an HSM you control (" +
+                 row.reason +
                  "); import the same material at the destination and the wrapped keys stay valid";
       p.commands.push_back(
           "keyport byok export --token <on-prem token> --key <the original key's label> "
-          "--kek <destination-KEK.pem> --kid <destination-KEK-kid> -o " + m_name + ".byok");
+          "--kek <destination-KEK.pem> --kid <destination-KEK-kid> -o " +
+          m_name + ".byok");
       const bool oct = m_kty.rfind("oct", 0) == 0;
       p.commands.push_back(std::string("az keyvault key import ") +
                            (oct ? "--hsm-name <managed-hsm>" : "--vault-name <vault>") +

@@ -18,8 +18,8 @@ constexpr std::string_view kSyntax =
     "pkcs11:token=LABEL;object=KEY, or https://HOST/keys/NAME[/VERSION]";
 
 tl::unexpected<Error> bad_spec(std::string_view text, std::string_view why) {
-  return make_error(ErrorCode::kInvalidArgument, "KEK-SPEC \"" + std::string(text) + "\": " +
-                                                     std::string(why) + " (" +
+  return make_error(ErrorCode::kInvalidArgument, "KEK-SPEC \"" + std::string(text) +
+                                                     "\": " + std::string(why) + " (" +
                                                      std::string(kSyntax) + ")");
 }
 
@@ -92,8 +92,8 @@ Result<KekSpec> KekSpec::parse(std::string_view text) {
       } else if (name == "alg" && spec.alg.empty()) {
         spec.alg = value;
       } else {
-        return bad_spec(text, "unknown or repeated query item \"" + std::string(name) +
-                                  "\" (token=, alg=)");
+        return bad_spec(
+            text, "unknown or repeated query item \"" + std::string(name) + "\" (token=, alg=)");
       }
     }
     spec.vault_dir = fs::path(std::string(dir));
@@ -136,9 +136,8 @@ Result<std::shared_ptr<p11::Module>> KekOpener::load_module(const p11::Uri* uri)
   }
   if (m_module) {
     if (m_module->path() != path) {
-      return make_error(ErrorCode::kUnsupported,
-                        "both KEKs must use the same PKCS#11 module (" + m_module->path() +
-                            " and " + path + ")");
+      return make_error(ErrorCode::kUnsupported, "both KEKs must use the same PKCS#11 module (" +
+                                                     m_module->path() + " and " + path + ")");
     }
     return m_module;
   }
@@ -194,9 +193,8 @@ Result<std::unique_ptr<KeyEncryptionKey>> KekOpener::open(const KekSpec& spec,
         }
         it = m_vaults.emplace(key, std::shared_ptr<vault::Vault>(std::move(*opened))).first;
       }
-      KEYPORT_ASSIGN_OR_RETURN(auto kek, VaultKek::open(it->second, spec.key_name,
-                                                        spec.key_version, spec.alg,
-                                                        m_options.caller));
+      KEYPORT_ASSIGN_OR_RETURN(auto kek, VaultKek::open(it->second, spec.key_name, spec.key_version,
+                                                        spec.alg, m_options.caller));
       return std::unique_ptr<KeyEncryptionKey>(std::move(kek));
     }
   }

@@ -40,7 +40,7 @@ struct KekSpec {
   // vault:
   std::filesystem::path vault_dir;
   std::string key_name;
-  std::string key_version;                 // empty: latest
+  std::string key_version;                  // empty: latest
   std::optional<std::string> attach_token;  // ?token=
   std::string alg;                          // ?alg=, empty: the default for the key type
 

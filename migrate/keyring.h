@@ -25,8 +25,8 @@
 
 #include "core/encoding.h"
 #include "core/error.h"
-#include "migrate/kek.h"
 #include "db/sqlite.h"
+#include "migrate/kek.h"
 
 namespace keyport::migrate {
 

@@ -39,9 +39,9 @@ struct MigrationPlan {
   KekId to;
   std::string from_kind;  // "pkcs11", "vault"
   std::string to_kind;
-  std::string path;  // "in-token" (both in one token) or "host" (through host memory)
-  std::vector<KekUsage> keks;       // every KEK version the keyring names, with counts
-  std::int64_t primary_keys = 0;    // active wrappings under `from`, by kind
+  std::string path;               // "in-token" (both in one token) or "host" (through host memory)
+  std::vector<KekUsage> keks;     // every KEK version the keyring names, with counts
+  std::int64_t primary_keys = 0;  // active wrappings under `from`, by kind
   std::int64_t data_keys = 0;
   std::int64_t already_under_to = 0;  // of those, keys that also have a wrapping under `to`
   Portability from_portability;
@@ -68,11 +68,11 @@ struct ItemFailure {
 };
 
 struct RunOptions {
-  int jobs = 1;              // worker threads (each uses its own PKCS#11 session)
-  std::size_t batch = 500;   // items per transaction
-  std::size_t probe = 16;    // items tried before anything is written
-  std::atomic<bool>* cancel = nullptr;                 // stop after the current batch
-  std::function<void(const Progress&)> on_progress;    // after each committed batch
+  int jobs = 1;                         // worker threads (each uses its own PKCS#11 session)
+  std::size_t batch = 500;              // items per transaction
+  std::size_t probe = 16;               // items tried before anything is written
+  std::atomic<bool>* cancel = nullptr;  // stop after the current batch
+  std::function<void(const Progress&)> on_progress;  // after each committed batch
 };
 
 struct RunReport {
@@ -81,9 +81,9 @@ struct RunReport {
   KekId to;
   std::string path;  // "in-token" or "host"
   std::int64_t total = 0;
-  std::int64_t already_done = 0;  // done by earlier runs
-  std::int64_t rewrapped = 0;     // done by this run
-  std::int64_t failed = 0;        // failed in this run (journal state "failed")
+  std::int64_t already_done = 0;      // done by earlier runs
+  std::int64_t rewrapped = 0;         // done by this run
+  std::int64_t failed = 0;            // failed in this run (journal state "failed")
   std::vector<ItemFailure> failures;  // the first 100
   std::int64_t transactions = 0;
   bool cancelled = false;
@@ -105,9 +105,9 @@ struct VerifyReport {
   std::string method;  // "hsm-check-value" or "keyed-fingerprint"
   std::int64_t total = 0;
   std::int64_t verified = 0;
-  std::int64_t mismatched = 0;  // the new wrapping holds another key or does not unwrap
-  std::int64_t failed = 0;      // the old wrapping does not unwrap
-  std::int64_t missing = 0;     // no new wrapping yet
+  std::int64_t mismatched = 0;        // the new wrapping holds another key or does not unwrap
+  std::int64_t failed = 0;            // the old wrapping does not unwrap
+  std::int64_t missing = 0;           // no new wrapping yet
   std::vector<ItemFailure> failures;  // the first 100
   bool cancelled = false;
   double seconds = 0;

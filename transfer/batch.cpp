@@ -471,7 +471,8 @@ Result<std::vector<ItemResult>> run_batch(const std::shared_ptr<const p11::Modul
   }
   int jobs = std::max(1, std::min(options.jobs, 64));
   // Each staged file holds a descriptor until its group commits: keep every worker's group within
-  // the process's descriptor limit (raised to the hard limit first), with room for the module's own.
+  // the process's descriptor limit (raised to the hard limit first), with room for the module's
+  // own.
   sh.group_size = std::max<std::size_t>(1, options.commit_every);
   {
     struct rlimit rl {};
@@ -480,7 +481,8 @@ Result<std::vector<ItemResult>> run_batch(const std::shared_ptr<const p11::Modul
         rl.rlim_cur = rl.rlim_max;
         ::setrlimit(RLIMIT_NOFILE, &rl);
       }
-      std::size_t room = rl.rlim_cur > 128 ? (rl.rlim_cur - 128) / static_cast<std::size_t>(jobs) : 1;
+      std::size_t room =
+          rl.rlim_cur > 128 ? (rl.rlim_cur - 128) / static_cast<std::size_t>(jobs) : 1;
       sh.group_size = std::max<std::size_t>(1, std::min(sh.group_size, room));
     }
   }

@@ -109,9 +109,9 @@ Result<AccessList> AccessList::parse(std::string_view json, std::string_view whe
     // Entries are named by position: a token never appears in a message.
     const std::string entry = where + ": tokens entry " + std::to_string(index + 1);
     if (it.key().size() < kMinTokenLength) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        entry + ": a token must be at least " + std::to_string(kMinTokenLength) +
-                            " characters long");
+      return make_error(ErrorCode::kInvalidArgument, entry + ": a token must be at least " +
+                                                         std::to_string(kMinTokenLength) +
+                                                         " characters long");
     }
     const Json& value = it.value();
     if (!value.is_object()) {

@@ -86,8 +86,8 @@ Result<ossl::UniquePtr<X509>> issue(const std::string& common_name, EVP_PKEY& su
       X509_NAME_add_entry_by_txt(subject.get(), "O", MBSTRING_UTF8, org, -1, -1, 0) != 1 ||
       X509_NAME_add_entry_by_txt(subject.get(), "CN", MBSTRING_UTF8, cn, -1, -1, 0) != 1 ||
       X509_set_subject_name(cert.get(), subject.get()) != 1 ||
-      X509_set_issuer_name(cert.get(), issuer != nullptr ? X509_get_subject_name(issuer)
-                                                         : subject.get()) != 1 ||
+      X509_set_issuer_name(
+          cert.get(), issuer != nullptr ? X509_get_subject_name(issuer) : subject.get()) != 1 ||
       X509_set_pubkey(cert.get(), &subject_key) != 1) {
     return ossl::crypto_failure("certificate names");
   }
@@ -190,7 +190,8 @@ long seconds_until(const ASN1_TIME* t) {
   return static_cast<long>(days) * 86400 + secs;
 }
 
-bool server_cert_usable(X509& cert, EVP_PKEY& key, X509& ca, const std::vector<std::string>& names) {
+bool server_cert_usable(X509& cert, EVP_PKEY& key, X509& ca,
+                        const std::vector<std::string>& names) {
   ossl::UniquePtr<EVP_PKEY> ca_pub(X509_get_pubkey(&ca));
   bool ok = ca_pub && X509_verify(&cert, ca_pub.get()) == 1 &&
             X509_check_private_key(&cert, &key) == 1 &&
@@ -229,8 +230,9 @@ std::vector<std::string> tls_names(const std::string& vault_host) {
 }
 
 bool certificate_covers(X509& cert, const std::string& name) {
-  bool ok = is_ip_literal(name) ? X509_check_ip_asc(&cert, name.c_str(), 0) == 1
-                                : X509_check_host(&cert, name.c_str(), name.size(), 0, nullptr) == 1;
+  bool ok = is_ip_literal(name)
+                ? X509_check_ip_asc(&cert, name.c_str(), 0) == 1
+                : X509_check_host(&cert, name.c_str(), name.size(), 0, nullptr) == 1;
   ossl::drain_errors();
   return ok;
 }
@@ -254,14 +256,14 @@ Result<TlsMaterial> ensure_vault_tls(const fs::path& tls_dir,
     KEYPORT_ASSIGN_OR_RETURN(ca_key, read_key(tls_dir / kCaKeyFile));
     if (X509_check_private_key(ca.get(), ca_key.get()) != 1) {
       ossl::drain_errors();
-      return make_error(ErrorCode::kInvalidArgument,
-                        (tls_dir / kCaKeyFile).string() + " is not the key of " +
-                            (tls_dir / kCaFile).string());
+      return make_error(
+          ErrorCode::kInvalidArgument,
+          (tls_dir / kCaKeyFile).string() + " is not the key of " + (tls_dir / kCaFile).string());
     }
   } else {
     KEYPORT_ASSIGN_OR_RETURN(ca_key, make_ec_key());
-    KEYPORT_ASSIGN_OR_RETURN(ca, issue("keyport vault CA", *ca_key, *ca_key, nullptr, {},
-                                       kCaLifetime));
+    KEYPORT_ASSIGN_OR_RETURN(ca,
+                             issue("keyport vault CA", *ca_key, *ca_key, nullptr, {}, kCaLifetime));
     // The key first: a CA certificate without its key would be useless at the next start.
     KEYPORT_TRY(write_key(tls_dir / kCaKeyFile, *ca_key));
     KEYPORT_TRY(write_cert(tls_dir / kCaFile, *ca));
@@ -278,8 +280,8 @@ Result<TlsMaterial> ensure_vault_tls(const fs::path& tls_dir,
     }
   }
   KEYPORT_ASSIGN_OR_RETURN(m.key, make_ec_key());
-  KEYPORT_ASSIGN_OR_RETURN(m.cert, issue("keyport vault", *m.key, *ca_key, ca.get(), names,
-                                         kServerLifetime));
+  KEYPORT_ASSIGN_OR_RETURN(
+      m.cert, issue("keyport vault", *m.key, *ca_key, ca.get(), names, kServerLifetime));
   KEYPORT_TRY(write_key(tls_dir / kServerKeyFile, *m.key));
   KEYPORT_TRY(write_cert(tls_dir / kServerFile, *m.cert));
   m.cert_issued = true;
@@ -296,9 +298,9 @@ Result<TlsMaterial> load_tls_files(const fs::path& cert_file, const fs::path& ke
   }
   if (X509_check_private_key(m.cert.get(), m.key.get()) != 1) {
     ossl::drain_errors();
-    return make_error(ErrorCode::kInvalidArgument,
-                      key_file.string() + " is not the private key of the certificate in " +
-                          cert_file.string());
+    return make_error(
+        ErrorCode::kInvalidArgument,
+        key_file.string() + " is not the private key of the certificate in " + cert_file.string());
   }
   return m;
 }

@@ -16,12 +16,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto decoded = keyport::base64url_decode(text);
   auto secret = keyport::base64url_decode_secret(text);
   KEYPORT_FUZZ_CHECK(decoded.has_value() == secret.has_value());
-  if (!decoded) return 0;
+  if (!decoded)
+    return 0;
   std::string unpadded = text.substr(0, text.find('='));
   KEYPORT_FUZZ_CHECK(keyport::base64url_encode(*decoded) == unpadded);
   std::string std64 = unpadded;
-  for (char& c : std64) c = c == '-' ? '+' : c == '_' ? '/' : c;
-  while (std64.size() % 4 != 0) std64 += '=';
+  for (char& c : std64)
+    c = c == '-' ? '+' : c == '_' ? '/' : c;
+  while (std64.size() % 4 != 0)
+    std64 += '=';
   std::vector<unsigned char> out(std64.size() / 4 * 3 + 3);
   int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(std64.data()),
                           static_cast<int>(std64.size()));

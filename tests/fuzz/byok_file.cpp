@@ -9,7 +9,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   using keyport::byok::ByokFile;
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto file = ByokFile::parse(text);
-  if (!file) return 0;
+  if (!file)
+    return 0;
   auto again = ByokFile::parse(file->to_json());
   KEYPORT_FUZZ_CHECK(again.has_value());
   KEYPORT_FUZZ_CHECK(again->kid == file->kid && again->enc == file->enc && again->alg == file->alg);

@@ -12,6 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto json = report.to_json();
   KEYPORT_FUZZ_CHECK(!keyport::dump_json(json).empty());
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  if (keyport::byok::ByokFile::parse(text)) KEYPORT_FUZZ_CHECK(report.reader_accepts);
+  if (keyport::byok::ByokFile::parse(text))
+    KEYPORT_FUZZ_CHECK(report.reader_accepts);
   return 0;
 }

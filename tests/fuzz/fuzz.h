@@ -11,20 +11,23 @@
 #include <cstdlib>
 #include <span>
 
-#define KEYPORT_FUZZ_CHECK(cond)                                                      \
-  do {                                                                                \
-    if (!(cond)) {                                                                    \
+#define KEYPORT_FUZZ_CHECK(cond)                                                               \
+  do {                                                                                         \
+    if (!(cond)) {                                                                             \
       std::fprintf(stderr, "fuzz invariant failed at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                   \
-    }                                                                                 \
+      std::abort();                                                                            \
+    }                                                                                          \
   } while (false)
 
 // Inputs larger than this are ignored (each target documents why its limit fits).
-#define KEYPORT_FUZZ_MAX_LEN(n)  \
-  do {                           \
-    if (size > (n)) return 0;    \
+#define KEYPORT_FUZZ_MAX_LEN(n) \
+  do {                          \
+    if (size > (n))             \
+      return 0;                 \
   } while (false)
 
 namespace keyport::fuzz {
-inline std::span<const std::uint8_t> input(const std::uint8_t* data, std::size_t size) { return {data, size}; }
+inline std::span<const std::uint8_t> input(const std::uint8_t* data, std::size_t size) {
+  return {data, size};
+}
 }  // namespace keyport::fuzz

@@ -8,7 +8,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   KEYPORT_FUZZ_MAX_LEN(16 * 1024);
   using namespace keyport::byok;
   auto kek = load_kek(keyport::fuzz::input(data, size), "fuzz");
-  if (!kek) return 0;
+  if (!kek)
+    return 0;
   KEYPORT_FUZZ_CHECK(kek->key.family() == keyport::KeyFamily::kRsa);
   KEYPORT_FUZZ_CHECK(kek->key.bits() == 2048 || kek->key.bits() == 3072 || kek->key.bits() == 4096);
   auto der = PublicKey::from_spki_der(kek->key.spki_der());

@@ -9,7 +9,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   KEYPORT_FUZZ_MAX_LEN(16 * 1024);
   auto key = keyport::byok::load_key_material(keyport::fuzz::input(data, size), nullptr);
-  if (!key || key->spec.family == keyport::KeyFamily::kAes) return 0;
+  if (!key || key->spec.family == keyport::KeyFamily::kAes)
+    return 0;
   auto bytes = key->encoded.reveal(keyport::SecretAccess::unsafe());
   auto again = keyport::byok::load_key_material(bytes, nullptr);
   KEYPORT_FUZZ_CHECK(again.has_value());

@@ -8,7 +8,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   KEYPORT_FUZZ_MAX_LEN(4096);
   using keyport::p11::Uri;
   auto uri = Uri::parse(std::string_view(reinterpret_cast<const char*>(data), size));
-  if (!uri) return 0;
+  if (!uri)
+    return 0;
   std::string text = uri->format(true);
   auto again = Uri::parse(text);
   KEYPORT_FUZZ_CHECK(again.has_value());

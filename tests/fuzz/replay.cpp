@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
     fs::path p = argv[i];
     if (fs::is_directory(p)) {
       for (const auto& e : fs::recursive_directory_iterator(p)) {
-        if (e.is_regular_file()) files.push_back(e.path());
+        if (e.is_regular_file())
+          files.push_back(e.path());
       }
     } else if (fs::exists(p)) {
       files.push_back(p);
@@ -33,7 +34,8 @@ int main(int argc, char** argv) {
   }
   for (const auto& f : files) {
     std::ifstream in(f, std::ios::binary);
-    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                                    std::istreambuf_iterator<char>());
     try {
       LLVMFuzzerTestOneInput(bytes.data(), bytes.size());
     } catch (const std::exception& e) {
@@ -47,9 +49,12 @@ int main(int argc, char** argv) {
   // Each input also replayed truncated by one byte: a cheap extra set of malformed inputs.
   for (const auto& f : files) {
     std::ifstream in(f, std::ios::binary);
-    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!bytes.empty()) LLVMFuzzerTestOneInput(bytes.data(), bytes.size() - 1);
+    std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                                    std::istreambuf_iterator<char>());
+    if (!bytes.empty())
+      LLVMFuzzerTestOneInput(bytes.data(), bytes.size() - 1);
   }
-  std::printf("replayed %zu inputs (and %zu truncations) without a finding\n", files.size(), files.size());
+  std::printf("replayed %zu inputs (and %zu truncations) without a finding\n", files.size(),
+              files.size());
   return 0;
 }

@@ -11,7 +11,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto strict = keyport::parse_json_strict(text);
   auto scan = keyport::scan_json(text);
   KEYPORT_FUZZ_CHECK(strict.has_value() == (scan.doc.has_value() && scan.duplicates.empty()));
-  if (!strict) return 0;
+  if (!strict)
+    return 0;
   KEYPORT_FUZZ_CHECK(*strict == *scan.doc);
   auto again = keyport::parse_json_strict(keyport::dump_json(*strict));
   KEYPORT_FUZZ_CHECK(again.has_value() && *again == *strict);

@@ -29,10 +29,10 @@ TEST_CASE("envelope encrypt decrypt and info work end to end through the cli", "
   const std::string kr = (d / "keyring.db").string();
   Bytes plain = random_bytes(150000);
   REQUIRE_OK(write_file_atomic(d / "plain.bin", plain));
-  auto enc = test::run_keyport({"envelope", "encrypt", "--keyring", kr, "--kek", kek.spec(),
-                                "--pin-source", "env:KP_PIN", "-i", (d / "plain.bin").string(),
-                                "-o", (d / "plain.env").string(), "--segment-size", "16384",
-                                "--json"});
+  auto enc =
+      test::run_keyport({"envelope", "encrypt", "--keyring", kr, "--kek", kek.spec(),
+                         "--pin-source", "env:KP_PIN", "-i", (d / "plain.bin").string(), "-o",
+                         (d / "plain.env").string(), "--segment-size", "16384", "--json"});
   INFO(enc.out << enc.err);
   REQUIRE(enc.rc == 0);
   CHECK(json_of(enc)["stats"]["segments"] == 10);
@@ -72,8 +72,8 @@ TEST_CASE("envelope encrypt decrypt and info work end to end through the cli", "
   }
   // An existing output is not overwritten without --force.
   auto exists = test::run_keyport({"envelope", "decrypt", "--keyring", kr, "--kek", kek.spec(),
-                                   "--pin-source", "env:KP_PIN", "-i",
-                                   (d / "plain.env").string(), "-o", (d / "back.bin").string()});
+                                   "--pin-source", "env:KP_PIN", "-i", (d / "plain.env").string(),
+                                   "-o", (d / "back.bin").string()});
   CHECK(exists.rc == 6);
   // info needs no key and refuses what is not an envelope.
   auto not_env = test::run_keyport({"envelope", "info", (d / "plain.bin").string()});
@@ -94,8 +94,8 @@ TEST_CASE("migrate plan run verify retire and status work end to end through the
     REQUIRE_OK(keyring);
     test::fill_data_keys(**keyring, rig.open_kek("cli-old")->id(), a.value, 700);
   }
-  const std::vector<std::string> keks = {"--keyring", kr, "--from", a.spec(), "--to", b.spec(),
-                                         "--pin-source", "env:KP_PIN"};
+  const std::vector<std::string> keks = {"--keyring", kr,       "--from",       a.spec(),
+                                         "--to",      b.spec(), "--pin-source", "env:KP_PIN"};
   auto with = [&](std::vector<std::string> head, std::vector<std::string> tail = {}) {
     head.insert(head.end(), keks.begin(), keks.end());
     head.insert(head.end(), tail.begin(), tail.end());
@@ -111,8 +111,8 @@ TEST_CASE("migrate plan run verify retire and status work end to end through the
   CHECK(test::run_keyport(with({"migrate", "retire"})).rc == 5);
   CHECK(test::run_keyport(with({"migrate", "verify"})).rc == 5);
 
-  auto run = test::run_keyport(with({"migrate", "run"}, {"--jobs", "2", "--batch", "100",
-                                                         "--progress", "plain", "--json"}));
+  auto run = test::run_keyport(
+      with({"migrate", "run"}, {"--jobs", "2", "--batch", "100", "--progress", "plain", "--json"}));
   INFO(run.err);
   REQUIRE(run.rc == 0);
   CHECK(json_of(run)["rewrapped"] == 700);
@@ -157,11 +157,11 @@ TEST_CASE("migrate run with a wrong old kek fails and leaves the keyring untouch
                                 "--to", b.spec(), "--pin-source", "env:KP_PIN"});
   CHECK(run.rc == 4);
   CHECK(run.err.find("Nothing was written") != std::string::npos);
-  auto swapped = test::run_keyport({"migrate", "run", "--keyring", db.string(), "--from",
-                                    b.spec(), "--to", a.spec(), "--pin-source", "env:KP_PIN"});
+  auto swapped = test::run_keyport({"migrate", "run", "--keyring", db.string(), "--from", b.spec(),
+                                    "--to", a.spec(), "--pin-source", "env:KP_PIN"});
   CHECK(swapped.rc == 5);
-  auto bad_spec = test::run_keyport({"migrate", "run", "--keyring", db.string(), "--from",
-                                     "file:/x", "--to", a.spec()});
+  auto bad_spec = test::run_keyport(
+      {"migrate", "run", "--keyring", db.string(), "--from", "file:/x", "--to", a.spec()});
   CHECK(bad_spec.rc == 3);
   CHECK(test::keyring_bytes(db) == before);
 }

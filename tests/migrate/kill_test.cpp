@@ -56,9 +56,9 @@ TEST_CASE("one hundred thousand wrapped keys survive twenty kill -9 during migra
   }
   const double setup_s = seconds_since(t0);
 
-  const std::vector<std::string> args = {"migrate", "run", "--keyring", db.string(), "--from",
-                                         a.spec(), "--to", b.spec(), "--pin-source", "env:KP_PIN",
-                                         "--progress", "none", "--jobs", "2"};
+  const std::vector<std::string> args = {
+      "migrate", "run",          "--keyring",  db.string(),  "--from", a.spec(), "--to",
+      b.spec(),  "--pin-source", "env:KP_PIN", "--progress", "none",   "--jobs", "2"};
   const std::string done_sql = "SELECT count(*) FROM migration_items WHERE state = 'done'";
   const std::string new_sql = "SELECT count(*) FROM wrappings WHERE kek_id = " + q(new_id.id) +
                               " AND kek_version = " + q(new_id.version);
@@ -118,8 +118,9 @@ TEST_CASE("one hundred thousand wrapped keys survive twenty kill -9 during migra
   CHECK(test::sql_int(db, "SELECT count(*) FROM wrappings") == 2 * n);
   CHECK(test::sql_int(db, new_sql) == n);
   CHECK(test::sql_int(db, "SELECT count(*) FROM wrappings WHERE kek_id = " + q(old_id.id)) == n);
-  CHECK(test::sql_int(db, "SELECT count(*) FROM (SELECT key_id FROM wrappings GROUP BY key_id "
-                          "HAVING count(*) != 2)") == 0);
+  CHECK(test::sql_int(db,
+                      "SELECT count(*) FROM (SELECT key_id FROM wrappings GROUP BY key_id "
+                      "HAVING count(*) != 2)") == 0);
   CHECK(test::sql_int(db, "SELECT count(*) FROM migration_items WHERE state = 'verified'") == n);
   CHECK(test::sql_int(db, "SELECT count(*) FROM migrations") == 1);
   // Every new wrapping opens, with OpenSSL and the new KEK's value, to the original key.
@@ -141,6 +142,6 @@ TEST_CASE("one hundred thousand wrapped keys survive twenty kill -9 during migra
   WARN("kill -9 test: " << items << " items, " << mid_run << " of " << kills
                         << " kills mid-run (seed " << seed << "; delay:done after each kill"
                         << progress << "); setup " << setup_s << " s, kill phase " << kill_phase_s
-                        << " s, final run " << finish_s << " s, verify " << verify_s
-                        << " s, total " << seconds_since(t0) << " s");
+                        << " s, final run " << finish_s << " s, verify " << verify_s << " s, total "
+                        << seconds_since(t0) << " s");
 }

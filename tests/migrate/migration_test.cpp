@@ -142,9 +142,10 @@ TEST_CASE("a wrong old kek changes nothing in the keyring", "[migrate][softhsm]"
   CHECK(test::keyring_bytes(db) == before);
 }
 
-TEST_CASE("a tampered item is reported by run and verify while the others go on and retire "
-          "refuses",
-          "[migrate][softhsm]") {
+TEST_CASE(
+    "a tampered item is reported by run and verify while the others go on and retire "
+    "refuses",
+    "[migrate][softhsm]") {
   test::MigrateRig rig;
   auto a = rig.make_aes_kek("kek-old");
   auto b = rig.make_aes_kek("kek-new");
@@ -155,8 +156,8 @@ TEST_CASE("a tampered item is reported by run and verify while the others go on 
   auto values = test::fill_data_keys(*kr, from->id(), a.value, 300);
   // Tamper with item 123 (the probe uses the first items, which are fine).
   const std::string bad_id = test::data_key_id(123);
-  REQUIRE_OK(kr->db().exec("UPDATE wrappings SET wrapped = zeroblob(40) WHERE key_id = " +
-                           q(bad_id)));
+  REQUIRE_OK(
+      kr->db().exec("UPDATE wrappings SET wrapped = zeroblob(40) WHERE key_id = " + q(bad_id)));
   migrate::RunOptions ro;
   ro.batch = 64;
   auto run = migrate::run_migration(*kr, *from, *to, ro);
@@ -189,8 +190,7 @@ TEST_CASE("a tampered item is reported by run and verify while the others go on 
   const std::string other_id = test::data_key_id(7);
   Bytes swapped = test::openssl_kwp_wrap(b.value, random_bytes(32));
   REQUIRE_OK(kr->db().exec("UPDATE wrappings SET wrapped = x'" + hex_encode(swapped) +
-                           "' WHERE key_id = " + q(other_id) + " AND kek_id = " +
-                           q(to->id().id)));
+                           "' WHERE key_id = " + q(other_id) + " AND kek_id = " + q(to->id().id)));
   auto verify2 = migrate::verify_migration(*kr, *from, *to, ro);
   REQUIRE_OK(verify2);
   CHECK(verify2->mismatched == 1);
@@ -243,8 +243,9 @@ TEST_CASE("running again after completion changes nothing and a cancelled run re
   CHECK(wrappings_under(db, to->id()) == 500);
   CHECK(test::sql_int(db, "SELECT count(*) FROM migration_items") == 500);
   CHECK(test::sql_int(db, "SELECT count(*) FROM migrations") == 1);
-  CHECK(test::sql_int(db, "SELECT max(n) FROM (SELECT count(*) AS n FROM wrappings GROUP BY "
-                          "key_id, kek_id, kek_version)") == 1);
+  CHECK(test::sql_int(db,
+                      "SELECT max(n) FROM (SELECT count(*) AS n FROM wrappings GROUP BY "
+                      "key_id, kek_id, kek_version)") == 1);
   expect_all_under(*kr, to->id(), b.value, values);
 }
 

@@ -50,8 +50,7 @@ TEST_CASE("a migration from a key in one vault to a key in another verifies and 
   // The destination KEK is imported from a value the test knows, so OpenSSL can check its work.
   Bytes b_value = random_bytes(32);
   REQUIRE_OK(dst->import_key(
-      dst.ctx, "kek-b",
-      Json{{"key", {{"kty", "oct-HSM"}, {"k", base64url_encode(b_value)}}}}));
+      dst.ctx, "kek-b", Json{{"key", {{"kty", "oct-HSM"}, {"k", base64url_encode(b_value)}}}}));
   auto bundle_a = src->get_key(src.ctx, "kek-a");
   REQUIRE_OK(bundle_a);
   auto pub_a = test::openssl_public(*bundle_a);
@@ -137,8 +136,8 @@ TEST_CASE("a byok imported vault key is portable and a generated one is not", "[
   auto kek = kv->create_key(kv.ctx, "import-kek", test::kek_params(2048));
   REQUIRE_OK(kek);
   auto target = onprem.generate(*parse_key_spec("rsa-2048"), "app-kek");
-  auto file = onprem.export_to(target, test::public_key_of(*kek),
-                              (*kek)["key"]["kid"].get<std::string>());
+  auto file =
+      onprem.export_to(target, test::public_key_of(*kek), (*kek)["key"]["kid"].get<std::string>());
   REQUIRE_OK(kv->import_key(kv.ctx, "app-kek", test::byok_body(file.to_json(), "RSA-HSM")));
   REQUIRE_OK(kv->create_key(kv.ctx, "made-here", Json{{"kty", "RSA-HSM"}, {"key_size", 2048}}));
   std::shared_ptr<vault::Vault> v(std::move(kv.v));

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // `keyport byok wrap` output (keys that lived in files, wrapped in software) imported into a token
-// with SoftHSM's own C_UnwrapKey: the receiver keyport did not write accepts the exact-length PKCS#8
-// (EC with its public key) and the imported key signs for the file's public key.
+// with SoftHSM's own C_UnwrapKey: the receiver keyport did not write accepts the exact-length
+// PKCS#8 (EC with its public key) and the imported key signs for the file's public key.
 #include <catch2/catch.hpp>
 
 #include "byok/key_material.h"
@@ -18,8 +18,9 @@
 using namespace keyport;
 namespace oracle = keyport::test::oracle;
 
-TEST_CASE("keys wrapped from files import into SoftHSM with C_UnwrapKey and sign for their public key",
-          "[softhsm][wrap][import]") {
+TEST_CASE(
+    "keys wrapped from files import into SoftHSM with C_UnwrapKey and sign for their public key",
+    "[softhsm][wrap][import]") {
   auto& hsm = test::SoftHsm::get();
   auto vault = hsm.login(test::kVaultToken);
   auto token = *p11::token_info(*hsm.module(), vault.slot());
@@ -35,12 +36,13 @@ TEST_CASE("keys wrapped from files import into SoftHSM with C_UnwrapKey and sign
   CK_OBJECT_HANDLE kek_pub = 0, kek_priv = 0;
   auto lp = pub_t.lower();
   auto lv = priv_t.lower();
-  REQUIRE_OK(KP11_CALL(vault.module(), C_GenerateKeyPair, vault.handle(), &gen, lp.data(), lp.size(), lv.data(),
-                       lv.size(), &kek_pub, &kek_priv));
+  REQUIRE_OK(KP11_CALL(vault.module(), C_GenerateKeyPair, vault.handle(), &gen, lp.data(),
+                       lp.size(), lv.data(), lv.size(), &kek_pub, &kek_priv));
   auto kek = byok::PublicKey::from_rsa_components(*vault.get_bytes(kek_pub, CKA_MODULUS),
                                                   *vault.get_bytes(kek_pub, CKA_PUBLIC_EXPONENT));
   REQUIRE_OK(kek);
-  auto kid = byok::parse_kid("https://contoso.vault.azure.net/keys/KEK/0123456789abcdef0123456789abcdef");
+  auto kid =
+      byok::parse_kid("https://contoso.vault.azure.net/keys/KEK/0123456789abcdef0123456789abcdef");
   REQUIRE_OK(kid);
 
   struct Case {
@@ -59,14 +61,20 @@ TEST_CASE("keys wrapped from files import into SoftHSM with C_UnwrapKey and sign
     Bytes der = oracle::pkcs8_der(c.key.get());
     auto material = byok::load_key_material(der, nullptr);
     REQUIRE_OK(material);
-    auto file = byok::wrap_key_material(*material, *kek, *kid, byok::TargetKind::kKeyVault, WrapAlg::kRsaAesKeyWrap,
-                                        "keyport test");
+    auto file = byok::wrap_key_material(*material, *kek, *kid, byok::TargetKind::kKeyVault,
+                                        WrapAlg::kRsaAesKeyWrap, "keyport test");
     REQUIRE_OK(file);
     p11::Template target;
-    target.object_class(CKO_PRIVATE_KEY).key_type(c.type).token(false).private_object(true).sensitive(true)
-        .extractable(false).sign(true);
-    auto imported = p11::unwrap_rsa_aes(vault, *caps, p11::WrapStrategy::kAuto, WrapAlg::kRsaAesKeyWrap, kek_priv,
-                                        256, file->ciphertext, target);
+    target.object_class(CKO_PRIVATE_KEY)
+        .key_type(c.type)
+        .token(false)
+        .private_object(true)
+        .sensitive(true)
+        .extractable(false)
+        .sign(true);
+    auto imported =
+        p11::unwrap_rsa_aes(vault, *caps, p11::WrapStrategy::kAuto, WrapAlg::kRsaAesKeyWrap,
+                            kek_priv, 256, file->ciphertext, target);
     REQUIRE_OK(imported);
     // Sign in the token; verify with the key's public half in OpenSSL.
     Bytes data = random_bytes(48);
@@ -80,8 +88,8 @@ TEST_CASE("keys wrapped from files import into SoftHSM with C_UnwrapKey and sign
     REQUIRE_OK(KP11_CALL(vault.module(), C_SignInit, vault.handle(), &sign, *imported));
     Bytes sig(1024);
     CK_ULONG sig_len = sig.size();
-    REQUIRE_OK(KP11_CALL(vault.module(), C_Sign, vault.handle(), to_sign.data(), static_cast<CK_ULONG>(to_sign.size()),
-                         sig.data(), &sig_len));
+    REQUIRE_OK(KP11_CALL(vault.module(), C_Sign, vault.handle(), to_sign.data(),
+                         static_cast<CK_ULONG>(to_sign.size()), sig.data(), &sig_len));
     sig.resize(sig_len);
     if (c.type == CKK_EC) {
       std::size_t half = sig.size() / 2;
@@ -99,14 +107,16 @@ TEST_CASE("keys wrapped from files import into SoftHSM with C_UnwrapKey and sign
   Bytes raw = random_bytes(32);
   auto material = byok::load_key_material(raw, nullptr);
   REQUIRE_OK(material);
-  auto mhsm = byok::parse_kid("https://contoso.managedhsm.azure.net/keys/KEK/0123456789abcdef0123456789abcdef");
-  auto file = byok::wrap_key_material(*material, *kek, *mhsm, byok::TargetKind::kManagedHsm, WrapAlg::kRsaAesKeyWrap,
-                                      "keyport test");
+  auto mhsm = byok::parse_kid(
+      "https://contoso.managedhsm.azure.net/keys/KEK/0123456789abcdef0123456789abcdef");
+  auto file = byok::wrap_key_material(*material, *kek, *mhsm, byok::TargetKind::kManagedHsm,
+                                      WrapAlg::kRsaAesKeyWrap, "keyport test");
   REQUIRE_OK(file);
   p11::Template aes;
   aes.object_class(CKO_SECRET_KEY).key_type(CKK_AES).token(false).sensitive(true).encrypt(true);
-  auto imported = p11::unwrap_rsa_aes(vault, *caps, p11::WrapStrategy::kAuto, WrapAlg::kRsaAesKeyWrap, kek_priv, 256,
-                                      file->ciphertext, aes);
+  auto imported =
+      p11::unwrap_rsa_aes(vault, *caps, p11::WrapStrategy::kAuto, WrapAlg::kRsaAesKeyWrap, kek_priv,
+                          256, file->ciphertext, aes);
   REQUIRE_OK(imported);
   CHECK(*p11::aes_check_value(vault, *imported) == oracle::aes_check_value(raw));
 }

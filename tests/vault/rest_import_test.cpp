@@ -111,17 +111,15 @@ TEST_CASE("every key type imported over HTTPS under every KEK size can be read l
       Bytes signature = *base64url_decode(sig.json["value"].get<std::string>());
       auto verifier = onprem_public(onprem, key);
       CHECK(test::openssl_verify(verifier.get(), alg, digest, signature));
-      test::Answer ok = http.post("/keys/" + name + "/" + version + "/verify",
-                                  Json{{"alg", alg},
-                                       {"digest", base64url_encode(digest)},
-                                       {"value", sig.json["value"]}});
+      test::Answer ok = http.post(
+          "/keys/" + name + "/" + version + "/verify",
+          Json{{"alg", alg}, {"digest", base64url_encode(digest)}, {"value", sig.json["value"]}});
       REQUIRE(ok.status == 200);
       CHECK(ok.json["value"] == true);
       digest[0] ^= 1;
-      test::Answer bad = http.post("/keys/" + name + "/VERIFY",
-                                   Json{{"alg", alg},
-                                        {"digest", base64url_encode(digest)},
-                                        {"value", sig.json["value"]}});
+      test::Answer bad = http.post(
+          "/keys/" + name + "/VERIFY",
+          Json{{"alg", alg}, {"digest", base64url_encode(digest)}, {"value", sig.json["value"]}});
       REQUIRE(bad.status == 200);
       CHECK(bad.json["value"] == false);
     }
@@ -177,8 +175,9 @@ TEST_CASE("the Key Vault flavour imports RSA and EC keys over HTTPS and refuses 
     auto file = onprem.export_to(key, kek_pub, kid);
     const std::string crv =
         key.spec.curve ? std::string(curve_jwk_name(*key.spec.curve)) : std::string();
-    test::Answer r = http.put(std::string("/keys/kv-") + type,
-                              test::byok_body(file.to_json(), std::string(key.spec.azure_kty()), crv));
+    test::Answer r =
+        http.put(std::string("/keys/kv-") + type,
+                 test::byok_body(file.to_json(), std::string(key.spec.azure_kty()), crv));
     INFO(r.describe());
     CHECK(r.status == 200);
     CHECK(r.json["attributes"]["hsmPlatform"] == "2");
