@@ -200,7 +200,8 @@ TEST_CASE("vault rotation, clock and platform report through the CLI against a r
       rig.keyport("vault create-key " + where + " --name app --kty RSA-HSM --size 2048 --json"));
   const std::string v1 = app["key"]["kid"].get<std::string>().substr(
       app["key"]["kid"].get<std::string>().rfind('/') + 1);
-  json_of(rig.keyport("vault create-key " + where + " --name old-ec --kty EC-HSM --json"));
+  Json old_ec =
+      json_of(rig.keyport("vault create-key " + where + " --name old-ec --kty EC-HSM --json"));
 
   Json def = json_of(rig.keyport("vault rotation-policy get " + where + " --name app --json"));
   CHECK(def["lifetimeActions"][0]["action"]["type"] == "Notify");
@@ -242,9 +243,12 @@ TEST_CASE("vault rotation, clock and platform report through the CLI against a r
   CHECK(json_of(rig.keyport("vault versions " + where + " --name app --json"))["value"].size() ==
         3u);
 
-  // Platform 1: the versions created before the cut-over (now, by the system clock; the vault's
-  // clock is 31 days ahead, so app's rotated versions are after it and old-ec is before).
-  Json cut = json_of(rig.keyport("vault platform-cutover " + local + " --before now --json"));
+  // Platform 1: the versions created before the cut-over (one second after old-ec was made, by the
+  // system clock: "now" could fall in the same second on a fast run; the vault's clock is 31 days
+  // ahead, so app's rotated versions are after it and old-ec is before).
+  const std::int64_t old_created = old_ec["attributes"]["created"].get<std::int64_t>();
+  Json cut = json_of(rig.keyport("vault platform-cutover " + local + " --before " +
+                                 std::to_string(old_created + 1) + " --json"));
   CHECK(cut["platform1_before"].is_number_integer());
   Json report = json_of(rig.keyport("vault report platform " + where + " --json"));
   INFO(dump_json(report, 2));
