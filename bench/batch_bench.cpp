@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Batch export of N EC P-256 token keys (default 1000): keys per second with --jobs 1 and 2
-// (selection by label glob as `--select` does it, then transfer::run_batch, files written and
+// (selection by label glob as `--select 'pkcs11:object=bulk-*;type=private'` does it, then
+// transfer::run_batch, files written and
 // published with the same guarantees as the CLI), against two floors measured in the same run, and
 // against the loop users would write without batch support: one `keyport byok export` process per
 // key.
@@ -135,8 +136,9 @@ int main(int argc, char** argv) {
     fs::remove_all(out);
     fs::create_directories(out);
     double start = bench::now_seconds();
-    // What the CLI does for --select: list the keys once, then run the batch.
-    auto all = must(p11::list_keys(session, false), "list");
+    // What the CLI does for --select 'pkcs11:object=bulk-*;type=private': list the private keys
+    // once (the floor, too, searches the private keys), then run the batch.
+    auto all = must(p11::list_keys(session, false, CKO_PRIVATE_KEY), "list");
     auto selected = transfer::select_keys(all, "bulk-*");
     std::vector<transfer::BatchItem> items;
     for (const auto& k : selected)

@@ -215,16 +215,30 @@ Status run_export(GlobalOptions& g, const ExportOptions& o) {
       plan.items.push_back({key, d, enc, out});
     }
   } else if (o.select) {
-    KEYPORT_ASSIGN_OR_RETURN(auto all, p11::list_keys(session, /*with_public=*/false));
     std::string glob = *o.select;
+    std::optional<CK_OBJECT_CLASS> only_class;
     if (p11::looks_like_uri(glob)) {
-      // pkcs11:object=prefix* selects by label pattern; other attributes name the token.
-      auto pos = glob.find("object=");
-      if (pos == std::string::npos)
+      // pkcs11:object=prefix* selects by label pattern, type= narrows the search to one class;
+      // the token attributes name the token, as in --token.
+      KEYPORT_ASSIGN_OR_RETURN(p11::Uri uri, p11::Uri::parse(glob));
+      if (!uri.object)
         return make_error(ErrorCode::kInvalidArgument, "--select URI needs object=PATTERN");
-      glob = glob.substr(pos + 7);
-      glob = glob.substr(0, glob.find_first_of(";?"));
+      if (uri.id) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "--select matches labels; to export one key by id= use --key URI");
+      }
+      if (!uri.matches_token(ctx.token().raw)) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "the --select URI names a different token than the one opened (\"" +
+                              ctx.token().label + "\"); name the token with --token");
+      }
+      if (uri.type) {
+        KEYPORT_ASSIGN_OR_RETURN(only_class, p11::exportable_class(*uri.type));
+      }
+      glob = *uri.object;
     }
+    KEYPORT_ASSIGN_OR_RETURN(auto all,
+                             p11::list_keys(session, /*with_public=*/false, only_class));
     auto keys = transfer::select_keys(all, glob);
     if (keys.empty())
       return make_error(ErrorCode::kNotFound, "no key label matches \"" + glob + "\"");
@@ -468,7 +482,8 @@ void setup_byok_commands(CLI::App& app, GlobalOptions& g) {
                               "One key: PKCS#11 URI (pkcs11:object=...;type=private) or label");
   auto* select = exp->add_option(
       "--select", o->select,
-      "Keys whose label matches a pattern: 'prefix*' or 'pkcs11:token=T;object=prefix*'");
+      "Keys whose label matches a pattern: 'prefix*' or 'pkcs11:token=T;object=prefix*' "
+      "(add ;type=private or ;type=secret-key to search one class: faster on large tokens)");
   auto* manifest = exp->add_option("--manifest", o->manifest,
                                    "A JSON or CSV manifest of keys, KEKs, kids and outputs");
   key->excludes(select)->excludes(manifest);

@@ -262,15 +262,7 @@ Result<KeyObject> find_key(const Session& s, std::string_view uri_or_label) {
     if (uri.id)
       match.id(*uri.id);
     if (uri.type) {
-      if (*uri.type == "private") {
-        only_class = CKO_PRIVATE_KEY;
-      } else if (*uri.type == "secret-key") {
-        only_class = CKO_SECRET_KEY;
-      } else {
-        return make_error(
-            ErrorCode::kInvalidArgument,
-            "type=" + *uri.type + " cannot be exported; use type=private or type=secret-key");
-      }
+      KEYPORT_ASSIGN_OR_RETURN(only_class, exportable_class(*uri.type));
     }
     what = uri.format();
   } else {
@@ -300,9 +292,22 @@ Result<KeyObject> find_key(const Session& s, std::string_view uri_or_label) {
   return describe_key(s, hits.front());
 }
 
-Result<std::vector<KeyObject>> list_keys(const Session& s, bool with_public) {
+Result<CK_OBJECT_CLASS> exportable_class(std::string_view uri_type) {
+  if (uri_type == "private")
+    return CKO_PRIVATE_KEY;
+  if (uri_type == "secret-key")
+    return CKO_SECRET_KEY;
+  return make_error(ErrorCode::kInvalidArgument, "type=" + std::string(uri_type) +
+                                                     " cannot be exported; use type=private or "
+                                                     "type=secret-key");
+}
+
+Result<std::vector<KeyObject>> list_keys(const Session& s, bool with_public,
+                                         std::optional<CK_OBJECT_CLASS> only_class) {
   std::vector<KeyObject> out;
   for (CK_OBJECT_CLASS cls : {CKO_PRIVATE_KEY, CKO_SECRET_KEY}) {
+    if (only_class && *only_class != cls)
+      continue;
     Template t;
     t.object_class(cls);
     KEYPORT_ASSIGN_OR_RETURN(auto found, s.find_objects(t));

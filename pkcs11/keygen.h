@@ -61,7 +61,14 @@ Result<KeyObject> find_key(const Session& session, std::string_view uri_or_label
 
 // Every private and secret key on the token, with its public part where one has the same CKA_ID
 // (with_public false skips that search: one C_FindObjects per key saved, for large batches).
-Result<std::vector<KeyObject>> list_keys(const Session& session, bool with_public = true);
+// only_class (CKO_PRIVATE_KEY or CKO_SECRET_KEY) searches one class: each C_FindObjects pass
+// makes SoftHSM read every object on the token, so a type=private selection halves the search.
+Result<std::vector<KeyObject>> list_keys(const Session& session, bool with_public = true,
+                                         std::optional<CK_OBJECT_CLASS> only_class = {});
+
+// The object class a PKCS#11 URI's type= names for export: "private" or "secret-key";
+// kInvalidArgument for any other (public keys and certificates cannot be exported).
+Result<CK_OBJECT_CLASS> exportable_class(std::string_view uri_type);
 
 // Public components of a key pair, read from the public object (RSA n/e; EC curve and point).
 struct PublicComponents {

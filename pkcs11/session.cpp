@@ -173,27 +173,54 @@ Result<std::optional<Bytes>> Session::try_get_bytes(CK_OBJECT_HANDLE object,
 
 Result<std::vector<std::optional<Bytes>>> Session::get_attributes(
     CK_OBJECT_HANDLE object, const std::vector<CK_ATTRIBUTE_TYPE>& types) const {
-  std::vector<CK_ATTRIBUTE> attrs;
-  attrs.reserve(types.size());
   for (CK_ATTRIBUTE_TYPE t : types) {
     if (is_secret_attribute(t)) {
       return make_error(ErrorCode::kInternal, "refusing to read " + attribute_name(t) +
                                                   ": keyport never reads secret attributes");
     }
-    attrs.push_back({t, nullptr, 0});
+  }
+  // One call with room for any public attribute keyport reads (an RSA-4096 modulus is 512 bytes):
+  // a token object's every C_GetAttributeValue costs SoftHSM a refresh from disk, so the usual
+  // size-query-then-read pair doubles the cost of listing a large token. A value that does not
+  // fit (CKR_BUFFER_TOO_SMALL) falls back to the pair.
+  constexpr CK_ULONG kRoom = 1024;
+  std::vector<std::optional<Bytes>> out(types.size());
+  std::vector<CK_ATTRIBUTE> attrs;
+  attrs.reserve(types.size());
+  for (std::size_t i = 0; i < types.size(); ++i) {
+    out[i].emplace(kRoom);
+    attrs.push_back({types[i], out[i]->data(), kRoom});
   }
   auto size = static_cast<CK_ULONG>(attrs.size());
-  // CKR_ATTRIBUTE_SENSITIVE / CKR_ATTRIBUTE_TYPE_INVALID still fill in every length (PKCS#11 §5.7).
+  // CKR_ATTRIBUTE_SENSITIVE / CKR_ATTRIBUTE_TYPE_INVALID still fill in every other value (PKCS#11
+  // §5.7), marking the missing ones CK_UNAVAILABLE_INFORMATION.
   CK_RV rv = KP11_CALL_RV(*m_module, C_GetAttributeValue, m_handle, object, attrs.data(), size);
+  if (rv != CKR_OK && rv != CKR_ATTRIBUTE_SENSITIVE && rv != CKR_ATTRIBUTE_TYPE_INVALID &&
+      rv != CKR_BUFFER_TOO_SMALL) {
+    return tl::unexpected(pkcs11_error(rv, "C_GetAttributeValue"));
+  }
+  if (rv != CKR_BUFFER_TOO_SMALL) {
+    for (std::size_t i = 0; i < attrs.size(); ++i) {
+      if (attrs[i].ulValueLen == CK_UNAVAILABLE_INFORMATION)
+        out[i].reset();
+      else
+        out[i]->resize(attrs[i].ulValueLen);
+    }
+    return out;
+  }
+  for (std::size_t i = 0; i < attrs.size(); ++i)
+    attrs[i] = {types[i], nullptr, 0};
+  rv = KP11_CALL_RV(*m_module, C_GetAttributeValue, m_handle, object, attrs.data(), size);
   if (rv != CKR_OK && rv != CKR_ATTRIBUTE_SENSITIVE && rv != CKR_ATTRIBUTE_TYPE_INVALID) {
     return tl::unexpected(pkcs11_error(rv, "C_GetAttributeValue"));
   }
-  std::vector<std::optional<Bytes>> out(attrs.size());
   std::vector<CK_ATTRIBUTE> present;
   std::vector<std::size_t> where;
   for (std::size_t i = 0; i < attrs.size(); ++i) {
-    if (attrs[i].ulValueLen == CK_UNAVAILABLE_INFORMATION)
+    if (attrs[i].ulValueLen == CK_UNAVAILABLE_INFORMATION) {
+      out[i].reset();
       continue;
+    }
     out[i].emplace(attrs[i].ulValueLen);
     present.push_back(
         {attrs[i].type, out[i]->empty() ? nullptr : out[i]->data(), attrs[i].ulValueLen});

@@ -353,6 +353,7 @@ void worker(Shared& sh, const std::shared_ptr<const p11::Module>& module, CK_SLO
   };
   WriteOptions wo;
   wo.overwrite = sh.options.force;
+  std::chrono::steady_clock::time_point group_opened;
   for (;;) {
     if (sh.options.cancel && sh.options.cancel->load())
       break;
@@ -424,7 +425,10 @@ void worker(Shared& sh, const std::shared_ptr<const p11::Module>& module, CK_SLO
       continue;
     }
     staged.push_back(idx);
-    if (staged.size() >= sh.group_size)
+    auto now = std::chrono::steady_clock::now();
+    if (staged.size() == 1)
+      group_opened = now;
+    if (staged.size() >= sh.group_size || now - group_opened >= sh.options.commit_interval)
       commit();
   }
   commit();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -87,9 +88,12 @@ struct BatchOptions {
   // The JSON Lines report of earlier runs: items recorded there whose file is still present and
   // verifies (kid, enc, RSA part = KEK modulus, same SHA-256) are skipped. Empty: no resume.
   std::filesystem::path previous_report;
-  // Files are published in groups of this many with one file-system sync per group (each staged
-  // file holds a descriptor until then; run_batch lowers this to fit the descriptor limit).
-  std::size_t commit_every = 256;
+  // Files are published in groups with one file-system sync per group: a group closes when it
+  // holds commit_every files (each staged file holds a descriptor until then; run_batch lowers
+  // this to fit the descriptor limit) or when its first file has waited commit_interval, which
+  // bounds how long a written key goes unreported (progress, the report, an interrupt).
+  std::size_t commit_every = 4096;
+  std::chrono::milliseconds commit_interval{500};
   // Called (from worker threads, serialised) after each item.
   std::function<void(const ItemResult&)> on_item;
   // Set to true to stop: workers finish the item they hold, commit what they wrote, and return.

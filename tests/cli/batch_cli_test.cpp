@@ -79,6 +79,46 @@ TEST_CASE(
   CHECK((*doc2)["summary"]["written"] == 0);
 }
 
+TEST_CASE("a --select URI narrows by type=, and refuses id=, other types and another token",
+          "[cli][batch]") {
+  Rig rig("batch-select-uri");
+  rig.generate("ec-p256", "app-ec");
+  rig.generate("aes-256", "app-aes");
+  auto kek = keyport::test::cli::make_rsa_key(2048);
+  keyport::test::cli::write_public_pem(*kek, rig.dir() / "kek.pem");
+  std::string tail = " --kek kek.pem --kid " + Rig::vault_kid() + " --out-dir out --json";
+  // AES keys go to a Managed HSM only (Key Vault refuses oct keys).
+  Run secret = rig.keyport(
+      "byok export --token onprem --select 'pkcs11:token=onprem;object=app-*;type=secret-key' "
+      "--kek kek.pem --kid " +
+      Rig::mhsm_kid() + " --out-dir out --json");
+  INFO(secret.describe());
+  CHECK(secret.rc == 0);
+  CHECK(fs::exists(rig.out_dir() / "app-aes.byok"));
+  CHECK_FALSE(fs::exists(rig.out_dir() / "app-ec.byok"));
+  auto doc = parse_json_strict(secret.out);
+  REQUIRE(doc.has_value());
+  CHECK((*doc)["summary"]["written"] == 1);
+
+  Run priv = rig.keyport("byok export --token onprem --select 'pkcs11:object=app-*;type=private'" +
+                         tail);
+  INFO(priv.describe());
+  CHECK(priv.rc == 0);
+  CHECK(fs::exists(rig.out_dir() / "app-ec.byok"));
+
+  Run pub = rig.keyport("byok export --token onprem --select 'pkcs11:object=app-*;type=public'" +
+                        tail);
+  CHECK(pub.rc == 3);
+  CHECK_THAT(pub.err, Contains("type=public cannot be exported"));
+  Run id = rig.keyport("byok export --token onprem --select 'pkcs11:object=app-*;id=%01'" + tail);
+  CHECK(id.rc == 3);
+  CHECK_THAT(id.err, Contains("use --key"));
+  Run other = rig.keyport("byok export --token onprem --select 'pkcs11:token=elsewhere;object=app-*'" +
+                          tail);
+  CHECK(other.rc == 3);
+  CHECK_THAT(other.err, Contains("different token"));
+}
+
 TEST_CASE("a CSV manifest exports each key to its own KEK and names the failing line",
           "[cli][batch]") {
   Rig rig("batch-manifest");
