@@ -76,7 +76,10 @@ CkTemplate Template::lower() const {
 
 std::string Template::describe() const {
   std::string out;
-  for (const auto& [type, value] : m_attrs) {
+  for (const auto& entry : m_attrs) {
+    // Not a structured binding: clang 14 (the fuzz and sanitizer builds) cannot capture one.
+    const CK_ATTRIBUTE_TYPE type = entry.first;
+    const auto& value = entry.second;
     if (!out.empty())
       out += ' ';
     out += attribute_name(type) + '=';

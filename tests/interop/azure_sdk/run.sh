@@ -10,24 +10,10 @@
 # the environment, and stops the server (SIGTERM; it must exit 0). Fails, never skips, when node or
 # the SDK is missing.
 set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+what="azure-sdk interop"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 root=$(cd "$here/../../.." && pwd)
-keyport=${1:?usage: run.sh KEYPORT_BINARY WORK_DIR}
-work=${2:?usage: run.sh KEYPORT_BINARY WORK_DIR}
-
-fail() {
-  echo "azure-sdk interop: FAILED: $*" >&2
-  exit 1
-}
-command -v node >/dev/null ||
-  fail "node is not installed: run scripts/setup.sh (it installs Debian's nodejs and npm, then npm ci in tests/interop/azure_sdk)"
-[ -f "$here/node_modules/@azure/keyvault-keys/package.json" ] ||
-  fail "the Azure SDK is not installed in tests/interop/azure_sdk/node_modules: run scripts/setup.sh (npm ci --prefix tests/interop/azure_sdk)"
-echo "azure-sdk interop: node $(node --version), @azure/keyvault-keys $(node -p "require('$here/node_modules/@azure/keyvault-keys/package.json').version")"
-
-rm -rf "$work"
-mkdir -p "$work"
-umask 077
+interop_prepare "${1:?usage: run.sh KEYPORT_BINARY WORK_DIR}" "${2:?usage: run.sh KEYPORT_BINARY WORK_DIR}"
 
 # The on-prem HSM: a SoftHSM token in WORK_DIR, an EC P-256 and an RSA-2048 portable key.
 eval "$("$root/softhsm-config/init-tokens.sh" "$work/hsm" onprem:1111:2222)"
@@ -40,25 +26,7 @@ for spec in ec-p256:sdk-ec rsa-2048:sdk-rsa; do
     fail "pkcs11-tool could not read the public key of ${spec##*:}"
 done
 
-# The vault, on a free port.
-"$keyport" vault serve --data "$work/vault" --listen 127.0.0.1:0 --flavor key-vault \
-  --access-log "$work/access.log" >"$work/server.out" 2>"$work/server.err" &
-server=$!
-stop_server() {
-  if kill -0 "$server" 2>/dev/null; then
-    kill -TERM "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
-}
-trap stop_server EXIT
-for _ in $(seq 1 600); do
-  [ -s "$work/vault/server.json" ] && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/server.out" "$work/server.err" >&2; fail "the vault server exited"; }
-  sleep 0.05
-done
-[ -s "$work/vault/server.json" ] || fail "the vault server did not write server.json"
-url=$(node -p "JSON.parse(require('fs').readFileSync('$work/vault/server.json','utf8')).url")
-echo "azure-sdk interop: vault at $url"
+serve_vault --flavor key-vault
 
 status=0
 env VAULT_URL="$url" VAULT_TOKEN_FILE="$work/vault/admin.token" \
@@ -67,12 +35,6 @@ env VAULT_URL="$url" VAULT_TOKEN_FILE="$work/vault/admin.token" \
   ONPREM_EC_PUB="$work/sdk-ec.pub.der" ONPREM_RSA_PUB="$work/sdk-rsa.pub.der" \
   node "$here/byok_flow.mjs" || status=$?
 
-kill -TERM "$server"
-server_status=0
-wait "$server" || server_status=$?
-trap - EXIT
-echo "azure-sdk interop: vault access log:"
-sed 's/^/  /' "$work/access.log"
+finish_vault
 [ "$status" -eq 0 ] || fail "byok_flow.mjs exited with $status"
-[ "$server_status" -eq 0 ] || { cat "$work/server.err" >&2; fail "the vault server exited with $server_status after SIGTERM"; }
-echo "azure-sdk interop: passed"
+require_clean_exit

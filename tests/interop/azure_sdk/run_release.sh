@@ -10,45 +10,14 @@
 # runs the Node script, and stops the server (SIGTERM; it must exit 0). Fails, never skips, when
 # node or the SDK is missing.
 set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-keyport=${1:?usage: run_release.sh KEYPORT_BINARY WORK_DIR}
-work=${2:?usage: run_release.sh KEYPORT_BINARY WORK_DIR}
-
-fail() {
-  echo "azure-sdk release interop: FAILED: $*" >&2
-  exit 1
-}
-command -v node >/dev/null ||
-  fail "node is not installed: run scripts/setup.sh (Debian's nodejs and npm, then npm ci in tests/interop/azure_sdk)"
-[ -f "$here/node_modules/@azure/keyvault-keys/package.json" ] ||
-  fail "the Azure SDK is not installed in tests/interop/azure_sdk/node_modules: run scripts/setup.sh"
-
-rm -rf "$work"
-mkdir -p "$work"
-umask 077
+what="azure-sdk release interop"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+interop_prepare "${1:?usage: run_release.sh KEYPORT_BINARY WORK_DIR}" "${2:?usage: run_release.sh KEYPORT_BINARY WORK_DIR}"
 
 "$keyport" -q attest init --data "$work/maa" >/dev/null
 "$keyport" -q enclave keygen -o "$work/runtime.key" --pub "$work/runtime.pub" >/dev/null
 
-"$keyport" vault serve --data "$work/vault" --listen 127.0.0.1:0 --flavor key-vault \
-  --trusted-authorities "$work/maa/trusted-authorities.json" \
-  --access-log "$work/access.log" >"$work/server.out" 2>"$work/server.err" &
-server=$!
-stop_server() {
-  if kill -0 "$server" 2>/dev/null; then
-    kill -TERM "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
-}
-trap stop_server EXIT
-for _ in $(seq 1 600); do
-  [ -s "$work/vault/server.json" ] && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/server.out" "$work/server.err" >&2; fail "the vault server exited"; }
-  sleep 0.05
-done
-[ -s "$work/vault/server.json" ] || fail "the vault server did not write server.json"
-url=$(node -p "JSON.parse(require('fs').readFileSync('$work/vault/server.json','utf8')).url")
-echo "azure-sdk release interop: vault at $url"
+serve_vault --flavor key-vault --trusted-authorities "$work/maa/trusted-authorities.json"
 
 status=0
 env VAULT_URL="$url" VAULT_TOKEN_FILE="$work/vault/admin.token" \
@@ -62,13 +31,7 @@ if [ "$status" -eq 0 ]; then
   node "$here/../jose/verify_release.mjs" "$work/release.json" "sdk-nonce-1" || jose_status=$?
 fi
 
-kill -TERM "$server"
-server_status=0
-wait "$server" || server_status=$?
-trap - EXIT
-echo "azure-sdk release interop: vault access log:"
-sed 's/^/  /' "$work/access.log"
+finish_vault
 [ "$status" -eq 0 ] || fail "release_flow.mjs exited with $status"
 [ "$jose_status" -eq 0 ] || fail "jose could not verify the release JWS (verify_release.mjs exited with $jose_status)"
-[ "$server_status" -eq 0 ] || { cat "$work/server.err" >&2; fail "the vault server exited with $server_status after SIGTERM"; }
-echo "azure-sdk release interop: passed"
+require_clean_exit

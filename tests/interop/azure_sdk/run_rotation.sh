@@ -8,55 +8,19 @@
 #
 # Fails, never skips, when node or the SDK is missing.
 set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-keyport=${1:?usage: run_rotation.sh KEYPORT_BINARY WORK_DIR}
-work=${2:?usage: run_rotation.sh KEYPORT_BINARY WORK_DIR}
-
-fail() {
-  echo "azure-sdk rotation interop: FAILED: $*" >&2
-  exit 1
-}
-command -v node >/dev/null ||
-  fail "node is not installed: run scripts/setup.sh (it installs Debian's nodejs and npm, then npm ci in tests/interop/azure_sdk)"
-[ -f "$here/node_modules/@azure/keyvault-keys/package.json" ] ||
-  fail "the Azure SDK is not installed in tests/interop/azure_sdk/node_modules: run scripts/setup.sh"
-
-rm -rf "$work"
-mkdir -p "$work"
-umask 077
+what="azure-sdk rotation interop"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+interop_prepare "${1:?usage: run_rotation.sh KEYPORT_BINARY WORK_DIR}" "${2:?usage: run_rotation.sh KEYPORT_BINARY WORK_DIR}"
 
 # The vault server gets its own SoftHSM library instance (own-folder mode), on a free port.
-"$keyport" vault serve --data "$work/vault" --listen 127.0.0.1:0 --flavor key-vault \
-  --access-log "$work/access.log" >"$work/server.out" 2>"$work/server.err" &
-server=$!
-stop_server() {
-  if kill -0 "$server" 2>/dev/null; then
-    kill -TERM "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
-}
-trap stop_server EXIT
-for _ in $(seq 1 600); do
-  [ -s "$work/vault/server.json" ] && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/server.out" "$work/server.err" >&2; fail "the vault server exited"; }
-  sleep 0.05
-done
-[ -s "$work/vault/server.json" ] || fail "the vault server did not write server.json"
-url=$(node -p "JSON.parse(require('fs').readFileSync('$work/vault/server.json','utf8')).url")
-echo "azure-sdk rotation interop: vault at $url"
+serve_vault --flavor key-vault
 
 status=0
 env VAULT_URL="$url" VAULT_TOKEN_FILE="$work/vault/admin.token" VAULT_DATA="$work/vault" \
   NODE_EXTRA_CA_CERTS="$work/vault/tls/ca.pem" KEYPORT_BIN="$keyport" \
   node "$here/rotation.mjs" || status=$?
 
-kill -TERM "$server"
-server_status=0
-wait "$server" || server_status=$?
-trap - EXIT
-echo "azure-sdk rotation interop: vault access log:"
-sed 's/^/  /' "$work/access.log"
+finish_vault
 [ "$status" -eq 0 ] || fail "rotation.mjs exited with $status"
 grep -q "op=RotateKey" "$work/access.log" || fail "the access log shows no RotateKey"
-[ "$server_status" -eq 0 ] || { cat "$work/server.err" >&2; fail "the vault server exited with $server_status after SIGTERM"; }
-echo "azure-sdk rotation interop: passed"
+require_clean_exit
