@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // keyport migrate, measured (issue 6):
 //
-// 1. Re-wraps per second with migrate::run_migration (journal, batches of 500, --jobs 1) against
-//    a floor measured in the same run: the same operations issued raw, one item after another,
+// 1. Re-wraps per second with migrate::run_migration (one transaction per 500 items, --jobs 1)
+//    against a floor measured in the same run: the same operations issued raw, one by one,
 //    and the new wrapping stored with raw sqlite3 calls (prepared INSERT, one transaction per 500
 //    items, WAL, synchronous=FULL, the keyring's own schema) in a copy of the same keyring:
 //    - "RSA-OAEP under a vault KEK": old and new KEK are RSA-2048 keys of two simulated vaults
@@ -13,6 +13,8 @@
 //    - "AES key wrap under a primary key": data keys wrapped (RFC 5649) by one primary key,
 //      re-wrapped under the next epoch's; the floor is EVP AES-256-wrap-pad decrypt + encrypt.
 //    Rounds alternate floor and keyport on fresh copies; medians are printed. Goal: ratio >= 0.8.
+//    Also printed: the range of the per-round ratios and the ratio of CPU time per item, which
+//    show how much of a low ratio is the machine's load (2 shared cores) rather than keyport.
 // 2. Peak memory (VmHWM) of `run` over 100,000 and 1,000,000 items, each measured in a freshly
 //    exec'd child process; goal: ratio at most 1.2.
 // 3. KEK rotation time, flat (N data keys wrapped directly by a token KEK: N re-wraps inside the
@@ -24,6 +26,7 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -248,21 +251,41 @@ CK_OBJECT_HANDLE vault_object(const p11::Session& s, const std::string& label) {
 
 // --- measuring -----------------------------------------------------------------------------------
 
+// One measured variant: re-wraps per second of each round, and the process CPU time per item
+// (user + system, every thread: SoftHSM and SQLite run in this process), which a loaded machine
+// disturbs far less than the wall clock.
+struct Series {
+  std::vector<double> rate, cpu;
+  void push_back(std::pair<double, double> sample) {
+    rate.push_back(sample.first);
+    cpu.push_back(sample.second);
+  }
+  bool empty() const { return rate.empty(); }
+};
+
 struct Rates {
-  std::vector<double> keyport, floor, keyport_jobs2, crypto;
+  Series keyport, floor, keyport_jobs2, crypto;
 };
 
 double rate(std::size_t n, double seconds) {
   return seconds > 0 ? static_cast<double>(n) / seconds : 0;
 }
 
-double timed(const std::function<std::size_t()>& fn, std::size_t* out_n = nullptr) {
+double cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// Runs fn (which returns the number of items) and returns {items per second, CPU s per item}.
+std::pair<double, double> timed(const std::function<std::size_t()>& fn) {
+  const double c0 = cpu_seconds();
   const double t0 = bench::now_seconds();
   std::size_t n = fn();
   const double s = bench::now_seconds() - t0;
-  if (out_n)
-    *out_n = n;
-  return rate(n, s);
+  const double c = cpu_seconds() - c0;
+  return {rate(n, s), n > 0 ? c / static_cast<double>(n) : 0};
 }
 
 std::size_t keyport_run(const fs::path& p, const migrate::KeyEncryptionKey& from,
@@ -276,19 +299,33 @@ std::size_t keyport_run(const fs::path& p, const migrate::KeyEncryptionKey& from
   return static_cast<std::size_t>(r.rewrapped);
 }
 
+// The goal ratio is keyport's median rate over the floor's median rate. Beside it: the range of
+// the per-round ratios (floor and keyport run back to back in each round, under about the same
+// load) and the ratio of CPU time per item, floor over keyport.
 void print_rates(const char* name, const Rates& r) {
-  const double k = bench::median(r.keyport), f = bench::median(r.floor);
+  const double f = bench::median(r.floor.rate);
+  const double f_cpu = bench::median(r.floor.cpu);
   std::printf("%s\n", name);
   std::printf("  floor (raw ops + raw sqlite)   %10.0f re-wraps/s\n", f);
-  std::printf("  keyport migrate run --jobs 1   %10.0f re-wraps/s   ratio %.2f (goal >= 0.80)\n", k,
-              f > 0 ? k / f : 0);
-  if (!r.keyport_jobs2.empty()) {
-    const double k2 = bench::median(r.keyport_jobs2);
-    std::printf("  keyport migrate run --jobs 2   %10.0f re-wraps/s   ratio %.2f\n", k2,
-                f > 0 ? k2 / f : 0);
-  }
+  auto line = [&](const char* what, const Series& k, bool goal) {
+    const double m = bench::median(k.rate);
+    double lo = 0, hi = 0;
+    for (std::size_t i = 0; i < k.rate.size() && i < r.floor.rate.size(); ++i) {
+      const double q = r.floor.rate[i] > 0 ? k.rate[i] / r.floor.rate[i] : 0;
+      lo = i == 0 ? q : std::min(lo, q);
+      hi = i == 0 ? q : std::max(hi, q);
+    }
+    const double k_cpu = bench::median(k.cpu);
+    std::printf("  %-30s %10.0f re-wraps/s   ratio %.2f%s (rounds %.2f-%.2f; CPU ratio %.2f)\n",
+                what, m, f > 0 ? m / f : 0, goal ? " (goal >= 0.80)" : "", lo, hi,
+                k_cpu > 0 ? f_cpu / k_cpu : 0);
+  };
+  line("keyport migrate run --jobs 1", r.keyport, true);
+  if (!r.keyport_jobs2.empty())
+    line("keyport migrate run --jobs 2", r.keyport_jobs2, false);
   if (!r.crypto.empty())
-    std::printf("  crypto only (reference)        %10.0f re-wraps/s\n", bench::median(r.crypto));
+    std::printf("  crypto only (reference)        %10.0f re-wraps/s\n",
+                bench::median(r.crypto.rate));
 }
 
 // Child mode: runs one migration between two host AES KEKs and prints VmHWM (KiB).

@@ -41,11 +41,7 @@ Result<OpenedKek> open_kek(const GlobalOptions& g, const EnvelopeOptions& o) {
   oo.caller = "keyport envelope";
   OpenedKek k;
   k.opener = std::make_unique<migrate::KekOpener>(oo);
-  migrate::PinOptions pin;
-  pin.pin_source = o.pin_source;
-  if (o.pin) {
-    pin.pin_argv = std::make_shared<const SecretBytes>(SecretBytes::from_string(*o.pin));
-  }
+  migrate::PinOptions pin = migrate::PinOptions::from_flags(o.pin_source, o.pin);
   KEYPORT_ASSIGN_OR_RETURN(k.kek, k.opener->open(spec, pin));
   return k;
 }

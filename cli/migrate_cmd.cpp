@@ -150,11 +150,7 @@ Result<Keks> open_keks(const GlobalOptions& g, const MigrateOptions& o) {
   oo.caller = "keyport migrate";
   Keks k;
   k.opener = std::make_unique<migrate::KekOpener>(oo);
-  migrate::PinOptions pin;
-  pin.pin_source = o.pin_source;
-  if (o.pin) {
-    pin.pin_argv = std::make_shared<const SecretBytes>(SecretBytes::from_string(*o.pin));
-  }
+  migrate::PinOptions pin = migrate::PinOptions::from_flags(o.pin_source, o.pin);
   auto from = k.opener->open(from_spec, pin);
   if (!from) {
     return tl::unexpected(from.error().with_context("--from"));
@@ -271,8 +267,9 @@ Status run_plan(GlobalOptions& g, const MigrateOptions& o) {
                       "and wrapped from it; it never leaves the HSM)\n"
                     : " (each key is unwrapped into host memory, held in SecretBytes, wrapped "
                       "under the new KEK and wiped)\n");
-  std::cout << "must be re-wrapped: " << plan.primary_keys << " primary keys, " << plan.data_keys
-            << " data keys (" << plan.already_under_to << " already have a wrapping under --to)\n";
+  std::cout << "under --from: " << plan.primary_keys << " primary keys, " << plan.data_keys
+            << " data keys (" << plan.already_under_to
+            << " of them already have a wrapping under --to: run keeps it, verify checks it)\n";
   std::cout << "old KEK portable: " << (plan.from_portability.portable ? "yes" : "no") << " - "
             << plan.from_portability.reason << "\n";
   if (plan.from_portability.portable) {
@@ -294,7 +291,14 @@ Status run_plan(GlobalOptions& g, const MigrateOptions& o) {
   return {};
 }
 
-Status run_run(GlobalOptions& g, const MigrateOptions& o) {
+// What run and verify share: the checks of their options, the keyring, both KEKs, the progress
+// display and Ctrl-C; `step` is run_migration or verify_migration.
+template <typename Report>
+Result<Report> run_with_progress(GlobalOptions& g, const MigrateOptions& o,
+                                 Result<Report> (*step)(migrate::Keyring&,
+                                                        const migrate::KeyEncryptionKey&,
+                                                        const migrate::KeyEncryptionKey&,
+                                                        const migrate::RunOptions&)) {
   KEYPORT_TRY(check_common(o));
   KEYPORT_ASSIGN_OR_RETURN(auto keyring, open_keyring(o.keyring, false));
   KEYPORT_ASSIGN_OR_RETURN(Keks k, open_keks(g, o));
@@ -304,37 +308,40 @@ Status run_run(GlobalOptions& g, const MigrateOptions& o) {
   ro.batch = o.batch;
   ro.cancel = &g_cancel;
   ro.on_progress = [&bar](const migrate::Progress& p) { bar.update(p); };
-  Result<migrate::RunReport> report = make_error(ErrorCode::kInternal, "not run");
+  Result<Report> report = make_error(ErrorCode::kInternal, "not run");
   {
     CancelOnSignal signals;
-    report = migrate::run_migration(*keyring, *k.from, *k.to, ro);
+    report = step(*keyring, *k.from, *k.to, ro);
   }
   bar.finish();
-  if (!report) {
-    return tl::unexpected(report.error());
-  }
+  return report;
+}
+
+Status run_run(GlobalOptions& g, const MigrateOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto report,
+                           run_with_progress<migrate::RunReport>(g, o, &migrate::run_migration));
   if (g.json) {
-    print_json(report->to_json());
+    print_json(report.to_json());
   } else {
-    std::cout << "migration " << report->migration_id << " (" << report->path << "): re-wrapped "
-              << report->rewrapped << ", already done " << report->already_done << ", failed "
-              << report->failed << " of " << report->total << " in " << report->seconds << " s ("
-              << report->transactions << " transactions)\n";
-    for (const auto& f : report->failures) {
+    std::cout << "migration " << report.migration_id << " (" << report.path << "): re-wrapped "
+              << report.rewrapped << ", already done " << report.already_done << ", failed "
+              << report.failed << " of " << report.total << " in " << report.seconds << " s ("
+              << report.transactions << " transactions)\n";
+    for (const auto& f : report.failures) {
       std::cout << "  failed " << f.key_id << ": " << f.message << "\n";
     }
-    if (report->failed == 0 && !report->cancelled) {
+    if (report.failed == 0 && !report.cancelled) {
       std::cout << "next: keyport migrate verify --keyring " << o.keyring << " --from '" << o.from
                 << "' --to '" << o.to << "'\n";
     }
     std::cout.flush();
   }
-  if (report->cancelled) {
+  if (report.cancelled) {
     return make_error(ErrorCode::kIo, "interrupted; run the same command again to resume");
   }
-  if (report->failed > 0) {
-    return tl::unexpected(Error(ErrorCode::kInternal, std::to_string(report->failed) + " of " +
-                                                          std::to_string(report->total) +
+  if (report.failed > 0) {
+    return tl::unexpected(Error(ErrorCode::kInternal, std::to_string(report.failed) + " of " +
+                                                          std::to_string(report.total) +
                                                           " items failed (keyport migrate status)")
                               .with_detail("partial"));
   }
@@ -342,47 +349,31 @@ Status run_run(GlobalOptions& g, const MigrateOptions& o) {
 }
 
 Status run_verify(GlobalOptions& g, const MigrateOptions& o) {
-  KEYPORT_TRY(check_common(o));
-  KEYPORT_ASSIGN_OR_RETURN(auto keyring, open_keyring(o.keyring, false));
-  KEYPORT_ASSIGN_OR_RETURN(Keks k, open_keks(g, o));
-  ProgressBar bar(o.progress, "items");
-  migrate::RunOptions ro;
-  ro.jobs = o.jobs;
-  ro.batch = o.batch;
-  ro.cancel = &g_cancel;
-  ro.on_progress = [&bar](const migrate::Progress& p) { bar.update(p); };
-  Result<migrate::VerifyReport> report = make_error(ErrorCode::kInternal, "not run");
-  {
-    CancelOnSignal signals;
-    report = migrate::verify_migration(*keyring, *k.from, *k.to, ro);
-  }
-  bar.finish();
-  if (!report) {
-    return tl::unexpected(report.error());
-  }
+  KEYPORT_ASSIGN_OR_RETURN(
+      auto report, run_with_progress<migrate::VerifyReport>(g, o, &migrate::verify_migration));
   if (g.json) {
-    print_json(report->to_json());
+    print_json(report.to_json());
   } else {
-    std::cout << "migration " << report->migration_id << ": verified " << report->verified << " of "
-              << report->total << " by " << report->method << ", mismatched " << report->mismatched
-              << ", old wrapping unreadable " << report->failed << ", not migrated "
-              << report->missing << " (" << report->seconds << " s)\n";
-    for (const auto& f : report->failures) {
+    std::cout << "migration " << report.migration_id << ": verified " << report.verified << " of "
+              << report.total << " by " << report.method << ", mismatched " << report.mismatched
+              << ", old wrapping unreadable " << report.failed << ", not migrated "
+              << report.missing << " (" << report.seconds << " s)\n";
+    for (const auto& f : report.failures) {
       std::cout << "  " << f.key_id << ": " << f.message << "\n";
     }
-    if (report->all_verified()) {
+    if (report.all_verified()) {
       std::cout << "every item verified; next: keyport migrate retire --keyring " << o.keyring
                 << " --from '" << o.from << "' --to '" << o.to << "' [--remove-old-wrappings]\n";
     }
     std::cout.flush();
   }
-  if (report->cancelled) {
+  if (report.cancelled) {
     return make_error(ErrorCode::kIo, "interrupted; run the same command again");
   }
-  if (!report->all_verified()) {
+  if (!report.all_verified()) {
     return tl::unexpected(
-        Error(ErrorCode::kInternal, std::to_string(report->total - report->verified) + " of " +
-                                        std::to_string(report->total) + " items did not verify")
+        Error(ErrorCode::kInternal, std::to_string(report.total - report.verified) + " of " +
+                                        std::to_string(report.total) + " items did not verify")
             .with_detail("partial"));
   }
   return {};

@@ -118,6 +118,16 @@ Result<KekSpec> KekSpec::parse(std::string_view text) {
   return bad_spec(text, "unknown scheme");
 }
 
+PinOptions PinOptions::from_flags(std::optional<std::string> pin_source,
+                                  const std::optional<std::string>& pin) {
+  PinOptions p;
+  p.pin_source = std::move(pin_source);
+  if (pin) {
+    p.pin_argv = std::make_shared<const SecretBytes>(SecretBytes::from_string(*pin));
+  }
+  return p;
+}
+
 KekOpener::KekOpener(KekOpenerOptions options) : m_options(std::move(options)) {}
 
 KekOpener::~KekOpener() = default;

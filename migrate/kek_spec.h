@@ -57,6 +57,10 @@ struct PinOptions {
   std::optional<std::string> pin_source;
   std::shared_ptr<const SecretBytes> pin_argv;
   bool allow_prompt = true;
+
+  // From a command line's --pin-source and --pin (either may be absent).
+  static PinOptions from_flags(std::optional<std::string> pin_source,
+                               const std::optional<std::string>& pin);
 };
 
 struct KekOpenerOptions {

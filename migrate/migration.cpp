@@ -182,19 +182,9 @@ Status probe(const KeyEncryptionKey& from, const KeyEncryptionKey& to, bool in_t
                         ": is --from the KEK that wrapped them? Nothing was written");
 }
 
-Result<std::vector<Item>> pending_page(sql::Db& db, const KekId& from, std::int64_t migration,
-                                       const std::string& after, std::size_t limit) {
-  KEYPORT_ASSIGN_OR_RETURN(
-      auto s,
-      db.prepare("SELECT w.key_id, w.wrapped FROM wrappings w WHERE w.kek_id = ?1 AND "
-                 "w.kek_version = ?2 AND w.state = 'active' AND w.key_id > ?3 AND NOT EXISTS "
-                 "(SELECT 1 FROM migration_items i WHERE i.migration = ?4 AND i.key_id = w.key_id "
-                 "AND i.state IN ('done', 'verified')) ORDER BY w.key_id LIMIT ?5"));
-  s.bind(1, from.id)
-      .bind(2, from.version)
-      .bind(3, after)
-      .bind(4, migration)
-      .bind(5, static_cast<std::int64_t>(limit));
+// Reads the rows of `s`: key_id, old wrapping, then (verify pages) the new wrapping or NULL, and
+// the item's journal state or NULL.
+Result<std::vector<Item>> read_items(sql::Stmt& s, bool with_new) {
   std::vector<Item> out;
   for (;;) {
     KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
@@ -204,8 +194,80 @@ Result<std::vector<Item>> pending_page(sql::Db& db, const KekId& from, std::int6
     Item it;
     it.key_id = s.column_text(0);
     it.old_wrapped = s.column_blob(1);
+    if (with_new && !s.is_null(2)) {
+      it.new_wrapped = s.column_blob(2);
+    }
+    const int state_column = with_new ? 3 : 2;
+    it.journal_state = s.is_null(state_column) ? "" : s.column_text(state_column);
     out.push_back(std::move(it));
   }
+}
+
+// The first `limit` active wrappings under `from`, whatever their journal state (the probe).
+Result<std::vector<Item>> first_items(sql::Db& db, const KekId& from, std::size_t limit) {
+  KEYPORT_ASSIGN_OR_RETURN(
+      auto s, db.prepare("SELECT key_id, wrapped, NULL FROM wrappings WHERE kek_id = ?1 AND "
+                         "kek_version = ?2 AND state = 'active' ORDER BY key_id LIMIT ?3"));
+  s.bind(1, from.id).bind(2, from.version).bind(3, static_cast<std::int64_t>(limit));
+  return read_items(s, false);
+}
+
+// An item is done when its key has an active wrapping under the new KEK, written in the same
+// transaction as anything else run records for it, and the journal does not say that verify
+// found that wrapping wrong ("mismatch") or that the item failed. Pending is the rest. The new
+// wrapping is its own journal entry: run writes no row for an item that simply succeeds.
+constexpr std::string_view kHasNewWrapping =
+    "EXISTS (SELECT 1 FROM wrappings n WHERE n.key_id = w.key_id AND n.kek_id = ?4 AND "
+    "n.kek_version = ?5 AND n.state = 'active')";
+constexpr std::string_view kJournalSaysRedo = "i.state IN ('failed', 'mismatch')";
+
+// Pending items after key `after`, in key order: ?1 ?2 the old KEK, ?3 the migration, ?4 ?5 the
+// new KEK, ?6 after, ?7 the page size. Pages go forward by key and a run writes only at or before
+// its last page, so two parts of the test can be left out where they cannot change a page: the
+// join with the journal when it holds no failed or mismatched item (it would only ever give NULL),
+// and the look-up of a new wrapping when there is no wrapping under the new KEK at all (every key
+// after the last page is still without one). The full statement is used on resumed runs.
+Result<sql::Stmt> prepare_pending_page(sql::Db& db, bool with_journal, bool with_new) {
+  std::string sql = "SELECT w.key_id, w.wrapped, ";
+  sql += with_journal ? "i.state FROM wrappings w LEFT JOIN migration_items i ON i.migration = ?3 "
+                        "AND i.key_id = w.key_id"
+                      : "NULL FROM wrappings w";
+  sql += " WHERE w.kek_id = ?1 AND w.kek_version = ?2 AND w.state = 'active' AND w.key_id > ?6";
+  if (with_new) {
+    sql += " AND (" + std::string(with_journal ? kJournalSaysRedo : "0") + " OR NOT " +
+           std::string(kHasNewWrapping) + ")";
+  }
+  // ?7 is the highest parameter in every variant, so binding ?3 to ?5 is valid where unused.
+  sql += " ORDER BY w.key_id LIMIT ?7";
+  return db.prepare(sql);
+}
+
+// Binds the parameters shared by the pending-page and done-count statements.
+void bind_migration(sql::Stmt& s, const KekId& from, const KekId& to, std::int64_t migration) {
+  s.bind(1, from.id).bind(2, from.version).bind(3, migration).bind(4, to.id).bind(5, to.version);
+}
+
+Result<std::vector<Item>> pending_page(sql::Stmt& s, const KekId& from, const KekId& to,
+                                       std::int64_t migration, const std::string& after,
+                                       std::size_t limit) {
+  s.reset();
+  bind_migration(s, from, to, migration);
+  s.bind(6, after).bind(7, static_cast<std::int64_t>(limit));
+  return read_items(s, false);
+}
+
+// Active wrappings under `from` that are done (see kHasNewWrapping).
+Result<std::int64_t> count_done(sql::Db& db, const KekId& from, const KekId& to,
+                                std::int64_t migration) {
+  KEYPORT_ASSIGN_OR_RETURN(
+      auto s,
+      db.prepare("SELECT count(*) FROM wrappings w LEFT JOIN migration_items i ON "
+                 "i.migration = ?3 AND i.key_id = w.key_id WHERE w.kek_id = ?1 AND "
+                 "w.kek_version = ?2 AND w.state = 'active' AND NOT coalesce(" +
+                 std::string(kJournalSaysRedo) + ", 0) AND " + std::string(kHasNewWrapping)));
+  bind_migration(s, from, to, migration);
+  KEYPORT_TRY(s.step());
+  return s.column_int(0);
 }
 
 Result<std::vector<Item>> verify_page(sql::Db& db, const KekId& from, const KekId& to,
@@ -225,20 +287,42 @@ Result<std::vector<Item>> verify_page(sql::Db& db, const KekId& from, const KekI
       .bind(5, migration)
       .bind(6, after)
       .bind(7, static_cast<std::int64_t>(limit));
-  std::vector<Item> out;
+  return read_items(s, true);
+}
+
+// The journal's per-item row, written by run (failures, and items it redid after one) and verify.
+Result<sql::Stmt> prepare_put_item(sql::Db& db) {
+  return db.prepare(
+      "INSERT INTO migration_items(migration, key_id, state, detail, updated) VALUES (?1, ?2, ?3, "
+      "?4, ?5) ON CONFLICT(migration, key_id) DO UPDATE SET state = excluded.state, detail = "
+      "excluded.detail, updated = excluded.updated");
+}
+
+Status put_item(sql::Stmt& s, std::int64_t migration, const std::string& key_id,
+                std::string_view state, const std::string& detail, std::int64_t t) {
+  s.reset();
+  s.bind(1, migration).bind(2, key_id).bind(3, state).bind(4, detail).bind(5, t);
+  return s.run();
+}
+
+// The loop run and verify share: fetch the page after the last key, process it (the work on
+// `jobs` threads, then one transaction), until a page comes back empty or `cancel` is set, which
+// is looked at between pages only. Returns true when cancelled.
+Result<bool> for_each_page(
+    const RunOptions& options,
+    const std::function<Result<std::vector<Item>>(const std::string& after)>& fetch,
+    const std::function<Status(std::vector<Item>& page)>& process) {
+  std::string after;
   for (;;) {
-    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
-    if (!row) {
-      return out;
+    if (options.cancel != nullptr && options.cancel->load()) {
+      return true;
     }
-    Item it;
-    it.key_id = s.column_text(0);
-    it.old_wrapped = s.column_blob(1);
-    if (!s.is_null(2)) {
-      it.new_wrapped = s.column_blob(2);
+    KEYPORT_ASSIGN_OR_RETURN(auto page, fetch(after));
+    if (page.empty()) {
+      return false;
     }
-    it.journal_state = s.is_null(3) ? "" : s.column_text(3);
-    out.push_back(std::move(it));
+    after = page.back().key_id;
+    KEYPORT_TRY(process(page));
   }
 }
 
@@ -366,9 +450,8 @@ Result<RunReport> run_migration(Keyring& keyring, const KeyEncryptionKey& from,
 
   // Probe before writing anything, with the first items under the old KEK whatever their journal
   // state: on a resumed run the items left pending may be exactly the ones that fail (tampered),
-  // and those must be reported one by one, not taken for a wrong KEK. (No migration has id 0, so
-  // pending_page with 0 lists every active wrapping under `from`.)
-  KEYPORT_ASSIGN_OR_RETURN(auto first, pending_page(db, from.id(), 0, "", options.probe));
+  // and those must be reported one by one, not taken for a wrong KEK.
+  KEYPORT_ASSIGN_OR_RETURN(auto first, first_items(db, from.id(), options.probe));
   KEYPORT_TRY(probe(from, to, in_token, first, options.probe));
 
   if (!existing) {
@@ -386,78 +469,75 @@ Result<RunReport> run_migration(Keyring& keyring, const KeyEncryptionKey& from,
     migration = existing->id;
   }
   report.migration_id = migration;
-  KEYPORT_ASSIGN_OR_RETURN(report.already_done, count_items(db, migration, "'done', 'verified'"));
+  KEYPORT_ASSIGN_OR_RETURN(report.already_done, count_done(db, from.id(), to.id(), migration));
 
+  // Statements prepared once for the whole run.
+  KEYPORT_ASSIGN_OR_RETURN(std::int64_t redo_rows,
+                           count_items(db, migration, "'failed', 'mismatch'"));
+  KEYPORT_ASSIGN_OR_RETURN(std::int64_t under_to, count_under(db, to.id(), false));
+  KEYPORT_ASSIGN_OR_RETURN(auto pending, prepare_pending_page(db, redo_rows > 0, under_to > 0));
   KEYPORT_ASSIGN_OR_RETURN(
       auto put_wrapping,
       db.prepare("INSERT INTO wrappings(key_id, kek_id, kek_version, alg, wrapped, created, "
                  "state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active') ON CONFLICT(key_id, kek_id, "
                  "kek_version) DO UPDATE SET alg = excluded.alg, wrapped = excluded.wrapped, "
                  "created = excluded.created, state = 'active'"));
+  KEYPORT_ASSIGN_OR_RETURN(auto item, prepare_put_item(db));
   KEYPORT_ASSIGN_OR_RETURN(
-      auto put_item, db.prepare("INSERT INTO migration_items(migration, key_id, state, detail, "
-                                "updated) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(migration, "
-                                "key_id) DO UPDATE SET state = excluded.state, detail = "
-                                "excluded.detail, updated = excluded.updated"));
+      auto touch, db.prepare("UPDATE migrations SET updated = ?1, state = 'running' WHERE id = ?2 "
+                             "AND state != 'running'"));
   const std::string alg(to.algorithm());
-  std::string after;
-  std::int64_t failed_total = 0;
-  for (;;) {
-    if (options.cancel != nullptr && options.cancel->load()) {
-      report.cancelled = true;
-      break;
-    }
-    KEYPORT_ASSIGN_OR_RETURN(auto page,
-                             pending_page(db, from.id(), migration, after, options.batch));
-    if (page.empty()) {
-      break;
-    }
-    after = page.back().key_id;
-    std::vector<Result<Bytes>> results(page.size(), make_error(ErrorCode::kInternal, "not run"));
+  auto fetch = [&](const std::string& after) {
+    return pending_page(pending, from.id(), to.id(), migration, after, options.batch);
+  };
+  auto process = [&](std::vector<Item>& page) -> Status {
+    std::vector<std::optional<Result<Bytes>>> results(page.size());
     parallel_for(page.size(), options.jobs, [&](std::size_t i) {
       results[i] = rewrap(from, to, in_token, page[i].old_wrapped);
     });
     const std::int64_t t = Keyring::now();
+    // One transaction per page: the new wrappings (each is its item's "done" mark) and the rows
+    // of failed items, so a kill leaves the page wholly in or wholly out.
     KEYPORT_ASSIGN_OR_RETURN(auto tx, sql::Transaction::begin(db));
     for (std::size_t i = 0; i < page.size(); ++i) {
-      put_item.reset();
-      put_item.bind(1, migration).bind(2, page[i].key_id).bind(5, t);
-      if (results[i]) {
+      const Result<Bytes>& r = *results[i];
+      if (r) {
         put_wrapping.reset();
         put_wrapping.bind(1, page[i].key_id)
             .bind(2, to.id().id)
             .bind(3, to.id().version)
             .bind(4, alg)
-            .bind_blob(5, *results[i])
+            .bind_blob(5, *r)
             .bind(6, t);
         KEYPORT_TRY(put_wrapping.run());
-        put_item.bind(3, "done").bind(4, "");
         ++report.rewrapped;
+        // A row exists only for an item that failed or mismatched before; it is done now.
+        if (!page[i].journal_state.empty()) {
+          KEYPORT_TRY(put_item(item, migration, page[i].key_id, "done", "", t));
+        }
       } else {
-        const std::string msg = results[i].error().describe();
-        put_item.bind(3, "failed").bind(4, msg);
+        const std::string msg = r.error().describe();
+        KEYPORT_TRY(put_item(item, migration, page[i].key_id, "failed", msg, t));
         ++report.failed;
         if (report.failures.size() < kMaxReportedFailures) {
           report.failures.push_back({page[i].key_id, msg});
         }
       }
-      KEYPORT_TRY(put_item.run());
     }
-    KEYPORT_ASSIGN_OR_RETURN(
-        auto touch, db.prepare("UPDATE migrations SET updated = ?1, state = 'running' WHERE id = "
-                               "?2 AND state != 'running'"));
+    touch.reset();
     touch.bind(1, t).bind(2, migration);
     KEYPORT_TRY(touch.run());
     KEYPORT_TRY(tx.commit());
     ++report.transactions;
-    failed_total = report.failed;
     if (options.on_progress) {
       options.on_progress(
-          Progress{report.total, report.already_done + report.rewrapped, failed_total});
+          Progress{report.total, report.already_done + report.rewrapped, report.failed});
     }
-  }
+    return {};
+  };
+  KEYPORT_ASSIGN_OR_RETURN(report.cancelled, for_each_page(options, fetch, process));
   if (!report.cancelled) {
-    KEYPORT_ASSIGN_OR_RETURN(std::int64_t done, count_items(db, migration, "'done', 'verified'"));
+    KEYPORT_ASSIGN_OR_RETURN(std::int64_t done, count_done(db, from.id(), to.id(), migration));
     if (done >= report.total) {
       KEYPORT_TRY(set_migration_state(db, migration, "complete"));
     }
@@ -506,23 +586,11 @@ Result<VerifyReport> verify_migration(Keyring& keyring, const KeyEncryptionKey& 
     Outcome outcome = Outcome::kMissing;
     std::string message;
   };
-  KEYPORT_ASSIGN_OR_RETURN(
-      auto put_item, db.prepare("INSERT INTO migration_items(migration, key_id, state, detail, "
-                                "updated) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(migration, "
-                                "key_id) DO UPDATE SET state = excluded.state, detail = "
-                                "excluded.detail, updated = excluded.updated"));
-  std::string after;
-  for (;;) {
-    if (options.cancel != nullptr && options.cancel->load()) {
-      report.cancelled = true;
-      break;
-    }
-    KEYPORT_ASSIGN_OR_RETURN(
-        auto page, verify_page(db, from.id(), to.id(), existing->id, after, options.batch));
-    if (page.empty()) {
-      break;
-    }
-    after = page.back().key_id;
+  KEYPORT_ASSIGN_OR_RETURN(auto item, prepare_put_item(db));
+  auto fetch = [&](const std::string& after) {
+    return verify_page(db, from.id(), to.id(), existing->id, after, options.batch);
+  };
+  auto process = [&](std::vector<Item>& page) -> Status {
     std::vector<Checked> checked(page.size());
     parallel_for(page.size(), options.jobs, [&](std::size_t i) {
       Checked& c = checked[i];
@@ -580,20 +648,17 @@ Result<VerifyReport> verify_migration(Keyring& keyring, const KeyEncryptionKey& 
       if (state.empty()) {
         continue;  // missing: the journal keeps what run recorded
       }
-      put_item.reset();
-      put_item.bind(1, existing->id)
-          .bind(2, page[i].key_id)
-          .bind(3, state)
-          .bind(4, c.outcome == Outcome::kVerified ? std::string() : c.message)
-          .bind(5, t);
-      KEYPORT_TRY(put_item.run());
+      KEYPORT_TRY(put_item(item, existing->id, page[i].key_id, state,
+                           c.outcome == Outcome::kVerified ? std::string() : c.message, t));
     }
     KEYPORT_TRY(tx.commit());
     if (options.on_progress) {
       options.on_progress(Progress{report.total, report.verified,
                                    report.mismatched + report.failed + report.missing});
     }
-  }
+    return {};
+  };
+  KEYPORT_ASSIGN_OR_RETURN(report.cancelled, for_each_page(options, fetch, process));
   if (!report.cancelled && report.all_verified() && existing->state != "retired") {
     KEYPORT_TRY(set_migration_state(db, existing->id, "verified"));
   }
@@ -699,8 +764,12 @@ Result<std::vector<MigrationStatus>> migration_status(Keyring& keyring) {
                          "m.state, m.created, m.updated, "
                          "(SELECT count(*) FROM wrappings w WHERE w.kek_id = m.from_kek AND "
                          "w.kek_version = m.from_version), "
-                         "(SELECT count(*) FROM migration_items i WHERE i.migration = m.id AND "
-                         "i.state = 'done'), "
+                         // done: a new wrapping, and no journal row or one that says done
+                         "(SELECT count(*) FROM wrappings w JOIN wrappings n ON n.key_id = "
+                         "w.key_id AND n.kek_id = m.to_kek AND n.kek_version = m.to_version AND "
+                         "n.state = 'active' LEFT JOIN migration_items i ON i.migration = m.id AND "
+                         "i.key_id = w.key_id WHERE w.kek_id = m.from_kek AND w.kek_version = "
+                         "m.from_version AND coalesce(i.state, 'done') = 'done'), "
                          "(SELECT count(*) FROM migration_items i WHERE i.migration = m.id AND "
                          "i.state = 'failed'), "
                          "(SELECT count(*) FROM migration_items i WHERE i.migration = m.id AND "

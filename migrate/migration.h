@@ -12,12 +12,14 @@
 //   retire  once every item verified: mark the old wrappings retired or remove them; the old KEK
 //           itself is never touched.
 //
-// The journal (tables migrations and migration_items in the keyring database) makes run crash-safe,
-// resumable and idempotent: the new wrapping and the item's "done" mark are written in one
-// transaction (a batch of items per transaction), so a process killed at any moment loses at most
-// the uncommitted batch, which the next run redoes; the wrappings table's key (key, KEK, version)
-// makes a doubled wrapping impossible. Nothing is written before a probe showed that the old KEK
-// unwraps and the new KEK round-trips.
+// The journal makes run crash-safe, resumable and idempotent. An item is done when its key has an
+// active wrapping under the new KEK: run writes the new wrappings of a page of items (--batch, 500)
+// in one transaction, so the new wrapping is the item's "done" mark and the two cannot disagree; a
+// process killed at any moment loses at most the uncommitted page, which the next run redoes. The
+// table migration_items holds a row only where there is more to say: "failed" (run), "verified"
+// and "mismatch" (verify); a failed or mismatched item is pending again. The wrappings table's key
+// (key, KEK, version) makes a doubled wrapping impossible. Nothing is written before a probe
+// showed that the old KEK unwraps and the new KEK round-trips.
 #pragma once
 
 #include <atomic>
@@ -85,14 +87,16 @@ struct RunReport {
   std::int64_t rewrapped = 0;         // done by this run
   std::int64_t failed = 0;            // failed in this run (journal state "failed")
   std::vector<ItemFailure> failures;  // the first 100
-  std::int64_t transactions = 0;
+  std::int64_t transactions = 0;      // one per page of --batch items
   bool cancelled = false;
   double seconds = 0;
 
   Json to_json() const;
 };
 
-// Re-wraps every active wrapping under `from` that the journal does not mark done. Fails as a whole
+// Re-wraps every active wrapping under `from` that is not done: no active wrapping under `to` yet
+// (a wrapping under `to` that was there before the run counts; verify checks it like the others),
+// or journaled "failed" or "mismatch". Fails as a whole
 // (writing nothing) when `from` equals `to`, the keyring holds nothing under `from`, none of the
 // first `probe` items unwraps under `from` (the wrong KEK), the new KEK does not round-trip, or
 // another process holds the keyring. Items that fail later are journaled "failed" and reported;
@@ -146,7 +150,7 @@ struct MigrationStatus {
   std::int64_t created = 0;
   std::int64_t updated = 0;
   std::int64_t total = 0;  // wrappings under `from` (active and retired)
-  std::int64_t done = 0;   // journal states
+  std::int64_t done = 0;   // a new wrapping and no journal row (or "done")
   std::int64_t failed = 0;
   std::int64_t verified = 0;
   std::int64_t mismatched = 0;

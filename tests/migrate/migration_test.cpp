@@ -43,18 +43,30 @@ void expect_all_under(migrate::Keyring& kr, const migrate::KekId& kek, const Byt
   }
 }
 
+// A rig with two token AES KEKs ("kek-old", "kek-new") and a keyring of n data keys under the old.
+struct OldNew {
+  explicit OldNew(std::size_t n)
+      : a(rig.make_aes_kek("kek-old")),
+        b(rig.make_aes_kek("kek-new")),
+        from(rig.open_kek("kek-old")),
+        to(rig.open_kek("kek-new")),
+        db(rig.dir() / "keyring.db"),
+        kr(open_keyring(db, true)),
+        values(test::fill_data_keys(*kr, from->id(), a.value, n)) {}
+  test::MigrateRig rig;
+  test::KnownKek a, b;
+  std::unique_ptr<migrate::TokenKek> from, to;
+  fs::path db;
+  std::unique_ptr<migrate::Keyring> kr;
+  std::vector<Bytes> values;
+};
+
 }  // namespace
 
 TEST_CASE("a migration between two token keks re-wraps verifies and retires",
           "[migrate][softhsm]") {
-  test::MigrateRig rig;
-  auto a = rig.make_aes_kek("kek-old");
-  auto b = rig.make_aes_kek("kek-new");
-  auto from = rig.open_kek("kek-old");
-  auto to = rig.open_kek("kek-new");
-  const fs::path db = rig.dir() / "keyring.db";
-  auto kr = open_keyring(db, true);
-  auto values = test::fill_data_keys(*kr, from->id(), a.value, 1234);
+  OldNew t(1234);
+  auto& [rig, a, b, from, to, db, kr, values] = t;
 
   auto plan = migrate::plan_migration(*kr, *from, *to);
   REQUIRE_OK(plan);
@@ -146,14 +158,8 @@ TEST_CASE(
     "a tampered item is reported by run and verify while the others go on and retire "
     "refuses",
     "[migrate][softhsm]") {
-  test::MigrateRig rig;
-  auto a = rig.make_aes_kek("kek-old");
-  auto b = rig.make_aes_kek("kek-new");
-  auto from = rig.open_kek("kek-old");
-  auto to = rig.open_kek("kek-new");
-  const fs::path db = rig.dir() / "keyring.db";
-  auto kr = open_keyring(db, true);
-  auto values = test::fill_data_keys(*kr, from->id(), a.value, 300);
+  OldNew t(300);
+  auto& [rig, a, b, from, to, db, kr, values] = t;
   // Tamper with item 123 (the probe uses the first items, which are fine).
   const std::string bad_id = test::data_key_id(123);
   REQUIRE_OK(
@@ -195,10 +201,14 @@ TEST_CASE(
   REQUIRE_OK(verify2);
   CHECK(verify2->mismatched == 1);
   CHECK(verify2->verified == 298);
-  // run redoes the mismatched item (its journal state is no longer done).
+  // run redoes the mismatched item (journaled "mismatch", so not done although it has a new
+  // wrapping), and tries the failed one again.
   auto redo = migrate::run_migration(*kr, *from, *to, ro);
   REQUIRE_OK(redo);
   CHECK(redo->rewrapped == 1);
+  CHECK(redo->failed == 1);
+  CHECK(test::sql_int(db, "SELECT count(*) FROM migration_items WHERE key_id = " + q(other_id) +
+                              " AND state = 'done'") == 1);
   auto w = kr->find_wrapping(other_id, to->id());
   REQUIRE_OK(w);
   CHECK(test::openssl_kwp_unwrap(b.value, (*w)->wrapped) == values[7]);
@@ -206,14 +216,8 @@ TEST_CASE(
 
 TEST_CASE("running again after completion changes nothing and a cancelled run resumes",
           "[migrate][softhsm]") {
-  test::MigrateRig rig;
-  auto a = rig.make_aes_kek("kek-old");
-  auto b = rig.make_aes_kek("kek-new");
-  auto from = rig.open_kek("kek-old");
-  auto to = rig.open_kek("kek-new");
-  const fs::path db = rig.dir() / "keyring.db";
-  auto kr = open_keyring(db, true);
-  auto values = test::fill_data_keys(*kr, from->id(), a.value, 500);
+  OldNew t(500);
+  auto& [rig, a, b, from, to, db, kr, values] = t;
   std::atomic<bool> cancel{false};
   migrate::RunOptions ro;
   ro.batch = 50;
@@ -241,7 +245,8 @@ TEST_CASE("running again after completion changes nothing and a cancelled run re
   CHECK(third->rewrapped == 0);
   CHECK(third->already_done == 500);
   CHECK(wrappings_under(db, to->id()) == 500);
-  CHECK(test::sql_int(db, "SELECT count(*) FROM migration_items") == 500);
+  // An item that simply succeeds needs no journal row: its new wrapping is its "done" mark.
+  CHECK(test::sql_int(db, "SELECT count(*) FROM migration_items") == 0);
   CHECK(test::sql_int(db, "SELECT count(*) FROM migrations") == 1);
   CHECK(test::sql_int(db,
                       "SELECT max(n) FROM (SELECT count(*) AS n FROM wrappings GROUP BY "
@@ -368,4 +373,51 @@ TEST_CASE("plan counts wrappings per kek and reports a portable old kek", "[migr
   CHECK(j["rewrap"]["total"] == 41);
   CHECK(j["path"] == "in-token");
   CHECK(j["from_portable"]["portable"] == true);
+}
+
+TEST_CASE(
+    "run keeps a wrapping under the new kek that was there before it and verify checks that one "
+    "too",
+    "[migrate][softhsm]") {
+  OldNew t(120);
+  auto& [rig, a, b, from, to, db, kr, values] = t;
+  // Key 5 already has a correct wrapping under the new KEK, key 9 one of another key.
+  auto add_new = [&](std::size_t i, const Bytes& key) {
+    migrate::WrappingRecord w;
+    w.key_id = test::data_key_id(i);
+    w.kek = to->id();
+    w.alg = std::string(to->algorithm());
+    w.wrapped = test::openssl_kwp_wrap(b.value, key);
+    REQUIRE_OK(kr->add_wrapping(w));
+  };
+  add_new(5, values[5]);
+  add_new(9, random_bytes(32));
+  const Bytes kept_5 = (*kr->find_wrapping(test::data_key_id(5), to->id()))->wrapped;
+  migrate::RunOptions ro;
+  ro.batch = 50;
+  auto run = migrate::run_migration(*kr, *from, *to, ro);
+  REQUIRE_OK(run);
+  CHECK(run->already_done == 2);
+  CHECK(run->rewrapped == 118);
+  CHECK((*kr->find_wrapping(test::data_key_id(5), to->id()))->wrapped == kept_5);
+  // verify finds the wrong one; the next run redoes it; then everything verifies.
+  auto verify = migrate::verify_migration(*kr, *from, *to, ro);
+  REQUIRE_OK(verify);
+  CHECK(verify->verified == 119);
+  CHECK(verify->mismatched == 1);
+  REQUIRE(verify->failures.size() == 1);
+  CHECK(verify->failures[0].key_id == test::data_key_id(9));
+  auto status = migrate::migration_status(*kr);
+  REQUIRE_OK(status);
+  REQUIRE(status->size() == 1);
+  CHECK((*status)[0].mismatched == 1);
+  CHECK((*status)[0].pending == 0);
+  auto redo = migrate::run_migration(*kr, *from, *to, ro);
+  REQUIRE_OK(redo);
+  CHECK(redo->rewrapped == 1);
+  CHECK(redo->already_done == 119);
+  auto again = migrate::verify_migration(*kr, *from, *to, ro);
+  REQUIRE_OK(again);
+  CHECK(again->all_verified());
+  expect_all_under(*kr, to->id(), b.value, values);
 }
