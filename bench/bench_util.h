@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -60,6 +61,18 @@ inline void make_token_folder(const std::filesystem::path& dir, const std::strin
     std::exit(1);
   }
   ::setenv("SOFTHSM2_CONF", (dir / "softhsm2.conf").c_str(), 1);
+}
+
+// This process's resident memory (VmRSS of /proc/self/status) in KiB, or -1.
+inline long vm_rss_kib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::atol(line.c_str() + 6);
+    }
+  }
+  return -1;
 }
 
 [[noreturn]] inline void die(const std::string& what) {

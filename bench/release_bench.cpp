@@ -15,13 +15,12 @@
 #include <httplib.h>
 #include <signal.h>
 
-#include <atomic>
 #include <cstring>
 #include <ctime>
 #include <fstream>
-#include <thread>
 
 #include "bench/bench_util.h"
+#include "bench/https_client.h"
 #include "core/encoding.h"
 #include "core/file_io.h"
 #include "core/x509.h"
@@ -41,65 +40,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <typename T>
-T must(Result<T> r, const char* what) {
-  if (!r) {
-    bench::die(std::string(what) + ": " + r.error().describe());
-  }
-  return std::move(*r);
-}
-
-struct Client {
-  std::unique_ptr<httplib::SSLClient> http;
-  httplib::Headers headers;
-
-  Client(const std::string& url, const fs::path& ca, const std::string& token) {
-    const std::string hostport = url.substr(url.find("://") + 3);
-    const auto colon = hostport.rfind(':');
-    http = std::make_unique<httplib::SSLClient>(hostport.substr(0, colon),
-                                                std::stoi(hostport.substr(colon + 1)));
-    http->set_ca_cert_path(ca.string());
-    http->enable_server_certificate_verification(true);
-    http->set_keep_alive(true);
-    http->set_read_timeout(120);
-    headers = {{"Authorization", "Bearer " + token}};
-  }
-  std::string post(const std::string& path, const Json& body) {
-    auto res = http->Post(path + "?api-version=7.4", headers, dump_json(body), "application/json");
-    if (!res) {
-      bench::die("POST " + path + ": " + httplib::to_string(res.error()));
-    }
-    if (res->status != 200) {
-      bench::die("POST " + path + ": HTTP " + std::to_string(res->status) + " " + res->body);
-    }
-    return res->body;
-  }
-};
+using bench::HttpsClient;
+using bench::must;
 
 double run_clients(int clients, int n, const std::string& url, const fs::path& ca,
-                   const std::string& token, const std::function<void(Client&, int)>& work) {
-  std::vector<std::unique_ptr<Client>> cs;
-  for (int c = 0; c < clients; ++c) {
-    cs.push_back(std::make_unique<Client>(url, ca, token));
-  }
+                   const std::string& token, const std::function<void(HttpsClient&, int)>& work) {
   // TLS handshakes and keep-alive before timing: one release each.
-  for (auto& c : cs) {
-    work(*c, 0);
-  }
-  std::atomic<int> next{0};
-  const double t0 = bench::now_seconds();
-  std::vector<std::thread> threads;
-  for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&, c] {
-      for (int i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
-        work(*cs[c], i);
-      }
-    });
-  }
-  for (auto& t : threads) {
-    t.join();
-  }
-  return bench::now_seconds() - t0;
+  return bench::run_clients(
+      clients, n, url, ca, token, "7.4", [&](HttpsClient& c) { work(c, 0); }, work);
 }
 
 }  // namespace
@@ -176,17 +124,13 @@ int main(int argc, char** argv) {
               {"key_size", 2048},
               {"attributes", Json{{"exportable", true}}},
               {"release_policy", Json{{"data", base64url_encode(as_bytes(policy))}}}};
-  Client admin(url, ca, bearer);
-  auto created =
-      must(parse_json_strict(admin.http
-                                 ->Post("/keys/skr/create?api-version=7.4", admin.headers,
-                                        dump_json(params), "application/json")
-                                 ->body),
-           "create");
+  HttpsClient admin(url, ca, bearer);
+  admin.api = "7.4";
+  auto created = admin.call("POST", "/keys/skr/create", &params);
   const std::string kid = created["key"]["kid"].get<std::string>();
   const std::string version = kid.substr(kid.rfind('/') + 1);
   const Json release_body{{"target", token_jwt}};
-  const std::string sample = admin.post("/keys/skr/release", release_body);
+  const std::string sample = admin.call_text("POST", "/keys/skr/release", dump_json(release_body));
   const std::string sample_jws =
       must(parse_json_strict(sample), "release body")["value"].get<std::string>();
   const std::size_t payload_bytes =
@@ -246,9 +190,10 @@ int main(int argc, char** argv) {
     return releases / (t_verify + t_wrap + t_sign);
   };
   auto https_round = [&]() {
-    const double seconds = run_clients(clients, releases, url, ca, bearer, [&](Client& c, int) {
-      c.post("/keys/skr/release", release_body);
-    });
+    const double seconds =
+        run_clients(clients, releases, url, ca, bearer, [&](HttpsClient& c, int) {
+          c.call_text("POST", "/keys/skr/release", dump_json(release_body));
+        });
     return releases / seconds;
   };
 
@@ -286,7 +231,7 @@ int main(int argc, char** argv) {
     }
   }
   const double inproc = inproc_n / (bench::now_seconds() - t0);
-  const double gets = run_clients(clients, releases, url, ca, bearer, [&](Client& c, int) {
+  const double gets = run_clients(clients, releases, url, ca, bearer, [&](HttpsClient& c, int) {
     auto res = c.http->Get("/keys/skr?api-version=7.4", c.headers);
     if (!res || res->status != 200) {
       bench::die("GET over HTTPS");

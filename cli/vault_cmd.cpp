@@ -27,6 +27,7 @@
 #include "core/ossl.h"
 #include "skr/jws.h"
 #include "vault/access.h"
+#include "vault/model.h"
 #include "vault/release.h"
 #include "vault/rotation.h"
 #include "vault/server.h"
@@ -113,11 +114,21 @@ Result<Json> parse_answer(int status, const std::string& body) {
   return std::move(*j);
 }
 
+// Options for opening a vault folder with its own token. $KEYPORT_VAULT_PKCS11_MODULE names the
+// PKCS#11 library loaded for DIR/hsm instead of the build's SoftHSM2 (docs/vault.md): pkcs11-spy
+// in front of SoftHSM, with PKCS11SPY=<softhsm> and PKCS11SPY_OUTPUT=<log>, records the vault's own
+// calls. The library must still be SoftHSM2 underneath: the vault writes DIR/hsm/softhsm2.conf.
+vault::VaultOptions own_folder_options() {
+  vault::VaultOptions o;
+  o.softhsm_module = env_or("KEYPORT_VAULT_PKCS11_MODULE");
+  return o;
+}
+
 // A local folder: the REST routes run in this process.
 class LocalBackend final : public Backend {
  public:
   static Result<std::unique_ptr<LocalBackend>> open(const fs::path& dir) {
-    auto v = vault::Vault::open(dir);
+    auto v = vault::Vault::open(dir, own_folder_options());
     if (!v) {
       Error e = v.error();
       if (e.code() == ErrorCode::kAlreadyExists) {
@@ -566,6 +577,9 @@ Status run_serve(GlobalOptions&, const ServeOptions& o) {
   if (o.trusted_authorities) {
     s.release.trusted_authorities = *o.trusted_authorities;
   }
+  if (!env_or("KEYPORT_VAULT_PKCS11_MODULE").empty()) {
+    s.open_vault = [](const fs::path& d) { return vault::Vault::open(d, own_folder_options()); };
+  }
   return vault::serve_until_signal(std::move(s));
 }
 
@@ -634,6 +648,9 @@ Status run_create(GlobalOptions& g, const CreateOptions& o) {
   if (profile != nullptr) {
     KEYPORT_TRY(apply_profile_to_create(*profile, body, o.kek));  // refused: nothing is created
   }
+  // The name goes into the URL path: checked here, so that "a/b" is a bad name (exit 3) rather
+  // than another route (404).
+  KEYPORT_TRY(vault::check_key_name(o.name));
   KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
   KEYPORT_ASSIGN_OR_RETURN(Json bundle, b->call("POST", key_path(o.name) + "/create", &body));
   if (profile != nullptr) {
@@ -745,6 +762,7 @@ Status run_import(GlobalOptions& g, const ImportOptions& o) {
       body["hsm"] = true;
     }
   }
+  KEYPORT_TRY(vault::check_key_name(o.name));  // part of the URL path, as in create-key
   KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
   auto bundle = b->call("PUT", key_path(o.name), &body);
   body.clear();  // a plain JWK's private members go no further than this call

@@ -70,21 +70,35 @@ Result<Db> Db::open(const std::filesystem::path& path, const OpenOptions& option
   return db;
 }
 
+Db::Db() = default;
+
+Db::Db(sqlite3* db, std::string what) : m_db(db), m_what(std::move(what)) {}
+
+Db::Db(Db&& other) noexcept
+    : m_db(std::exchange(other.m_db, nullptr)),
+      m_what(std::move(other.m_what)),
+      m_cache(std::move(other.m_cache)) {}
+
+void Db::close() {
+  m_cache.clear();  // finalize the cached statements before the connection goes
+  if (m_db != nullptr) {
+    sqlite3_close_v2(m_db);
+    m_db = nullptr;
+  }
+}
+
 Db& Db::operator=(Db&& other) noexcept {
   if (this != &other) {
-    if (m_db != nullptr) {
-      sqlite3_close_v2(m_db);
-    }
+    close();
     m_db = std::exchange(other.m_db, nullptr);
     m_what = std::move(other.m_what);
+    m_cache = std::move(other.m_cache);
   }
   return *this;
 }
 
 Db::~Db() {
-  if (m_db != nullptr) {
-    sqlite3_close_v2(m_db);
-  }
+  close();
 }
 
 Status Db::exec(std::string_view sql) {
@@ -107,6 +121,21 @@ Result<Stmt> Db::prepare(std::string_view sql) {
         Error(ErrorCode::kInternal, std::string("cannot prepare SQL: ") + sqlite3_errmsg(m_db)));
   }
   return Stmt(m_db, stmt);
+}
+
+Result<CachedStmt> Db::cached(std::string_view sql) {
+  auto it = m_cache.find(sql);
+  if (it == m_cache.end()) {
+    KEYPORT_ASSIGN_OR_RETURN(Stmt s, prepare(sql));
+    it = m_cache.emplace(std::string(sql), std::make_unique<Stmt>(std::move(s))).first;
+  }
+  return CachedStmt(it->second.get());
+}
+
+CachedStmt::~CachedStmt() {
+  if (m_stmt != nullptr) {
+    m_stmt->reset();
+  }
 }
 
 std::int64_t Db::changes() const {

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -21,6 +23,7 @@ struct sqlite3_stmt;
 namespace keyport::db {
 
 class Stmt;
+class CachedStmt;
 
 struct OpenOptions {
   bool create = false;            // create the file (mode 0600) when absent
@@ -38,9 +41,8 @@ class Db {
   // creates the file; the vault asks for it on every open.
   static Result<Db> open(const std::filesystem::path& path, const OpenOptions& options);
 
-  Db() = default;
-  Db(Db&& other) noexcept
-      : m_db(std::exchange(other.m_db, nullptr)), m_what(std::move(other.m_what)) {}
+  Db();
+  Db(Db&& other) noexcept;
   Db& operator=(Db&& other) noexcept;
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
@@ -50,13 +52,20 @@ class Db {
   Status exec(std::string_view sql);
   // Compiles one statement. Returns kInternal on failure (the SQL is constant).
   Result<Stmt> prepare(std::string_view sql);
+  // The statement for `sql`, compiled on first use and kept for the life of the Db (statements
+  // run on every request should not be re-parsed each time). The handle resets the statement and
+  // clears its bindings when it goes out of scope, so a SELECT does not keep its read snapshot
+  // open. One handle per SQL text at a time: the same text must not be used nested.
+  Result<CachedStmt> cached(std::string_view sql);
   // Rows changed by the last statement.
   std::int64_t changes() const;
 
  private:
-  Db(sqlite3* db, std::string what) : m_db(db), m_what(std::move(what)) {}
+  Db(sqlite3* db, std::string what);
+  void close();
   sqlite3* m_db = nullptr;
   std::string m_what = "database";
+  std::map<std::string, std::unique_ptr<Stmt>, std::less<>> m_cache;
 };
 
 class Stmt {
@@ -96,6 +105,23 @@ class Stmt {
   sqlite3* m_db = nullptr;
   sqlite3_stmt* m_stmt = nullptr;
   int m_bind_error = 0;
+};
+
+// A borrowed statement from Db::cached(); resets it on destruction.
+class CachedStmt {
+ public:
+  explicit CachedStmt(Stmt* stmt) : m_stmt(stmt) {}
+  CachedStmt(CachedStmt&& other) noexcept : m_stmt(std::exchange(other.m_stmt, nullptr)) {}
+  CachedStmt& operator=(CachedStmt&&) = delete;
+  CachedStmt(const CachedStmt&) = delete;
+  CachedStmt& operator=(const CachedStmt&) = delete;
+  ~CachedStmt();
+
+  Stmt& operator*() const { return *m_stmt; }
+  Stmt* operator->() const { return m_stmt; }
+
+ private:
+  Stmt* m_stmt = nullptr;
 };
 
 // BEGIN IMMEDIATE ... COMMIT; rolls back in the destructor unless commit() succeeded.

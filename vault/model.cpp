@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "core/random.h"
+#include "skr/policy.h"
 #include "vault/errors.h"
 
 namespace keyport::vault {
@@ -262,6 +263,13 @@ Result<std::optional<ReleasePolicy>> parse_release_policy(const Json& params) {
   if (!doc || !doc->is_object()) {
     return bad_parameter("release_policy.data does not hold a JSON object" +
                          (doc ? std::string() : ": " + doc.error().message()));
+  }
+  // Azure refuses a policy it cannot read when it is set (400 BadParameter), not only when a
+  // release is attempted; the grammar is skr's, the one a release evaluates.
+  auto parsed = skr::parse_policy(as_chars(*bytes));
+  if (!parsed) {
+    return bad_parameter("release_policy.data is not a valid key release policy: " +
+                         parsed.error().message());
   }
   out.data = std::move(*bytes);
   return std::optional<ReleasePolicy>(std::move(out));

@@ -341,23 +341,35 @@ Result<std::size_t> offset_of(const std::string& token) {
   return bad_parameter("The value of $skiptoken is not valid.");
 }
 
-// Cuts one page out of a KeyListResult / DeletedKeyListResult and links the next.
-Result<Json> page_of(Json list, const RestRequest& request, const std::string& base_url,
-                     const std::string& api_version) {
+struct Paging {
   std::size_t max = kMaxPage;
+  std::size_t offset = 0;
+};
+
+// maxresults and $skiptoken of a list request, checked before the vault runs the list (so that a
+// 400 is not audited as a successful GetKeys).
+Result<Paging> paging_of(const RestRequest& request) {
+  Paging p;
   if (const std::string* m = query_value(request, "maxresults")) {
     const bool digits =
         !m->empty() && m->size() < 6 &&
         std::all_of(m->begin(), m->end(), [](unsigned char c) { return std::isdigit(c) != 0; });
-    max = digits ? static_cast<std::size_t>(std::stoul(*m)) : 0;
-    if (max < 1 || max > kMaxPage) {
+    p.max = digits ? static_cast<std::size_t>(std::stoul(*m)) : 0;
+    if (p.max < 1 || p.max > kMaxPage) {
       return bad_parameter("The value of maxresults (" + *m + ") must be between 1 and 25.");
     }
   }
-  std::size_t offset = 0;
   if (const std::string* t = query_value(request, "$skiptoken")) {
-    KEYPORT_ASSIGN_OR_RETURN(offset, offset_of(*t));
+    KEYPORT_ASSIGN_OR_RETURN(p.offset, offset_of(*t));
   }
+  return p;
+}
+
+// Cuts one page out of a KeyListResult / DeletedKeyListResult and links the next.
+Json page_of(Json list, const Paging& paging, const RestRequest& request,
+             const std::string& base_url, const std::string& api_version) {
+  const std::size_t max = paging.max;
+  const std::size_t offset = paging.offset;
   Json all = list.contains("value") ? std::move(list["value"]) : Json::array();
   Json page = Json::array();
   for (std::size_t i = offset; i < all.size() && i < offset + max; ++i) {
@@ -625,6 +637,20 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
     body = std::move(*parsed);
   }
 
+  // 5b. Paging parameters of lists.
+  const bool is_list = m.op == Op::kList || m.op == Op::kVersions || m.op == Op::kListDeleted;
+  Paging paging;
+  if (is_list) {
+    auto p = paging_of(request);
+    if (!p) {
+      result = vault_error(p.error());
+      result.caller = principal.name;
+      result.operation = op.operation_id;
+      return result;
+    }
+    paging = *p;
+  }
+
   // 6. The vault.
   const CallContext ctx{principal.name};
   Result<Json> r = make_error(ErrorCode::kInternal, "unreachable");
@@ -704,8 +730,8 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
       r = m_release->release(ctx, m.name, m.version, body, *api_version);
       break;
   }
-  if (r && (m.op == Op::kList || m.op == Op::kVersions || m.op == Op::kListDeleted)) {
-    r = page_of(std::move(*r), request, m_vault.config().base_url, *api_version);
+  if (r && is_list) {
+    r = page_of(std::move(*r), paging, request, m_vault.config().base_url, *api_version);
   }
   if (!r) {
     result = vault_error(r.error());

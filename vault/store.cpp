@@ -172,60 +172,65 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) {
   o.wal = true;
   o.what = "vault database";
   KEYPORT_ASSIGN_OR_RETURN(sql::Db db, sql::Db::open(path, o));
-  std::unique_ptr<Store> store(new Store(std::move(db)));
-  KEYPORT_TRY(store->create_schema());
+  // The schema first, on the writing connection; then the reading one (same options: a
+  // read-only connection could not checkpoint or remove the -wal file when it closes).
+  KEYPORT_TRY(db.exec(kSchema));
+  KEYPORT_ASSIGN_OR_RETURN(sql::Db read_db, sql::Db::open(path, o));
+  // Page caches: SQLite's default is 2 MiB per connection, filled as the audit table grows, which
+  // showed as resident-memory growth of the server (issue 7: +8 % over 10,000 requests, a bounded
+  // cache, not a leak). The writer mostly appends (the pages it needs are the tail of each
+  // table), the reader reads a few key rows per request; both read through the OS page cache
+  // when a page is not cached. 512 KiB each keeps the vault's memory flat after warm-up.
+  KEYPORT_TRY(db.exec("PRAGMA cache_size = -512"));
+  KEYPORT_TRY(read_db.exec("PRAGMA cache_size = -512"));
+  std::unique_ptr<Store> store(new Store(std::move(db), std::move(read_db)));
   return store;
-}
-
-Status Store::create_schema() {
-  std::lock_guard<std::mutex> lock(m_mutex);
-  return m_db.exec(kSchema);
 }
 
 Result<std::optional<KeyRecord>> Store::find_key(std::string_view name) {
   std::lock_guard<std::mutex> lock(m_mutex);
   KEYPORT_ASSIGN_OR_RETURN(
-      sql::Stmt s,
-      m_db.prepare(
+      sql::CachedStmt s,
+      m_read_db.cached(
           "SELECT name, created, deleted_date, scheduled_purge_date FROM keys WHERE name = ?1"));
-  s.bind(1, name);
-  KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+  s->bind(1, name);
+  KEYPORT_ASSIGN_OR_RETURN(bool row, s->step());
   if (!row) {
     return std::optional<KeyRecord>();
   }
-  return std::optional<KeyRecord>(read_key(s));
+  return std::optional<KeyRecord>(read_key(*s));
 }
 
 Result<std::vector<KeyRecord>> Store::keys() {
   std::lock_guard<std::mutex> lock(m_mutex);
   KEYPORT_ASSIGN_OR_RETURN(
-      sql::Stmt s,
-      m_db.prepare("SELECT name, created, deleted_date, scheduled_purge_date FROM keys "
-                   "ORDER BY name COLLATE NOCASE"));
+      sql::CachedStmt s,
+      m_read_db.cached("SELECT name, created, deleted_date, scheduled_purge_date FROM keys "
+                       "ORDER BY name COLLATE NOCASE"));
   std::vector<KeyRecord> out;
   for (;;) {
-    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s->step());
     if (!row) {
       break;
     }
-    out.push_back(read_key(s));
+    out.push_back(read_key(*s));
   }
   return out;
 }
 
 Result<std::vector<KeyVersionRecord>> Store::versions(std::string_view name) {
   std::lock_guard<std::mutex> lock(m_mutex);
-  KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s,
-                           m_db.prepare("SELECT " + std::string(kVersionColumns) +
-                                        " FROM versions WHERE name = ?1 ORDER BY seq"));
-  s.bind(1, name);
+  KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt s,
+                           m_read_db.cached("SELECT " + std::string(kVersionColumns) +
+                                            " FROM versions WHERE name = ?1 ORDER BY seq"));
+  s->bind(1, name);
   std::vector<KeyVersionRecord> out;
   for (;;) {
-    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s->step());
     if (!row) {
       break;
     }
-    KEYPORT_ASSIGN_OR_RETURN(auto r, read_version(s, m_platform1_before));
+    KEYPORT_ASSIGN_OR_RETURN(auto r, read_version(*s, platform1_before()));
     out.push_back(std::move(r));
   }
   return out;
@@ -234,99 +239,106 @@ Result<std::vector<KeyVersionRecord>> Store::versions(std::string_view name) {
 Result<std::optional<KeyVersionRecord>> Store::find_version(std::string_view name,
                                                             std::string_view version) {
   std::lock_guard<std::mutex> lock(m_mutex);
-  return find_version_locked(name, version);
+  return find_version_in(m_read_db, name, version);
 }
 
-Result<std::optional<KeyVersionRecord>> Store::find_version_locked(std::string_view name,
-                                                                   std::string_view version) {
+std::optional<std::int64_t> Store::platform1_before() const {
+  const std::int64_t v = m_platform1_before.load();
+  return v == INT64_MIN ? std::nullopt : std::optional<std::int64_t>(v);
+}
+
+Result<std::optional<KeyVersionRecord>> Store::find_version_in(sql::Db& db, std::string_view name,
+                                                               std::string_view version) {
   std::string sql = "SELECT " + std::string(kVersionColumns) + " FROM versions WHERE name = ?1";
   if (version.empty()) {
     sql += " ORDER BY seq DESC LIMIT 1";
   } else {
     sql += " AND version = ?2";
   }
-  KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s, m_db.prepare(sql));
-  s.bind(1, name);
+  KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt s, db.cached(sql));
+  s->bind(1, name);
   if (!version.empty()) {
-    s.bind(2, version);
+    s->bind(2, version);
   }
-  KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+  KEYPORT_ASSIGN_OR_RETURN(bool row, s->step());
   if (!row) {
     return std::optional<KeyVersionRecord>();
   }
-  KEYPORT_ASSIGN_OR_RETURN(auto r, read_version(s, m_platform1_before));
+  KEYPORT_ASSIGN_OR_RETURN(auto r, read_version(*s, platform1_before()));
   return std::optional<KeyVersionRecord>(std::move(r));
 }
 
 Result<bool> Store::cka_id_known(std::span<const std::uint8_t> cka_id) {
   std::lock_guard<std::mutex> lock(m_mutex);
-  KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s, m_db.prepare("SELECT 1 FROM versions WHERE cka_id = ?1"));
-  s.bind_blob(1, cka_id);
-  return s.step();
+  KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt s,
+                           m_read_db.cached("SELECT 1 FROM versions WHERE cka_id = ?1"));
+  s->bind_blob(1, cka_id);
+  return s->step();
 }
 
 Status Store::add_pending(const PendingObject& p) {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  std::lock_guard<std::mutex> lock(m_write_mutex);
   KEYPORT_ASSIGN_OR_RETURN(
-      sql::Stmt s,
-      m_db.prepare("INSERT OR REPLACE INTO pending_objects (cka_id, label, reason, created) "
-                   "VALUES (?1, ?2, ?3, ?4)"));
-  s.bind_blob(1, p.cka_id).bind(2, p.label).bind(3, p.reason).bind(4, p.created);
-  return s.run();
+      sql::CachedStmt s,
+      m_db.cached("INSERT OR REPLACE INTO pending_objects (cka_id, label, reason, created) "
+                  "VALUES (?1, ?2, ?3, ?4)"));
+  s->bind_blob(1, p.cka_id).bind(2, p.label).bind(3, p.reason).bind(4, p.created);
+  return s->run();
 }
 
 Status Store::remove_pending(std::span<const std::uint8_t> cka_id) {
-  std::lock_guard<std::mutex> lock(m_mutex);
-  KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s,
-                           m_db.prepare("DELETE FROM pending_objects WHERE cka_id = ?1"));
-  s.bind_blob(1, cka_id);
-  return s.run();
+  std::lock_guard<std::mutex> lock(m_write_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt s,
+                           m_db.cached("DELETE FROM pending_objects WHERE cka_id = ?1"));
+  s->bind_blob(1, cka_id);
+  return s->run();
 }
 
 Result<std::vector<PendingObject>> Store::pending() {
   std::lock_guard<std::mutex> lock(m_mutex);
   KEYPORT_ASSIGN_OR_RETURN(
-      sql::Stmt s,
-      m_db.prepare("SELECT cka_id, label, reason, created FROM pending_objects ORDER BY created"));
+      sql::CachedStmt s,
+      m_read_db.cached(
+          "SELECT cka_id, label, reason, created FROM pending_objects ORDER BY created"));
   std::vector<PendingObject> out;
   for (;;) {
-    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s->step());
     if (!row) {
       break;
     }
-    out.push_back({s.column_blob(0), s.column_text(1), s.column_text(2), s.column_int(3)});
+    out.push_back({s->column_blob(0), s->column_text(1), s->column_text(2), s->column_int(3)});
   }
   return out;
 }
 
 Result<KeyVersionRecord> Store::commit_new_version(KeyVersionRecord r) {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  std::lock_guard<std::mutex> lock(m_write_mutex);
   KEYPORT_ASSIGN_OR_RETURN(sql::Transaction tx, sql::Transaction::begin(m_db));
   {
-    KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s,
-                             m_db.prepare("SELECT name, deleted_date FROM keys WHERE name = ?1"));
-    s.bind(1, r.name);
-    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+    KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt s,
+                             m_db.cached("SELECT name, deleted_date FROM keys WHERE name = ?1"));
+    s->bind(1, r.name);
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s->step());
     if (row) {
-      if (!s.is_null(1)) {
-        return deleted_but_recoverable(s.column_text(0));
+      if (!s->is_null(1)) {
+        return deleted_but_recoverable(s->column_text(0));
       }
-      r.name = s.column_text(0);
+      r.name = s->column_text(0);
     } else {
-      KEYPORT_ASSIGN_OR_RETURN(sql::Stmt ins,
-                               m_db.prepare("INSERT INTO keys (name, created) VALUES (?1, ?2)"));
-      ins.bind(1, r.name).bind(2, r.created);
-      KEYPORT_TRY(ins.run());
+      KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt ins,
+                               m_db.cached("INSERT INTO keys (name, created) VALUES (?1, ?2)"));
+      ins->bind(1, r.name).bind(2, r.created);
+      KEYPORT_TRY(ins->run());
     }
   }
   {
     KEYPORT_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        m_db.prepare("INSERT INTO versions (name, version, kty, spec, public_jwk, key_ops, "
-                     "enabled, nbf, exp, created, updated, exportable, tags, policy_content_type, "
-                     "policy_data, policy_immutable, cka_id, origin) VALUES (?1, ?2, ?3, ?4, ?5, "
-                     "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"));
-    s.bind(1, r.name)
+        sql::CachedStmt s,
+        m_db.cached("INSERT INTO versions (name, version, kty, spec, public_jwk, key_ops, "
+                    "enabled, nbf, exp, created, updated, exportable, tags, policy_content_type, "
+                    "policy_data, policy_immutable, cka_id, origin) VALUES (?1, ?2, ?3, ?4, ?5, "
+                    "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"));
+    s->bind(1, r.name)
         .bind(2, r.version)
         .bind(3, r.kty)
         .bind(4, r.spec.name())
@@ -340,22 +352,22 @@ Result<KeyVersionRecord> Store::commit_new_version(KeyVersionRecord r) {
         .bind(12, std::int64_t{r.exportable ? 1 : 0})
         .bind(13, dump_json(r.tags));
     if (r.release_policy) {
-      s.bind(14, r.release_policy->content_type)
+      s->bind(14, r.release_policy->content_type)
           .bind_blob(15, r.release_policy->data)
           .bind(16, std::int64_t{r.release_policy->immutable ? 1 : 0});
     } else {
-      s.bind_null(14).bind_null(15).bind_null(16);
+      s->bind_null(14).bind_null(15).bind_null(16);
     }
-    s.bind_blob(17, r.cka_id).bind(18, r.origin);
-    KEYPORT_TRY(s.run());
+    s->bind_blob(17, r.cka_id).bind(18, r.origin);
+    KEYPORT_TRY(s->run());
   }
   {
-    KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s,
-                             m_db.prepare("DELETE FROM pending_objects WHERE cka_id = ?1"));
-    s.bind_blob(1, r.cka_id);
-    KEYPORT_TRY(s.run());
+    KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt s,
+                             m_db.cached("DELETE FROM pending_objects WHERE cka_id = ?1"));
+    s->bind_blob(1, r.cka_id);
+    KEYPORT_TRY(s->run());
   }
-  KEYPORT_ASSIGN_OR_RETURN(auto stored, find_version_locked(r.name, r.version));
+  KEYPORT_ASSIGN_OR_RETURN(auto stored, find_version_in(m_db, r.name, r.version));
   KEYPORT_TRY(tx.commit());
   if (!stored) {
     return internal_error("the new key version vanished while being stored");
@@ -364,27 +376,27 @@ Result<KeyVersionRecord> Store::commit_new_version(KeyVersionRecord r) {
 }
 
 Status Store::update_version(const KeyVersionRecord& r) {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  std::lock_guard<std::mutex> lock(m_write_mutex);
   KEYPORT_ASSIGN_OR_RETURN(
-      sql::Stmt s,
-      m_db.prepare("UPDATE versions SET key_ops = ?1, enabled = ?2, nbf = ?3, exp = ?4, "
-                   "updated = ?5, tags = ?6, policy_content_type = ?7, policy_data = ?8, "
-                   "policy_immutable = ?9 WHERE name = ?10 AND version = ?11"));
-  s.bind(1, ops_json(r.key_ops))
+      sql::CachedStmt s,
+      m_db.cached("UPDATE versions SET key_ops = ?1, enabled = ?2, nbf = ?3, exp = ?4, "
+                  "updated = ?5, tags = ?6, policy_content_type = ?7, policy_data = ?8, "
+                  "policy_immutable = ?9 WHERE name = ?10 AND version = ?11"));
+  s->bind(1, ops_json(r.key_ops))
       .bind(2, std::int64_t{r.enabled ? 1 : 0})
       .bind(3, r.nbf)
       .bind(4, r.exp)
       .bind(5, r.updated)
       .bind(6, dump_json(r.tags));
   if (r.release_policy) {
-    s.bind(7, r.release_policy->content_type)
+    s->bind(7, r.release_policy->content_type)
         .bind_blob(8, r.release_policy->data)
         .bind(9, std::int64_t{r.release_policy->immutable ? 1 : 0});
   } else {
-    s.bind_null(7).bind_null(8).bind_null(9);
+    s->bind_null(7).bind_null(8).bind_null(9);
   }
-  s.bind(10, r.name).bind(11, r.version);
-  KEYPORT_TRY(s.run());
+  s->bind(10, r.name).bind(11, r.version);
+  KEYPORT_TRY(s->run());
   if (m_db.changes() != 1) {
     return key_not_found(r.name, r.version);
   }
@@ -393,12 +405,12 @@ Status Store::update_version(const KeyVersionRecord& r) {
 
 Status Store::mark_deleted(std::string_view name, std::int64_t deleted_date,
                            std::int64_t scheduled_purge_date) {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  std::lock_guard<std::mutex> lock(m_write_mutex);
   KEYPORT_ASSIGN_OR_RETURN(
-      sql::Stmt s, m_db.prepare("UPDATE keys SET deleted_date = ?1, scheduled_purge_date = ?2 "
-                                "WHERE name = ?3 AND deleted_date IS NULL"));
-  s.bind(1, deleted_date).bind(2, scheduled_purge_date).bind(3, name);
-  KEYPORT_TRY(s.run());
+      sql::CachedStmt s, m_db.cached("UPDATE keys SET deleted_date = ?1, scheduled_purge_date = ?2 "
+                                     "WHERE name = ?3 AND deleted_date IS NULL"));
+  s->bind(1, deleted_date).bind(2, scheduled_purge_date).bind(3, name);
+  KEYPORT_TRY(s->run());
   if (m_db.changes() != 1) {
     return key_not_found(name);
   }
@@ -406,12 +418,13 @@ Status Store::mark_deleted(std::string_view name, std::int64_t deleted_date,
 }
 
 Status Store::mark_recovered(std::string_view name) {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  std::lock_guard<std::mutex> lock(m_write_mutex);
   KEYPORT_ASSIGN_OR_RETURN(
-      sql::Stmt s, m_db.prepare("UPDATE keys SET deleted_date = NULL, scheduled_purge_date = NULL "
-                                "WHERE name = ?1 AND deleted_date IS NOT NULL"));
-  s.bind(1, name);
-  KEYPORT_TRY(s.run());
+      sql::CachedStmt s,
+      m_db.cached("UPDATE keys SET deleted_date = NULL, scheduled_purge_date = NULL "
+                  "WHERE name = ?1 AND deleted_date IS NOT NULL"));
+  s->bind(1, name);
+  KEYPORT_TRY(s->run());
   if (m_db.changes() != 1) {
     return deleted_key_not_found(name);
   }
@@ -419,46 +432,47 @@ Status Store::mark_recovered(std::string_view name) {
 }
 
 Result<std::vector<PendingObject>> Store::purge(std::string_view name, std::int64_t now) {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  std::lock_guard<std::mutex> lock(m_write_mutex);
   KEYPORT_ASSIGN_OR_RETURN(sql::Transaction tx, sql::Transaction::begin(m_db));
   {
     KEYPORT_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        m_db.prepare("SELECT 1 FROM keys WHERE name = ?1 AND deleted_date IS NOT NULL"));
-    s.bind(1, name);
-    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+        sql::CachedStmt s,
+        m_db.cached("SELECT 1 FROM keys WHERE name = ?1 AND deleted_date IS NOT NULL"));
+    s->bind(1, name);
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s->step());
     if (!row) {
       return deleted_key_not_found(name);
     }
   }
   std::vector<PendingObject> out;
   {
-    KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s, m_db.prepare("SELECT cka_id, name, version FROM versions "
-                                                       "WHERE name = ?1 ORDER BY seq"));
-    s.bind(1, name);
+    KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt s,
+                             m_db.cached("SELECT cka_id, name, version FROM versions "
+                                         "WHERE name = ?1 ORDER BY seq"));
+    s->bind(1, name);
     for (;;) {
-      KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+      KEYPORT_ASSIGN_OR_RETURN(bool row, s->step());
       if (!row) {
         break;
       }
       out.push_back(
-          {s.column_blob(0), "kv:" + s.column_text(1) + ":" + s.column_text(2), "purge", now});
+          {s->column_blob(0), "kv:" + s->column_text(1) + ":" + s->column_text(2), "purge", now});
     }
   }
   for (const auto& p : out) {
     KEYPORT_ASSIGN_OR_RETURN(
-        sql::Stmt s,
-        m_db.prepare("INSERT OR REPLACE INTO pending_objects (cka_id, label, reason, created) "
-                     "VALUES (?1, ?2, ?3, ?4)"));
-    s.bind_blob(1, p.cka_id).bind(2, p.label).bind(3, p.reason).bind(4, p.created);
-    KEYPORT_TRY(s.run());
+        sql::CachedStmt s,
+        m_db.cached("INSERT OR REPLACE INTO pending_objects (cka_id, label, reason, created) "
+                    "VALUES (?1, ?2, ?3, ?4)"));
+    s->bind_blob(1, p.cka_id).bind(2, p.label).bind(3, p.reason).bind(4, p.created);
+    KEYPORT_TRY(s->run());
   }
   for (const char* sql :
        {"DELETE FROM versions WHERE name = ?1", "DELETE FROM keys WHERE name = ?1",
         "DELETE FROM rotation_policies WHERE name = ?1"}) {
-    KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s, m_db.prepare(sql));
-    s.bind(1, name);
-    KEYPORT_TRY(s.run());
+    KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt s, m_db.cached(sql));
+    s->bind(1, name);
+    KEYPORT_TRY(s->run());
   }
   KEYPORT_TRY(tx.commit());
   return out;
@@ -466,117 +480,165 @@ Result<std::vector<PendingObject>> Store::purge(std::string_view name, std::int6
 
 Result<std::optional<RotationPolicyRecord>> Store::find_rotation_policy(std::string_view name) {
   std::lock_guard<std::mutex> lock(m_mutex);
-  KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s,
-                           m_db.prepare("SELECT name, policy, created, updated, notified_version "
-                                        "FROM rotation_policies WHERE name = ?1"));
-  s.bind(1, name);
-  KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+  KEYPORT_ASSIGN_OR_RETURN(
+      sql::CachedStmt s, m_read_db.cached("SELECT name, policy, created, updated, notified_version "
+                                          "FROM rotation_policies WHERE name = ?1"));
+  s->bind(1, name);
+  KEYPORT_ASSIGN_OR_RETURN(bool row, s->step());
   if (!row) {
     return std::optional<RotationPolicyRecord>();
   }
-  KEYPORT_ASSIGN_OR_RETURN(auto p, read_policy(s));
+  KEYPORT_ASSIGN_OR_RETURN(auto p, read_policy(*s));
   return std::optional<RotationPolicyRecord>(std::move(p));
 }
 
 Result<std::vector<RotationPolicyRecord>> Store::rotation_policies() {
   std::lock_guard<std::mutex> lock(m_mutex);
-  KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s,
-                           m_db.prepare("SELECT name, policy, created, updated, notified_version "
-                                        "FROM rotation_policies ORDER BY name COLLATE NOCASE"));
+  KEYPORT_ASSIGN_OR_RETURN(
+      sql::CachedStmt s, m_read_db.cached("SELECT name, policy, created, updated, notified_version "
+                                          "FROM rotation_policies ORDER BY name COLLATE NOCASE"));
   std::vector<RotationPolicyRecord> out;
   for (;;) {
-    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s->step());
     if (!row) {
       break;
     }
-    KEYPORT_ASSIGN_OR_RETURN(auto p, read_policy(s));
+    KEYPORT_ASSIGN_OR_RETURN(auto p, read_policy(*s));
     out.push_back(std::move(p));
   }
   return out;
 }
 
 Result<RotationPolicyRecord> Store::put_rotation_policy(const RotationPolicyRecord& p) {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  std::lock_guard<std::mutex> lock(m_write_mutex);
   KEYPORT_ASSIGN_OR_RETURN(sql::Transaction tx, sql::Transaction::begin(m_db));
   {
     KEYPORT_ASSIGN_OR_RETURN(
-        sql::Stmt s, m_db.prepare("INSERT INTO rotation_policies (name, policy, created, updated) "
-                                  "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET "
-                                  "policy = excluded.policy, updated = excluded.updated"));
-    s.bind(1, p.name).bind(2, dump_json(p.policy)).bind(3, p.created).bind(4, p.updated);
-    KEYPORT_TRY(s.run());
+        sql::CachedStmt s,
+        m_db.cached("INSERT INTO rotation_policies (name, policy, created, updated) "
+                    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET "
+                    "policy = excluded.policy, updated = excluded.updated"));
+    s->bind(1, p.name).bind(2, dump_json(p.policy)).bind(3, p.created).bind(4, p.updated);
+    KEYPORT_TRY(s->run());
   }
   RotationPolicyRecord stored;
   {
-    KEYPORT_ASSIGN_OR_RETURN(sql::Stmt s,
-                             m_db.prepare("SELECT name, policy, created, updated, notified_version "
-                                          "FROM rotation_policies WHERE name = ?1"));
-    s.bind(1, p.name);
-    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+    KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt s,
+                             m_db.cached("SELECT name, policy, created, updated, notified_version "
+                                         "FROM rotation_policies WHERE name = ?1"));
+    s->bind(1, p.name);
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s->step());
     if (!row) {
       return internal_error("the rotation policy of " + p.name + " vanished while being stored");
     }
-    KEYPORT_ASSIGN_OR_RETURN(stored, read_policy(s));
+    KEYPORT_ASSIGN_OR_RETURN(stored, read_policy(*s));
   }
   KEYPORT_TRY(tx.commit());
   return stored;
 }
 
 Status Store::set_notified_version(std::string_view name, std::string_view version) {
-  std::lock_guard<std::mutex> lock(m_mutex);
+  std::lock_guard<std::mutex> lock(m_write_mutex);
   KEYPORT_ASSIGN_OR_RETURN(
-      sql::Stmt s,
-      m_db.prepare("UPDATE rotation_policies SET notified_version = ?1 WHERE name = ?2"));
-  s.bind(1, version).bind(2, name);
-  return s.run();
+      sql::CachedStmt s,
+      m_db.cached("UPDATE rotation_policies SET notified_version = ?1 WHERE name = ?2"));
+  s->bind(1, version).bind(2, name);
+  return s->run();
 }
 
 void Store::set_platform1_before(std::optional<std::int64_t> cutover) {
-  std::lock_guard<std::mutex> lock(m_mutex);
-  m_platform1_before = cutover;
+  m_platform1_before.store(cutover.value_or(INT64_MIN));
 }
 
+// Why group commit: each commit with synchronous=FULL costs one fdatasync of vault.db-wal (about
+// 2.5 ms on the development machine), and every operation, a GET included, appends one audit row.
+// One commit per row made the audit log the vault's throughput limit (all requests queued on it).
+// Waiting for the commit keeps the old guarantee -- an answered operation has a durable audit row
+// -- and no timer is involved: a lone caller commits at once; callers that arrive while a commit
+// runs are committed together by the next leader.
 Status Store::append_audit(const AuditRecord& a) {
-  std::lock_guard<std::mutex> lock(m_mutex);
-  KEYPORT_ASSIGN_OR_RETURN(
-      sql::Stmt s,
-      m_db.prepare("INSERT INTO audit (time, operation, key_name, version, caller, outcome, "
-                   "status, code, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
-  s.bind(1, a.time)
-      .bind(2, a.operation)
-      .bind(3, a.key_name)
-      .bind(4, a.version)
-      .bind(5, a.caller)
-      .bind(6, a.outcome)
-      .bind(7, std::int64_t{a.status})
-      .bind(8, a.code)
-      .bind(9, a.reason);
-  return s.run();
+  auto slot = std::make_shared<AuditSlot>();
+  std::unique_lock<std::mutex> lock(m_audit_mutex);
+  m_audit_queue.push_back({a, slot});
+  for (;;) {
+    if (slot->done) {
+      return slot->status;
+    }
+    if (!m_audit_flushing) {
+      m_audit_flushing = true;
+      std::vector<QueuedAudit> batch;
+      batch.swap(m_audit_queue);
+      lock.unlock();
+      Status st = write_audit_batch(batch);
+      lock.lock();
+      for (auto& q : batch) {
+        q.slot->done = true;
+        q.slot->status = st;
+      }
+      if (st) {
+        m_audit_counters.rows += batch.size();
+        ++m_audit_counters.commits;
+      }
+      m_audit_flushing = false;
+      m_audit_cv.notify_all();
+      continue;
+    }
+    m_audit_cv.wait(lock);
+  }
+}
+
+Status Store::write_audit_batch(const std::vector<QueuedAudit>& batch) {
+  std::lock_guard<std::mutex> lock(m_write_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(sql::Transaction tx, sql::Transaction::begin(m_db));
+  for (const auto& q : batch) {
+    const AuditRecord& a = q.record;
+    KEYPORT_ASSIGN_OR_RETURN(
+        sql::CachedStmt s,
+        m_db.cached("INSERT INTO audit (time, operation, key_name, version, caller, outcome, "
+                    "status, code, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+    s->bind(1, a.time)
+        .bind(2, a.operation)
+        .bind(3, a.key_name)
+        .bind(4, a.version)
+        .bind(5, a.caller)
+        .bind(6, a.outcome)
+        .bind(7, std::int64_t{a.status})
+        .bind(8, a.code)
+        .bind(9, a.reason);
+    KEYPORT_TRY(s->run());
+  }
+  return tx.commit();
+}
+
+Store::AuditCounters Store::audit_counters() {
+  std::lock_guard<std::mutex> lock(m_audit_mutex);
+  return m_audit_counters;
 }
 
 Result<std::vector<AuditRecord>> Store::audit_log(std::int64_t after_id) {
   std::lock_guard<std::mutex> lock(m_mutex);
   KEYPORT_ASSIGN_OR_RETURN(
-      sql::Stmt s, m_db.prepare("SELECT id, time, operation, key_name, version, caller, outcome, "
-                                "status, code, reason FROM audit WHERE id > ?1 ORDER BY id"));
-  s.bind(1, after_id);
+      sql::CachedStmt s,
+      m_read_db.cached("SELECT id, time, operation, key_name, version, caller, outcome, "
+                       "status, code, reason FROM audit WHERE id > ?1 ORDER BY id"));
+  s->bind(1, after_id);
   std::vector<AuditRecord> out;
   for (;;) {
-    KEYPORT_ASSIGN_OR_RETURN(bool row, s.step());
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s->step());
     if (!row) {
       break;
     }
     AuditRecord a;
-    a.id = s.column_int(0);
-    a.time = s.column_int(1);
-    a.operation = s.column_text(2);
-    a.key_name = s.column_text(3);
-    a.version = s.column_text(4);
-    a.caller = s.column_text(5);
-    a.outcome = s.column_text(6);
-    a.status = static_cast<int>(s.column_int(7));
-    a.code = s.column_text(8);
-    a.reason = s.column_text(9);
+    a.id = s->column_int(0);
+    a.time = s->column_int(1);
+    a.operation = s->column_text(2);
+    a.key_name = s->column_text(3);
+    a.version = s->column_text(4);
+    a.caller = s->column_text(5);
+    a.outcome = s->column_text(6);
+    a.status = static_cast<int>(s->column_int(7));
+    a.code = s->column_text(8);
+    a.reason = s->column_text(9);
     out.push_back(std::move(a));
   }
   return out;

@@ -183,7 +183,9 @@ TEST_CASE("exportable keys carry their release policy, and an immutable policy n
   CHECK(*kv.session.get_bool(obj, CKA_EXTRACTABLE));
   CHECK(*kv.session.get_bool(obj, CKA_SENSITIVE));
 
-  const std::string other = R"({"version":"1.0.0","anyOf":[]})";
+  // (A policy must parse: an empty anyOf is refused at create and update, as Azure does.)
+  const std::string other =
+      R"({"version":"1.0.0","anyOf":[{"authority":"https://other.example","allOf":[{"claim":"x","equals":"z"}]}]})";
   test::expect_kv_error(
       kv->update_key(kv.ctx, "exp", "",
                      Json{{"release_policy", {{"data", base64url_encode(as_bytes(other))}}}}),
@@ -206,7 +208,15 @@ TEST_CASE("exportable keys carry their release policy, and an immutable policy n
   REQUIRE_OK(u);
   CHECK(*base64url_decode((*u)["release_policy"]["data"].get<std::string>()) ==
         Bytes(other.begin(), other.end()));
-  // Policy data must be JSON.
+  // Policy data must be a release policy: JSON, and of the policy grammar.
+  test::expect_kv_error(
+      kv->create_key(
+          kv.ctx, "exp4",
+          Json{{"kty", "EC-HSM"},
+               {"attributes", {{"exportable", true}}},
+               {"release_policy",
+                {{"data", base64url_encode(as_bytes(R"({"version":"1.0.0","anyOf":[]})"))}}}}),
+      "BadParameter", 400);
   test::expect_kv_error(
       kv->create_key(kv.ctx, "exp3",
                      Json{{"kty", "EC-HSM"},

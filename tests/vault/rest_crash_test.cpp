@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -14,6 +15,7 @@
 #include "tests/support/softhsm.h"
 #include "tests/vault/rest_rig.h"
 #include "tests/vault/vault_rig.h"
+#include "vault/store.h"
 
 using namespace keyport;
 namespace fs = std::filesystem;
@@ -155,4 +157,110 @@ TEST_CASE(
   CHECK(proc.stop() == 0);
   // One token object per version, counted by pkcs11-tool.
   CHECK(token_labels(data) == expected_labels);
+}
+
+// The audit log under group commit (vault/store.h): a request is answered only after its audit
+// row is durable, so after SIGKILL every answered request -- 404s of reads and 200s of imports,
+// from concurrent clients -- has its row, and every successful ImportKey row names a key that is
+// there.
+TEST_CASE("after SIGKILL of the server every answered request has its audit row",
+          "[vault][rest][durability][audit]") {
+  test::Onprem onprem;
+  const fs::path dir = test::make_scratch_subdir("serve-crash-audit");
+  const fs::path data = dir / "vault";
+  test::ServerProcess proc(data, {"--flavor", "key-vault"});
+  proc.start();
+  test::RestClient http = proc.client();
+  test::Answer kek = http.post("/keys/KEK/create", test::kek_params(2048));
+  REQUIRE(kek.status == 200);
+  const std::string kid = kek.json["key"]["kid"].get<std::string>();
+  const byok::PublicKey kek_pub = test::public_key_of(kek.json);
+  auto ec = onprem.generate(*parse_key_spec("ec-p256"), "crash-audit-ec");
+  constexpr int kImports = 30;
+  std::vector<std::string> files;
+  for (int i = 0; i < kImports; ++i) {
+    files.push_back(onprem.export_to(ec, kek_pub, kid).to_json());
+  }
+
+  std::mutex m;
+  std::set<std::string> answered_reads;    // names GET answered 404 for
+  std::set<std::string> answered_imports;  // names PUT answered 200 for
+  std::atomic<int> answers{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 3; ++t) {
+    clients.emplace_back([&, t] {
+      test::RestClient c = proc.client();
+      for (int i = 0; i < 100000; ++i) {
+        const std::string name = "miss-" + std::to_string(t) + "-" + std::to_string(i);
+        test::Answer a = c.get("/keys/" + name);
+        if (a.status == 0) {
+          break;
+        }
+        if (a.status == 404) {
+          std::lock_guard<std::mutex> lock(m);
+          answered_reads.insert(name);
+        }
+        ++answers;
+      }
+    });
+  }
+  clients.emplace_back([&] {
+    test::RestClient c = proc.client();
+    for (int i = 0; i < kImports; ++i) {
+      const std::string name = "imp" + std::to_string(i);
+      test::Answer a = c.put("/keys/" + name, test::byok_body(files[i], "EC-HSM", "P-256"));
+      if (a.status == 0) {
+        break;
+      }
+      if (a.status == 200) {
+        std::lock_guard<std::mutex> lock(m);
+        answered_imports.insert(name);
+      }
+      ++answers;
+    }
+  });
+  while (answers.load() < 60) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(random_bytes(1)[0] % 40)));
+  proc.kill_hard();
+  for (auto& c : clients) {
+    c.join();
+  }
+  INFO(answered_reads.size() << " reads and " << answered_imports.size()
+                             << " imports answered before the kill");
+  REQUIRE(!answered_reads.empty());
+
+  // Restart (journal replay), stop, then read the store as the vault left it.
+  proc.start();
+  test::Answer list = proc.client().get("/keys?maxresults=25");
+  REQUIRE(list.status == 200);
+  REQUIRE(proc.stop() == 0);
+  auto store = vault::Store::open(data / "vault.db");
+  REQUIRE(store);
+  auto log = (*store)->audit_log(0);
+  REQUIRE(log);
+  std::set<std::string> read_rows, import_rows;
+  for (const auto& a : *log) {
+    if (a.operation == "GetKey" && a.outcome == "failure") {
+      read_rows.insert(a.key_name);
+    } else if (a.operation == "ImportKey" && a.outcome == "success") {
+      import_rows.insert(a.key_name);
+    }
+  }
+  for (const auto& name : answered_reads) {
+    INFO(name);
+    CHECK(read_rows.count(name) == 1u);
+  }
+  for (const auto& name : answered_imports) {
+    INFO(name);
+    CHECK(import_rows.count(name) == 1u);
+  }
+  // Consistent: a successful import row means the key version was committed before it.
+  for (const auto& name : import_rows) {
+    INFO(name);
+    auto v = (*store)->find_version(name, "");
+    REQUIRE(v);
+    CHECK(v->has_value());
+  }
 }
