@@ -137,14 +137,53 @@ Result<KeyHsm> decode_key_hsm(std::string_view key_hsm) {
   return out;
 }
 
-Result<std::string> build_release_response(const ReleaseResponseInput& input,
-                                           const JwsSigner& signer,
-                                           const std::vector<Bytes>& chain) {
+Result<ReleaseSigningIdentity> ReleaseSigningIdentity::create(const JwsSigner& signer,
+                                                              const std::vector<Bytes>& chain) {
   if (signer.alg() != JwsAlg::kRs256) {
     return make_error(ErrorCode::kInvalidArgument, "release responses are signed RS256");
   }
   if (chain.empty()) {
     return make_error(ErrorCode::kInvalidArgument, "the signing certificate chain is empty");
+  }
+  KEYPORT_ASSIGN_OR_RETURN(auto leaf, x509::certificate_from_der(chain.front()));
+  Json x5c = Json::array();
+  for (const auto& der : chain) {
+    KEYPORT_TRY(x509::certificate_from_der(der));
+    x5c.push_back(base64_encode(der));
+  }
+  const Bytes t1 = x509::thumbprint_sha1(*leaf);
+  const Bytes t256 = x509::thumbprint_sha256(*leaf);
+  Json header{{"kid", upper_hex(t1)},
+              {"typ", "JWT"},
+              {"x5c", x5c},
+              {"x5t", base64url_encode(t1)},
+              {"x5t#S256", base64url_encode(t256)}};
+  KEYPORT_ASSIGN_OR_RETURN(auto leaf_public, cert_public_key(*leaf));
+  KEYPORT_ASSIGN_OR_RETURN(auto leaf_key, VerificationKey::from_public_key(leaf_public));
+  ReleaseSigningIdentity identity{std::move(header), std::move(leaf_key)};
+  // The signer must hold the leaf's key: find out now rather than on the first release.
+  KEYPORT_ASSIGN_OR_RETURN(std::string probe,
+                           sign_compact(identity.header, as_bytes(std::string("{}")), signer));
+  KEYPORT_ASSIGN_OR_RETURN(auto parsed, CompactJws::parse(probe, kReleaseLimits));
+  if (!verify_jws(parsed, identity.leaf_key)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "the signer does not hold the key of the chain's first certificate");
+  }
+  return identity;
+}
+
+Result<std::string> build_release_response(const ReleaseResponseInput& input,
+                                           const JwsSigner& signer,
+                                           const std::vector<Bytes>& chain) {
+  KEYPORT_ASSIGN_OR_RETURN(auto identity, ReleaseSigningIdentity::create(signer, chain));
+  return build_release_response(input, signer, identity);
+}
+
+Result<std::string> build_release_response(const ReleaseResponseInput& input,
+                                           const JwsSigner& signer,
+                                           const ReleaseSigningIdentity& identity) {
+  if (signer.alg() != JwsAlg::kRs256) {
+    return make_error(ErrorCode::kInvalidArgument, "release responses are signed RS256");
   }
   if (input.runtime_kid.empty() || input.wrapped_key.empty() || input.request_kid.empty()) {
     return make_error(ErrorCode::kInvalidArgument,
@@ -168,19 +207,6 @@ Result<std::string> build_release_response(const ReleaseResponseInput& input,
   }
   key["key_hsm"] = encode_key_hsm(input.runtime_kid, input.enc, input.wrapped_key);
 
-  KEYPORT_ASSIGN_OR_RETURN(auto leaf, x509::certificate_from_der(chain.front()));
-  Json x5c = Json::array();
-  for (const auto& der : chain) {
-    KEYPORT_TRY(x509::certificate_from_der(der));
-    x5c.push_back(base64_encode(der));
-  }
-  const Bytes t1 = x509::thumbprint_sha1(*leaf);
-  const Bytes t256 = x509::thumbprint_sha256(*leaf);
-  Json header{{"kid", upper_hex(t1)},
-              {"typ", "JWT"},
-              {"x5c", x5c},
-              {"x5t", base64url_encode(t1)},
-              {"x5t#S256", base64url_encode(t256)}};
   Json request{{"api-version", input.api_version},
                {"enc", std::string(wrap_alg_name(input.enc))},
                {"kid", input.request_kid}};
@@ -189,12 +215,11 @@ Result<std::string> build_release_response(const ReleaseResponseInput& input,
   }
   Json payload{{"request", request}, {"response", Json{{"key", bundle}}}};
   KEYPORT_ASSIGN_OR_RETURN(std::string jws,
-                           sign_compact(std::move(header), as_bytes(dump_json(payload)), signer));
-  // The signer must hold the leaf's key: check what was produced before handing it out.
-  KEYPORT_ASSIGN_OR_RETURN(auto leaf_key, cert_public_key(*leaf));
+                           sign_compact(identity.header, as_bytes(dump_json(payload)), signer));
+  // Sign, then verify what was produced before handing it out: a wrong key or a faulty
+  // signature never leaves the vault.
   KEYPORT_ASSIGN_OR_RETURN(auto parsed, CompactJws::parse(jws, kReleaseLimits));
-  KEYPORT_ASSIGN_OR_RETURN(auto vk, VerificationKey::from_public_key(leaf_key));
-  if (!verify_jws(parsed, vk)) {
+  if (!verify_jws(parsed, identity.leaf_key)) {
     return make_error(ErrorCode::kInvalidArgument,
                       "the signer does not hold the key of the chain's first certificate");
   }

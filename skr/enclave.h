@@ -70,9 +70,27 @@ struct ReleaseResponseInput {
   Bytes wrapped_key;
 };
 
-// Builds the compact JWS of a release response (the HTTP body is {"value": <it>}). `chain` is the
-// signing certificate first, then its issuers (DER); the signer must hold chain[0]'s key and
-// sign RS256 (kInvalidArgument otherwise).
+// What a release response takes from its signing identity, worked out once: the protected
+// header (x5c, x5t, x5t#S256, kid) and the leaf certificate's key. Parsing the chain and the leaf
+// key cost more than the RS256 signature itself, so a vault keeps one of these per identity.
+struct ReleaseSigningIdentity {
+  Json header;
+  VerificationKey leaf_key;
+
+  // `chain` is the signing certificate first, then its issuers (DER); the signer must sign RS256
+  // and hold chain[0]'s key, which is checked by signing and verifying a probe
+  // (kInvalidArgument otherwise).
+  static Result<ReleaseSigningIdentity> create(const JwsSigner& signer,
+                                               const std::vector<Bytes>& chain);
+};
+
+// Builds the compact JWS of a release response (the HTTP body is {"value": <it>}), signed by
+// `signer` under `identity`, and verifies it with the leaf's key before handing it out (a signer
+// that does not hold that key, or a faulty signature, is kInvalidArgument).
+Result<std::string> build_release_response(const ReleaseResponseInput& input,
+                                           const JwsSigner& signer,
+                                           const ReleaseSigningIdentity& identity);
+// The same with the identity worked out for this one call.
 Result<std::string> build_release_response(const ReleaseResponseInput& input,
                                            const JwsSigner& signer,
                                            const std::vector<Bytes>& chain);

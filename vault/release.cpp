@@ -184,6 +184,8 @@ struct ReleaseService::State {
   // Signing identity.
   std::shared_ptr<skr::SoftwareSigner> signer;
   std::vector<Bytes> chain;  // leaf, CA
+  // The header and leaf key every release response uses, worked out once per identity.
+  std::shared_ptr<const skr::ReleaseSigningIdentity> identity;
   std::string ca_pem;
   // Trust.
   fs::path trust_file;
@@ -322,8 +324,12 @@ Result<std::shared_ptr<const ReleaseService::State>> ReleaseService::state() {
     next->signer = m_state->signer;
     next->chain = m_state->chain;
     next->ca_pem = m_state->ca_pem;
+    next->identity = m_state->identity;
   } else {
     KEYPORT_TRY(ensure_signing_identity(*next, m_vault));
+    KEYPORT_ASSIGN_OR_RETURN(auto identity,
+                             skr::ReleaseSigningIdentity::create(*next->signer, next->chain));
+    next->identity = std::make_shared<const skr::ReleaseSigningIdentity>(std::move(identity));
   }
   next->trust_file = trust_file;
   next->trust_stamp = stamp;
@@ -428,7 +434,7 @@ Result<Json> ReleaseService::release(const CallContext& ctx, std::string_view na
     in.runtime_kid = rk.kid;
     in.wrapped_key = std::move(wrapped);
     KEYPORT_ASSIGN_OR_RETURN(std::string jws,
-                             skr::build_release_response(in, *(*st)->signer, (*st)->chain));
+                             skr::build_release_response(in, *(*st)->signer, *(*st)->identity));
     audit = "released (" + std::string(wrap_alg_name(req.enc)) + ") to runtime key \"" + rk.kid +
             "\" (RSA-" + std::to_string(rk.public_key.bits()) + ", SHA-256 " +
             rk.public_key.sha256_fingerprint().substr(0, 16) + "...) attested by " +
