@@ -237,8 +237,7 @@ Status run_export(GlobalOptions& g, const ExportOptions& o) {
       }
       glob = *uri.object;
     }
-    KEYPORT_ASSIGN_OR_RETURN(auto all,
-                             p11::list_keys(session, /*with_public=*/false, only_class));
+    KEYPORT_ASSIGN_OR_RETURN(auto all, p11::list_keys(session, /*with_public=*/false, only_class));
     auto keys = transfer::select_keys(all, glob);
     if (keys.empty())
       return make_error(ErrorCode::kNotFound, "no key label matches \"" + glob + "\"");

@@ -220,4 +220,17 @@ void install_rv_namer() {
   set_rv_namer([](unsigned long rv) { return rv_name(rv); });
 }
 
+ShaMechanisms sha_mechanisms(std::size_t digest_bytes) {
+  switch (digest_bytes) {
+    case 20:
+      return {CKM_SHA_1, CKG_MGF1_SHA1};
+    case 48:
+      return {CKM_SHA384, CKG_MGF1_SHA384};
+    case 64:
+      return {CKM_SHA512, CKG_MGF1_SHA512};
+    default:
+      return {CKM_SHA256, CKG_MGF1_SHA256};
+  }
+}
+
 }  // namespace keyport::p11

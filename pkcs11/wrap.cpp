@@ -9,15 +9,10 @@ namespace keyport::p11 {
 namespace {
 
 CK_RSA_PKCS_OAEP_PARAMS oaep_params(OaepHash h) {
-  switch (h) {
-    case OaepHash::kSha256:
-      return {CKM_SHA256, CKG_MGF1_SHA256, CKZ_DATA_SPECIFIED, nullptr, 0};
-    case OaepHash::kSha384:
-      return {CKM_SHA384, CKG_MGF1_SHA384, CKZ_DATA_SPECIFIED, nullptr, 0};
-    case OaepHash::kSha1:
-      break;
-  }
-  return {CKM_SHA_1, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, nullptr, 0};
+  const ShaMechanisms m = sha_mechanisms(h == OaepHash::kSha1     ? 20
+                                         : h == OaepHash::kSha384 ? 48
+                                                                  : 32);
+  return {m.hash, m.mgf, CKZ_DATA_SPECIFIED, nullptr, 0};
 }
 
 // Return values that say the module refused the mechanism parameters (the hash), not the data.

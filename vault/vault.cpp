@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/random.h"
 #include "pkcs11/keygen.h"
+#include "pkcs11/names.h"
 #include "vault/algorithms.h"
 #include "vault/hsm.h"
 #include "vault/model.h"
@@ -117,34 +118,6 @@ std::string family_title(KeyFamily f) {
       break;
   }
   return "oct";
-}
-
-CK_MECHANISM_TYPE pkcs11_hash(HashAlg h) {
-  switch (h) {
-    case HashAlg::kSha1:
-      return CKM_SHA_1;
-    case HashAlg::kSha256:
-      return CKM_SHA256;
-    case HashAlg::kSha384:
-      return CKM_SHA384;
-    case HashAlg::kSha512:
-      return CKM_SHA512;
-  }
-  return CKM_SHA256;
-}
-
-CK_RSA_PKCS_MGF_TYPE pkcs11_mgf(HashAlg h) {
-  switch (h) {
-    case HashAlg::kSha1:
-      return CKG_MGF1_SHA1;
-    case HashAlg::kSha256:
-      return CKG_MGF1_SHA256;
-    case HashAlg::kSha384:
-      return CKG_MGF1_SHA384;
-    case HashAlg::kSha512:
-      return CKG_MGF1_SHA512;
-  }
-  return CKG_MGF1_SHA256;
 }
 
 Result<Bytes> spki_of(const KeyVersionRecord& r) {
@@ -1155,8 +1128,8 @@ struct Vault::Impl {
         break;
       }
       case SignScheme::kPss: {
-        CK_RSA_PKCS_PSS_PARAMS pss{pkcs11_hash(alg.hash), pkcs11_mgf(alg.hash),
-                                   hash_length(alg.hash)};
+        const p11::ShaMechanisms m = p11::sha_mechanisms(hash_length(alg.hash));
+        CK_RSA_PKCS_PSS_PARAMS pss{m.hash, m.mgf, hash_length(alg.hash)};
         CK_MECHANISM mech{CKM_RSA_PKCS_PSS, &pss, sizeof pss};
         sig = token_sign(*lease, *h, mech, digest);
         break;
@@ -1234,8 +1207,8 @@ struct Vault::Impl {
       plain = token_decrypt(*lease, *h, mech, ct, k);
     } else {
       const HashAlg hash = *padding == RsaPadding::kOaepSha1 ? HashAlg::kSha1 : HashAlg::kSha256;
-      CK_RSA_PKCS_OAEP_PARAMS oaep{pkcs11_hash(hash), pkcs11_mgf(hash), CKZ_DATA_SPECIFIED, nullptr,
-                                   0};
+      const p11::ShaMechanisms m = p11::sha_mechanisms(hash_length(hash));
+      CK_RSA_PKCS_OAEP_PARAMS oaep{m.hash, m.mgf, CKZ_DATA_SPECIFIED, nullptr, 0};
       CK_MECHANISM mech{CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep};
       plain = token_decrypt(*lease, *h, mech, ct, k);
       if (!plain && plain.error().code() == ErrorCode::kUnsupported) {

@@ -100,21 +100,21 @@ TEST_CASE("a --select URI narrows by type=, and refuses id=, other types and ano
   REQUIRE(doc.has_value());
   CHECK((*doc)["summary"]["written"] == 1);
 
-  Run priv = rig.keyport("byok export --token onprem --select 'pkcs11:object=app-*;type=private'" +
-                         tail);
+  Run priv =
+      rig.keyport("byok export --token onprem --select 'pkcs11:object=app-*;type=private'" + tail);
   INFO(priv.describe());
   CHECK(priv.rc == 0);
   CHECK(fs::exists(rig.out_dir() / "app-ec.byok"));
 
-  Run pub = rig.keyport("byok export --token onprem --select 'pkcs11:object=app-*;type=public'" +
-                        tail);
+  Run pub =
+      rig.keyport("byok export --token onprem --select 'pkcs11:object=app-*;type=public'" + tail);
   CHECK(pub.rc == 3);
   CHECK_THAT(pub.err, Contains("type=public cannot be exported"));
   Run id = rig.keyport("byok export --token onprem --select 'pkcs11:object=app-*;id=%01'" + tail);
   CHECK(id.rc == 3);
   CHECK_THAT(id.err, Contains("use --key"));
-  Run other = rig.keyport("byok export --token onprem --select 'pkcs11:token=elsewhere;object=app-*'" +
-                          tail);
+  Run other = rig.keyport(
+      "byok export --token onprem --select 'pkcs11:token=elsewhere;object=app-*'" + tail);
   CHECK(other.rc == 3);
   CHECK_THAT(other.err, Contains("different token"));
 }
