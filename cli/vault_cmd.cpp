@@ -546,6 +546,7 @@ struct ServeOptions {
   std::size_t threads = 8;
   std::string name = "keyport";
   std::optional<std::string> trusted_authorities;
+  std::uint64_t hsm_recycle = vault::kDefaultModuleRecycleOps;
 };
 
 Status run_serve(GlobalOptions&, const ServeOptions& o) {
@@ -577,9 +578,11 @@ Status run_serve(GlobalOptions&, const ServeOptions& o) {
   if (o.trusted_authorities) {
     s.release.trusted_authorities = *o.trusted_authorities;
   }
-  if (!env_or("KEYPORT_VAULT_PKCS11_MODULE").empty()) {
-    s.open_vault = [](const fs::path& d) { return vault::Vault::open(d, own_folder_options()); };
-  }
+  s.open_vault = [recycle = o.hsm_recycle](const fs::path& d) {
+    vault::VaultOptions vo = own_folder_options();
+    vo.module_recycle_ops = recycle;
+    return vault::Vault::open(d, std::move(vo));
+  };
   return vault::serve_until_signal(std::move(s));
 }
 
@@ -1374,6 +1377,10 @@ void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
   s->add_option("--max-body", serve->max_body, "Largest request body in bytes (default 1 MiB)");
   s->add_option("--threads", serve->threads, "Worker threads (default 8)");
   s->add_option("--access-log", serve->access_log, "Append the access log here (default stderr)");
+  s->add_option("--hsm-recycle", serve->hsm_recycle,
+                "Finalise and re-initialise the vault's PKCS#11 module after this many token "
+                "operations: SoftHSM 2.6 frees session objects only then (default " +
+                    std::to_string(vault::kDefaultModuleRecycleOps) + "; 0: never)");
   s->add_option("--trusted-authorities", serve->trusted_authorities,
                 "Attestation authorities trusted for key release (default "
                 "DIR/trusted-authorities.json; see keyport vault trust)");

@@ -117,6 +117,27 @@ Result<std::shared_ptr<Module>> Module::load(const std::string& path,
   return m;
 }
 
+Status Module::reinitialize() {
+  if (!m_owns_init) {
+    return make_error(
+        ErrorCode::kUnsupported,
+        "PKCS#11 module " + m_path + " was initialised by someone else in this process");
+  }
+  CK_RV rv = call_rv("C_Finalize", &CK_FUNCTION_LIST::C_Finalize, static_cast<void*>(nullptr));
+  if (rv != CKR_OK) {
+    return tl::unexpected(pkcs11_error(rv, "C_Finalize").with_context("re-initialising " + m_path));
+  }
+  CK_C_INITIALIZE_ARGS args{};
+  args.flags = CKF_OS_LOCKING_OK;
+  rv = call_rv("C_Initialize", &CK_FUNCTION_LIST::C_Initialize, static_cast<void*>(&args));
+  if (rv != CKR_OK) {
+    m_owns_init = false;
+    return tl::unexpected(
+        pkcs11_error(rv, "C_Initialize").with_context("re-initialising " + m_path));
+  }
+  return {};
+}
+
 Module::~Module() {
   if (m_functions != nullptr && m_owns_init && m_options.finalize) {
     CK_RV rv = m_functions->C_Finalize ? m_functions->C_Finalize(nullptr) : CKR_OK;

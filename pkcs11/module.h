@@ -46,6 +46,15 @@ class Module final {
   // "SoftHSM 2.6" style description from C_GetInfo, cached at load.
   const std::string& description() const { return m_description; }
   const CK_INFO& info() const { return m_info; }
+  // Whether this instance's C_Initialize is the one in force (not someone else's in the process).
+  bool owns_initialization() const { return m_owns_init; }
+
+  // C_Finalize, then C_Initialize again: the module frees everything it held for this process
+  // (SoftHSM 2.6 frees its session objects only here). Every session must be closed first: their
+  // handles die, and the module may hand the same numbers to new sessions. The caller guarantees
+  // no other thread calls into the module meanwhile. kUnsupported when this instance did not
+  // initialise the module; after a failed C_Initialize the module is unusable (kPkcs11).
+  Status reinitialize();
 
   // Calls one C_* function. Returns its CK_RV (CKR_FUNCTION_NOT_SUPPORTED when the pointer is
   // null).

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "vault/token.h"
 
+#include <algorithm>
+#include <cstring>
+#include <optional>
+
 #include "byok/public_key.h"
 #include "core/log.h"
 #include "core/random.h"
@@ -49,7 +53,24 @@ SessionPool::Lease::~Lease() {
   }
 }
 
+Status SessionPool::close_all() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  if (m_idle.size() != m_open) {
+    return make_error(ErrorCode::kInternal,
+                      std::to_string(m_open - m_idle.size()) + " PKCS#11 session(s) still in use");
+  }
+  m_idle.clear();
+  m_open = 0;
+  return {};
+}
+
+void SessionPool::retarget(CK_SLOT_ID slot) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_slot = slot;
+}
+
 Result<SessionPool::Lease> SessionPool::acquire() {
+  m_acquisitions.fetch_add(1, std::memory_order_relaxed);
   std::unique_ptr<p11::Session> session;
   {
     std::unique_lock<std::mutex> lock(m_mutex);
@@ -70,7 +91,12 @@ Result<SessionPool::Lease> SessionPool::acquire() {
     log::warn("vault: dropping a PKCS#11 session that cannot log in: " + st.error().describe());
     session.reset();
   }
-  auto opened = p11::Session::open(m_module, m_slot, true);
+  CK_SLOT_ID slot = 0;
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    slot = m_slot;
+  }
+  auto opened = p11::Session::open(m_module, slot, true);
   Status st = opened ? opened->login(m_pin) : Status(tl::unexpected(opened.error()));
   if (!st) {
     std::lock_guard<std::mutex> lock(m_mutex);
@@ -195,6 +221,59 @@ Result<CK_OBJECT_HANDLE> find_key_object(const p11::Session& s, std::span<const 
                                     : "several token objects carry the key's CKA_ID");
   }
   return found.front();
+}
+
+namespace {
+std::string id_key(std::span<const std::uint8_t> id) {
+  return std::string(reinterpret_cast<const char*>(id.data()), id.size());
+}
+}  // namespace
+
+Result<CK_OBJECT_HANDLE> KeyObjectCache::find(const p11::Session& s,
+                                              std::span<const std::uint8_t> id, KeyFamily family) {
+  const std::string key = id_key(id);
+  std::optional<CK_OBJECT_HANDLE> cached;
+  {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    if (auto it = m_handles.find(key); it != m_handles.end()) {
+      cached = it->second;
+    }
+  }
+  if (cached) {
+    auto attrs = s.get_attributes(*cached, {CKA_ID, CKA_CLASS});
+    if (attrs && (*attrs)[0] && (*attrs)[1] && (*attrs)[1]->size() == sizeof(CK_OBJECT_CLASS)) {
+      CK_OBJECT_CLASS cls = 0;
+      std::memcpy(&cls, (*attrs)[1]->data(), sizeof cls);
+      const Bytes& got = *(*attrs)[0];
+      if (cls == class_of(family) && got.size() == id.size() &&
+          std::equal(got.begin(), got.end(), id.begin())) {
+        return *cached;
+      }
+    }
+    forget(id);
+  }
+  KEYPORT_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE h, find_key_object(s, id, family));
+  std::lock_guard<std::mutex> lock(m_mutex);
+  if (m_handles.size() >= m_capacity) {
+    m_handles.clear();  // a vault of more keys than that pays for the searches, with bounded memory
+  }
+  m_handles[key] = h;
+  return h;
+}
+
+void KeyObjectCache::forget(std::span<const std::uint8_t> id) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_handles.erase(id_key(id));
+}
+
+void KeyObjectCache::clear() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_handles.clear();
+}
+
+std::size_t KeyObjectCache::size() const {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_handles.size();
 }
 
 Result<std::size_t> destroy_by_id(const p11::Session& s, std::span<const std::uint8_t> id) {

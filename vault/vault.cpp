@@ -5,6 +5,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <malloc.h>
 #include <chrono>
 #include <climits>
 #include <mutex>
@@ -191,6 +192,8 @@ struct Vault::Impl {
   std::unique_ptr<Store> store;
   // Token operations hold it shared; purge holds it exclusively while destroying objects.
   std::shared_mutex objects_mutex;
+  // Handles of key objects by CKA_ID: spares a C_FindObjects over the whole token per use.
+  KeyObjectCache handles;
   // DIR/settings.json: the clock offset and the HSM platform cut-over.
   std::unique_ptr<SettingsWatcher> settings;
   std::atomic<std::int64_t> clock_offset{0};
@@ -198,6 +201,10 @@ struct Vault::Impl {
   // Due lifetime actions: one runner at a time, at most once per vault second.
   std::mutex due_mutex;
   std::atomic<std::int64_t> last_due_check{LLONG_MIN};
+  // Module recycling (VaultOptions::module_recycle_ops): every `recycle_every` pool leases.
+  std::uint64_t recycle_every = 0;
+  std::atomic<std::uint64_t> recycled_at{0};  // pool->acquisitions() at the last recycling
+  std::atomic<std::uint64_t> recycles{0};
 
   ~Impl() {
     pool.reset();
@@ -288,8 +295,79 @@ struct Vault::Impl {
     tick();
     Op op;
     op.operation = operation;
+    ++run_depth;
     auto result = fn(op);
-    return finish(ctx, op, std::move(result));
+    --run_depth;
+    auto out = finish(ctx, op, std::move(result));
+    maybe_recycle_module();
+    return out;
+  }
+
+  // Operations running on this thread (an operation may start another): the module is recycled
+  // only by a thread that holds no objects_mutex and no lease, that is at depth 0.
+  static thread_local int run_depth;
+
+  void maybe_recycle_module() {
+    if (recycle_every == 0 || run_depth != 0 ||
+        pool->acquisitions() - recycled_at.load() < recycle_every) {
+      return;
+    }
+    // Exclusive: waits for every token operation in flight; no lease is out while it is held.
+    std::unique_lock<std::shared_mutex> objects(objects_mutex);
+    const std::uint64_t leased = pool->acquisitions();
+    if (leased - recycled_at.load() < recycle_every) {
+      return;  // another thread recycled meanwhile
+    }
+    recycled_at = leased;
+    const auto t0 = std::chrono::steady_clock::now();
+    Result<bool> st = recycle_module();
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    if (st && !*st) {
+      return;  // someone else in the process uses the module
+    }
+    if (!st) {
+      log::error(
+          "vault: re-initialising the PKCS#11 module failed; token operations will fail "
+          "until the vault is reopened: " +
+          st.error().describe());
+      audit_system("ModuleRecycled", "", "failed", &st.error());
+      return;
+    }
+    ++recycles;
+    // What the module freed goes back to the system rather than waiting in malloc's free lists
+    // of whichever threads freed it.
+    ::malloc_trim(0);
+    audit_system("ModuleRecycled", "",
+                 "C_Finalize + C_Initialize after " + std::to_string(recycle_every) +
+                     " token operations (frees SoftHSM's session objects), " + std::to_string(ms) +
+                     " ms");
+  }
+
+  // Under objects_mutex held exclusively. False (nothing done) when something else in the
+  // process holds the module (a session of its own): finalising would pull it from under it.
+  Result<bool> recycle_module() {
+    KEYPORT_TRY(pool->close_all());
+    anchor.reset();
+    // Left: token.module and the pool's reference. Sessions hold one each.
+    const bool alone = token.module.use_count() == 2;
+    if (alone) {
+      handles.clear();
+      KEYPORT_TRY(token.module->reinitialize());
+      // SoftHSM numbers a token's slot from its serial at C_Initialize; a token initialised in
+      // this process sat in the empty slot's number until now.
+      p11::Uri uri;
+      uri.token = token.info.label;
+      uri.serial = token.info.serial;
+      KEYPORT_ASSIGN_OR_RETURN(p11::SlotInfo slot, p11::find_token(*token.module, uri));
+      token.slot = slot.id;
+      pool->retarget(slot.id);
+    }
+    KEYPORT_ASSIGN_OR_RETURN(p11::Session s, p11::Session::open(token.module, token.slot, true));
+    KEYPORT_TRY(s.login(token.pin));
+    anchor = std::make_unique<p11::Session>(std::move(s));
+    return alone;
   }
 
   // The active key `name` and its version (latest when empty); KeyNotFound otherwise.
@@ -360,6 +438,7 @@ struct Vault::Impl {
       if (!m_begun || m_done) {
         return;
       }
+      m_v.handles.forget(m_id);
       auto destroyed = destroy_by_id(m_s, m_id);
       if (!destroyed) {
         log::warn(
@@ -713,7 +792,7 @@ struct Vault::Impl {
     // created while other threads use token objects.
     std::unique_lock<std::shared_mutex> objects(objects_mutex);
     KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
-    auto kek_handle = find_key_object(*lease, kek_rec.cka_id, KeyFamily::kRsa);
+    auto kek_handle = handles.find(*lease, kek_rec.cka_id, KeyFamily::kRsa);
     if (!kek_handle) {
       return tl::unexpected(lookup_error(kek_handle.error(), kek_rec));
     }
@@ -1064,6 +1143,7 @@ struct Vault::Impl {
     std::size_t destroyed = 0;
     std::size_t deferred = 0;
     for (const auto& p : journal) {
+      handles.forget(p.cka_id);
       auto n = destroy_by_id(*lease, p.cka_id);
       if (!n) {
         log::warn("vault: purge of " + p.label +
@@ -1116,7 +1196,7 @@ struct Vault::Impl {
     op.note = std::string(alg.name);
     std::shared_lock<std::shared_mutex> objects(objects_mutex);
     KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
-    auto h = find_key_object(*lease, r.cka_id, r.spec.family);
+    auto h = handles.find(*lease, r.cka_id, r.spec.family);
     if (!h) {
       return tl::unexpected(lookup_error(h.error(), r));
     }
@@ -1197,7 +1277,7 @@ struct Vault::Impl {
     op.note = alg_name;
     std::shared_lock<std::shared_mutex> objects(objects_mutex);
     KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
-    auto h = find_key_object(*lease, r.cka_id, KeyFamily::kRsa);
+    auto h = handles.find(*lease, r.cka_id, KeyFamily::kRsa);
     if (!h) {
       return tl::unexpected(lookup_error(h.error(), r));
     }
@@ -1288,7 +1368,7 @@ struct Vault::Impl {
     }
     std::shared_lock<std::shared_mutex> objects(objects_mutex);
     KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
-    auto h = find_key_object(*lease, r.cka_id, KeyFamily::kAes);
+    auto h = handles.find(*lease, r.cka_id, KeyFamily::kAes);
     if (!h) {
       return tl::unexpected(lookup_error(h.error(), r));
     }
@@ -1313,7 +1393,7 @@ struct Vault::Impl {
     }
     std::shared_lock<std::shared_mutex> objects(objects_mutex);
     KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
-    auto h = find_key_object(*lease, r.cka_id, KeyFamily::kAes);
+    auto h = handles.find(*lease, r.cka_id, KeyFamily::kAes);
     if (!h) {
       return tl::unexpected(lookup_error(h.error(), r));
     }
@@ -1561,6 +1641,7 @@ struct Vault::Impl {
         KEYPORT_TRY(store->remove_pending(p.cka_id));
         continue;
       }
+      handles.forget(p.cka_id);
       auto n = destroy_by_id(*anchor, p.cka_id);
       if (!n) {
         audit_system("JournalReplay", p.label, "", &n.error());
@@ -1577,8 +1658,8 @@ struct Vault::Impl {
   Status sweep_orphans() {
     p11::Template all;
     all.token(true);
-    KEYPORT_ASSIGN_OR_RETURN(auto handles, anchor->find_objects(all));
-    for (CK_OBJECT_HANDLE h : handles) {
+    KEYPORT_ASSIGN_OR_RETURN(auto objects, anchor->find_objects(all));
+    for (CK_OBJECT_HANDLE h : objects) {
       KEYPORT_ASSIGN_OR_RETURN(std::string label, anchor->get_string(h, CKA_LABEL));
       if (label.rfind("kv:", 0) != 0) {
         continue;
@@ -1597,6 +1678,8 @@ struct Vault::Impl {
     return {};
   }
 };
+
+thread_local int Vault::Impl::run_depth = 0;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -1651,6 +1734,11 @@ Result<std::unique_ptr<Vault>> Vault::open(const fs::path& dir, VaultOptions opt
   }
 
   const bool attached = options.module != nullptr;
+  if (attached && options.module_recycle_ops.value_or(0) != 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "module recycling needs a module the vault owns (own-folder mode); an "
+                      "attached token's module is shared with the caller");
+  }
   if (attached) {
     if (options.token_label.empty()) {
       return make_error(ErrorCode::kInvalidArgument, "attached-token mode needs a token label");
@@ -1672,6 +1760,9 @@ Result<std::unique_ptr<Vault>> Vault::open(const fs::path& dir, VaultOptions opt
   KEYPORT_ASSIGN_OR_RETURN(impl->store, Store::open(dir / kDbFile));
   impl->pool = std::make_unique<SessionPool>(impl->token.module, impl->token.slot,
                                              impl->token.pin.clone(), options.max_sessions);
+  if (!attached && impl->token.module->owns_initialization()) {
+    impl->recycle_every = options.module_recycle_ops.value_or(kDefaultModuleRecycleOps);
+  }
   impl->refresh_settings();
   KEYPORT_TRY(impl->replay_journal());
   if (options.sweep_unknown_objects.value_or(!attached)) {
@@ -1819,6 +1910,10 @@ std::int64_t Vault::now() const {
   return m_impl->now();
 }
 
+std::uint64_t Vault::module_recycles() const {
+  return m_impl->recycles.load();
+}
+
 Result<std::vector<AuditRecord>> Vault::audit_log(std::int64_t after_id) const {
   return m_impl->store->audit_log(after_id);
 }
@@ -1832,7 +1927,7 @@ Result<Json> Vault::run_key_task(const CallContext& ctx, std::string_view operat
     WithObject with_object = [&](const ObjectTask& fn) -> Status {
       std::shared_lock<std::shared_mutex> objects(m_impl->objects_mutex);
       KEYPORT_ASSIGN_OR_RETURN(auto lease, m_impl->pool->acquire());
-      auto h = find_key_object(*lease, r.cka_id, r.spec.family);
+      auto h = m_impl->handles.find(*lease, r.cka_id, r.spec.family);
       if (!h) {
         return tl::unexpected(lookup_error(h.error(), r));
       }

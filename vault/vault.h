@@ -95,6 +95,9 @@ enum class CrashPoint {
   kAfterTokenObject,
 };
 
+// VaultOptions::module_recycle_ops in own-folder mode unless set.
+inline constexpr std::uint64_t kDefaultModuleRecycleOps = 1024;
+
 struct VaultOptions {
   // Attached-token mode (tests, real HSMs): when `module` is set the vault uses the initialised
   // token `token_label` of that already loaded module, logging in with `pin`; hsm/ is not used.
@@ -116,6 +119,13 @@ struct VaultOptions {
   // (the token may hold another vault's objects). Interrupted creates and purges are always
   // cleaned up through the journal, whatever this says.
   std::optional<bool> sweep_unknown_objects;
+  // SoftHSM 2.6 frees a session object (made by every create, wrap and release) only in
+  // C_Finalize: about 200 bytes each stay allocated until then (docs/threat-model.md, T15). When
+  // the vault owns its module (own-folder mode, and this process initialised it), it finalises and
+  // initialises the module again after this many token operations, waiting for the operations in
+  // flight. nullopt: kDefaultModuleRecycleOps in own-folder mode; 0: never. Attached mode shares
+  // the module with its caller and refuses a non-zero value.
+  std::optional<std::uint64_t> module_recycle_ops;
   CrashPoint crash_point = CrashPoint::kNone;  // tests only
 };
 
@@ -275,6 +285,9 @@ class Vault {
   std::int64_t now() const;
 
   // --- Audit ---
+
+  // How often the module was finalised and initialised again (VaultOptions::module_recycle_ops).
+  std::uint64_t module_recycles() const;
 
   // Returns audit rows with id > after_id, oldest first.
   Result<std::vector<AuditRecord>> audit_log(std::int64_t after_id = 0) const;

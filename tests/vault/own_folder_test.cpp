@@ -16,6 +16,7 @@
 #include "pkcs11/token.h"
 #include "pkcs11/uri.h"
 #include "tests/support/support.h"
+#include "tests/vault/vault_rig.h"
 #include "vault/hsm.h"
 #include "vault/vault.h"
 
@@ -179,4 +180,89 @@ TEST_CASE("an own-folder vault creates its token, keeps its state and cleans up 
     }
   }
   CHECK_FALSE(contains(db, pin.reveal(SecretAccess::unsafe())));
+}
+
+TEST_CASE(
+    "an own-folder vault re-initialises its module every N token operations and keeps working",
+    "[vault][own-folder]") {
+  if (void* h = ::dlopen(KEYPORT_DEFAULT_MODULE, RTLD_NOW | RTLD_NOLOAD)) {
+    ::dlclose(h);
+    WARN("SoftHSM is already loaded in this process; run this case on its own (ctest does)");
+    return;
+  }
+  const auto dir = test::make_scratch_subdir("own-vault-recycle");
+  vault::ManualClock clock(1'700'000'000);
+  vault::CallContext ctx{"test"};
+  vault::VaultConfig config;
+  config.flavor = vault::Flavor::kManagedHsm;
+  config.name = "recycling";
+  REQUIRE_OK(vault::Vault::init(dir, config, clock.clock()));
+  auto value_of = [](const Result<Json>& r) {
+    REQUIRE_OK(r);
+    return *base64url_decode((*r)["value"].get<std::string>());
+  };
+  auto sign_checked = [&](vault::Vault& v) {
+    auto bundle = v.get_key(ctx, "ec");
+    REQUIRE_OK(bundle);
+    auto pub = test::openssl_public(*bundle);
+    Bytes digest = random_bytes(32);
+    Bytes sig = value_of(
+        v.sign(ctx, "ec", "", Json{{"alg", "ES256"}, {"value", base64url_encode(digest)}}));
+    CHECK(test::openssl_verify(pub.get(), "ES256", digest, sig));
+  };
+  {
+    vault::VaultOptions o;
+    o.clock = clock.clock();
+    o.module_recycle_ops = 4;
+    auto v = vault::Vault::open(dir, std::move(o));
+    REQUIRE_OK(v);
+    REQUIRE_OK((*v)->create_key(ctx, "ec", Json{{"kty", "EC-HSM"}, {"crv", "P-256"}}));
+    REQUIRE_OK((*v)->create_key(ctx, "aes", Json{{"kty", "oct-HSM"}, {"key_size", 256}}));
+    for (int i = 0; i < 6; ++i) {
+      sign_checked(**v);
+      // wrapKey/unwrapKey make and destroy session objects: what the recycling is for.
+      Bytes plain = random_bytes(32);
+      Bytes wrapped = value_of((*v)->wrap_key(
+          ctx, "aes", "", Json{{"alg", "A256KW"}, {"value", base64url_encode(plain)}}));
+      CHECK(value_of((*v)->unwrap_key(
+                ctx, "aes", "", Json{{"alg", "A256KW"}, {"value", base64url_encode(wrapped)}})) ==
+            plain);
+    }
+    // 2 creates + 6 x 3 token operations = 20 leases: a recycling after every 4.
+    CHECK((*v)->module_recycles() >= 4);
+    auto log = (*v)->audit_log();
+    REQUIRE_OK(log);
+    CHECK(static_cast<std::uint64_t>(
+              std::count_if(log->begin(), log->end(), [](const vault::AuditRecord& r) {
+                return r.operation == "ModuleRecycled" && r.outcome == "success";
+              })) == (*v)->module_recycles());
+  }
+  {
+    // Reopened with recycling off: the keys are there and work; nothing is recycled.
+    vault::VaultOptions o;
+    o.clock = clock.clock();
+    o.module_recycle_ops = 0;
+    auto v = vault::Vault::open(dir, std::move(o));
+    REQUIRE_OK(v);
+    for (int i = 0; i < 6; ++i) {
+      sign_checked(**v);
+    }
+    CHECK((*v)->module_recycles() == 0);
+  }
+  {
+    // While the process holds a session of its own on the module, the vault leaves it alone.
+    vault::VaultOptions o;
+    o.clock = clock.clock();
+    o.module_recycle_ops = 2;
+    auto v = vault::Vault::open(dir, std::move(o));
+    REQUIRE_OK(v);
+    auto pin = read_secret_file(dir / "hsm" / "pin");
+    REQUIRE_OK(pin);
+    p11::Session mine = token_session(*pin);
+    for (int i = 0; i < 4; ++i) {
+      sign_checked(**v);
+    }
+    CHECK((*v)->module_recycles() == 0);
+    CHECK(count_label(mine, "kv:nothing") == 0);  // the test's session still works
+  }
 }
