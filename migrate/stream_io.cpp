@@ -102,6 +102,9 @@ Status FdSink::write(std::span<const std::uint8_t> data) {
 
 Result<std::size_t> SpanSource::read(std::span<std::uint8_t> buf) {
   std::size_t n = std::min(buf.size(), m_data.size() - m_pos);
+  if (n == 0) {
+    return n;  // an empty span may have no data pointer: memcpy(null, ...) is undefined
+  }
   std::memcpy(buf.data(), m_data.data() + m_pos, n);
   m_pos += n;
   return n;

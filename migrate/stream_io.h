@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "core/encoding.h"
 #include "core/error.h"
@@ -60,7 +61,9 @@ class FdSink final : public ByteSink {
 // Bytes in memory (tests, small inputs).
 class SpanSource final : public ByteSource {
  public:
+  // Reads `data`, which must outlive the source.
   explicit SpanSource(std::span<const std::uint8_t> data) : m_data(data) {}
+  explicit SpanSource(std::vector<std::uint8_t>&&) = delete;  // would dangle
   Result<std::size_t> read(std::span<std::uint8_t> buf) override;
 
  private:

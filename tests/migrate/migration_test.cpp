@@ -359,7 +359,8 @@ TEST_CASE("plan counts wrappings per kek and reports a portable old kek", "[migr
   auto kr = open_keyring(rig.dir() / "keyring.db", true);
   test::fill_data_keys(*kr, from->id(), a.value, 40);
   test::fill_data_keys(*kr, third->id(), c.value, 5, "other-");
-  migrate::SpanSource in(Bytes(10, 1));
+  const Bytes plain(10, 1);
+  migrate::SpanSource in(plain);
   migrate::BytesSink out;
   REQUIRE_OK(migrate::envelope_encrypt(*kr, *from, in, out));
   auto plan = migrate::plan_migration(*kr, *from, *to);

@@ -318,7 +318,8 @@ TEST_CASE("every refused release releases nothing and says the same thing",
 
   // The vault trusts both authorities.
   Json trust = r.rig.authority().trusted_authorities();
-  for (const auto& a : other.authority().trusted_authorities()["authorities"]) {
+  const Json other_trust = other.authority().trusted_authorities();
+  for (const auto& a : other_trust["authorities"]) {
     trust["authorities"].push_back(a);
   }
   REQUIRE_OK(write_file_atomic(r.v.dir / vault::kTrustedAuthoritiesFile, dump_json(trust),
