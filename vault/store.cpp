@@ -178,10 +178,14 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) {
   KEYPORT_ASSIGN_OR_RETURN(sql::Db read_db, sql::Db::open(path, o));
   // Page caches: SQLite's default is 2 MiB per connection, filled as the audit table grows, which
   // showed as resident-memory growth of the server (issue 7: +8 % over 10,000 requests, a bounded
-  // cache, not a leak). The writer mostly appends (the pages it needs are the tail of each
-  // table), the reader reads a few key rows per request; both read through the OS page cache
-  // when a page is not cached. 512 KiB each keeps the vault's memory flat after warm-up.
-  KEYPORT_TRY(db.exec("PRAGMA cache_size = -512"));
+  // cache, not a leak); both connections read through the OS page cache when a page is not
+  // cached. The writer mostly appends: every audit row lands on the audit table's last page, so
+  // its cache fills with tail pages that are never read again, one 4 KiB page (4368 bytes with
+  // SQLite's header) per ~40 audit rows, until the cap (heaptrack of the soak: the only live-heap
+  // site that grew over the measured minute, sqlite3BtreeInsert <- Store::write_audit_batch).
+  // 128 KiB (about 30 pages) holds what a write touches: the B-tree paths of the audit, keys and
+  // versions tables. The reader reads a few key rows per request and keeps 512 KiB.
+  KEYPORT_TRY(db.exec("PRAGMA cache_size = -128"));
   KEYPORT_TRY(read_db.exec("PRAGMA cache_size = -512"));
   std::unique_ptr<Store> store(new Store(std::move(db), std::move(read_db)));
   return store;
