@@ -61,15 +61,22 @@ bool contains(const Bytes& hay, std::span<const std::uint8_t> needle) {
   return std::search(hay.begin(), hay.end(), needle.begin(), needle.end()) != hay.end();
 }
 
+// SoftHSM reads SOFTHSM2_CONF once per process: an own-folder case needs a process of its own
+// (CTest gives it one). When the whole executable runs in one process, other cases loaded it first.
+bool softhsm_loaded_already() {
+  if (void* h = ::dlopen(KEYPORT_DEFAULT_MODULE, RTLD_NOW | RTLD_NOLOAD)) {
+    ::dlclose(h);
+    WARN("SoftHSM is already loaded in this process; run this case on its own (ctest does)");
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("an own-folder vault creates its token, keeps its state and cleans up after crashes",
           "[vault][own-folder]") {
-  // SoftHSM reads SOFTHSM2_CONF once per process: this case needs a process of its own (CTest
-  // gives it one). When the whole executable runs in one process, other cases loaded it first.
-  if (void* h = ::dlopen(KEYPORT_DEFAULT_MODULE, RTLD_NOW | RTLD_NOLOAD)) {
-    ::dlclose(h);
-    WARN("SoftHSM is already loaded in this process; run this case on its own (ctest does)");
+  if (softhsm_loaded_already()) {
     return;
   }
   const auto dir = test::make_scratch_subdir("own-vault");
@@ -185,9 +192,7 @@ TEST_CASE("an own-folder vault creates its token, keeps its state and cleans up 
 TEST_CASE(
     "an own-folder vault re-initialises its module every N token operations and keeps working",
     "[vault][own-folder]") {
-  if (void* h = ::dlopen(KEYPORT_DEFAULT_MODULE, RTLD_NOW | RTLD_NOLOAD)) {
-    ::dlclose(h);
-    WARN("SoftHSM is already loaded in this process; run this case on its own (ctest does)");
+  if (softhsm_loaded_already()) {
     return;
   }
   const auto dir = test::make_scratch_subdir("own-vault-recycle");
