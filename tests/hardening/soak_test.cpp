@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // Load and soak: 8 clients of mixed operations against a `keyport vault serve` process: get,
 // list, versions, sign, verify, encrypt, decrypt, wrapkey, unwrapkey, update, and create + delete +
-// purge of short-lived keys; a warm-up (KEYPORT_SOAK_WARMUP, default 20 s: thread pools, session
-// pool, SQLite's page cache fill up), then the measured 60 seconds (KEYPORT_SOAK_SECONDS).
+// purge of short-lived keys; a warm-up at full load (KEYPORT_SOAK_WARMUP, default 120 s), then the
+// measured 60 seconds (KEYPORT_SOAK_SECONDS). The warm-up lasts until memory reaches its steady
+// state: thread pools, the session pool and SQLite's page caches fill in seconds, but each of the
+// 8 worker threads' malloc arenas keeps growing (260-370 KiB to 420-480 KiB, /proc/<pid>/smaps)
+// for about 25,000 requests before levelling off, while the live heap stays flat. Measured at
+// 280 requests/s: RSS +8.9 % from 20 s to 320 s, of which +0.9 % from 125 s to 320 s. A window
+// opened before that measures the allocator filling up, not a leak.
 // Asserts over the measured window: no 5xx and no failed request (warm-up included); resident
 // memory at the end within 5 % of what it was when the window opened; no more open file
 // descriptors once the clients are gone than before they came (under load the count moves with
@@ -74,7 +79,7 @@ TEST_CASE("8 clients for 60 seconds of mixed operations: no failure, no memory o
   const char* env_seconds = std::getenv("KEYPORT_SOAK_SECONDS");
   const int seconds = env_seconds != nullptr ? std::atoi(env_seconds) : 60;
   const char* env_warm = std::getenv("KEYPORT_SOAK_WARMUP");
-  const int warm = env_warm != nullptr ? std::atoi(env_warm) : 20;
+  const int warm = env_warm != nullptr ? std::atoi(env_warm) : 120;
   REQUIRE(seconds >= 10);
   REQUIRE(warm >= 0);
   // The operation kinds the clients pick from (indexes into the switch below).
