@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs the Debian 12 packages keyport's build, tests and benchmarks need, when missing.
 # Idempotent: a second run installs nothing. Needs root (or sudo) only when something is missing.
+# `setup.sh fuzz` also installs clang and its libFuzzer runtime (the fuzz stage of scripts/test.sh).
 set -euo pipefail
 
 packages=(
@@ -14,6 +15,12 @@ packages=(
   # tests
   catch2 p11-kit jq
 )
+if [ "${1:-}" = fuzz ]; then
+  packages+=(clang libclang-rt-14-dev)  # libFuzzer, ASan and UBSan runtimes for clang 14
+elif [ $# -gt 0 ]; then
+  echo "setup: unknown argument '$1' (the only one is: fuzz)" >&2
+  exit 2
+fi
 
 # Node.js interop peers (tests/interop/*/package-lock.json): `npm ci` when npm exists and the
 # installed node_modules is older than the lock file, so a second run installs nothing. Without

@@ -3,21 +3,20 @@
 # The README's test command (and all of CI: .ci/run runs exactly this). Three stages:
 #   suite  installs what is missing (scripts/setup.sh), builds in ./build, runs the whole CTest
 #          suite (the fuzz replay tests included) but the soak test (scripts/soak.sh runs that);
-#   fuzz   when clang and libFuzzer are installed: builds the fuzz targets in ./build-fuzz (clang,
+#   fuzz   installs clang and libFuzzer (setup.sh fuzz), builds the fuzz targets in ./build-fuzz (clang,
 #          ASan + UBSan) and fuzzes each for KEYPORT_FUZZ_SECONDS (default 20) from its corpus
-#          (scripts/fuzz.sh); skipped with a note otherwise;
+#          (scripts/fuzz.sh); skipped with a note if clang or libFuzzer is still missing;
 #   asan   builds everything again in ./build-asan with AddressSanitizer + UndefinedBehaviorSanitizer
 #          and runs the whole suite there but the soak test (LeakSanitizer suppressions:
 #          tests/hardening/lsan.supp).
-# KEYPORT_TEST_STAGES picks stages (default "suite"; "suite fuzz asan" runs all three). The fuzz
-# and asan stages are opt-in until a clean-clone run of all three has been timed on the 2-core CI
-# machine and found green (issue 7); then the default becomes all three. Extra arguments go to cmake for the normal build. Every stage runs even when an
+# KEYPORT_TEST_STAGES picks stages (default all three, "suite fuzz asan"; "suite" alone is the
+# quick local run). Extra arguments go to cmake for the normal build. Every stage runs even when an
 # earlier one failed; the exit status is 1 when any failed. Prints each stage's verdict and minutes.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${KEYPORT_BUILD_DIR:-$root/build}
 asan_build=${KEYPORT_ASAN_BUILD_DIR:-$root/build-asan}
-stages=${KEYPORT_TEST_STAGES:-suite}
+stages=${KEYPORT_TEST_STAGES:-suite fuzz asan}
 jobs=$(nproc)
 summary=()
 failed=0
@@ -35,7 +34,11 @@ stage_time() {  # NAME START STATUS
 
 has_stage() { [[ " $stages " == *" $1 "* ]]; }
 
-"$root/scripts/setup.sh"
+if has_stage fuzz; then
+  "$root/scripts/setup.sh" fuzz  # clang and libFuzzer too
+else
+  "$root/scripts/setup.sh"
+fi
 
 if has_stage suite; then
   t=$(date +%s)
