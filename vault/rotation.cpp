@@ -228,13 +228,16 @@ Result<RotationPolicy> parse_policy(const Json& body, bool strict) {
       return bad_parameter(std::string("lifetimeActions has two ") + type_name(a.type) +
                            " actions; at most one of each is allowed.");
     }
-    if (strict && !a.after_create && !p.expiry_time) {
-      return bad_parameter(std::string("A ") + type_name(a.type) +
-                           " action with timeBeforeExpiry needs attributes.expiryTime in the "
-                           "policy.");
+    // The expiry rules bind Rotate only. A Notify before expiry needs no expiryTime (Key Vault's
+    // own default policy is one) and may fire at creation; so every policy the vault answers
+    // with, the default included, is accepted when sent back.
+    const bool rotate = a.type == LifetimeActionType::kRotate;
+    if (strict && rotate && !a.after_create && !p.expiry_time) {
+      return bad_parameter(
+          "A Rotate action with timeBeforeExpiry needs attributes.expiryTime in the policy.");
     }
-    if (strict && p.expiry_time && a.seconds > p.expiry_seconds - kMinTrigger) {
-      return bad_parameter(std::string(type_name(a.type)) + " trigger " + a.duration +
+    if (strict && rotate && p.expiry_time && a.seconds > p.expiry_seconds - kMinTrigger) {
+      return bad_parameter("Rotate trigger " + a.duration +
                            " must fall at least 7 days before the expiry time " + *p.expiry_time +
                            ".");
     }
