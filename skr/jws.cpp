@@ -371,9 +371,14 @@ Result<VerificationKey> VerificationKey::from_jwk(const Json& jwk) {
   if (has_components || !leaf_key) {
     auto k = byok::PublicKey::from_jwk(jwk);
     if (!k) {
+      // PublicKey's messages already start with "JWK: ".
+      std::string why = k.error().message();
+      if (why.rfind("JWK: ", 0) == 0) {
+        why.erase(0, 5);
+      }
       return refuse(k.error().code() == ErrorCode::kUnsupported ? ErrorCode::kUnsupported
                                                                 : ErrorCode::kFormat,
-                    k.error().message());
+                    std::move(why));
     }
     key = std::move(*k);
   }

@@ -374,6 +374,15 @@ TEST_CASE("x5c in a JWK gives the key and must agree with n and e", "[skr][jws]"
   auto r = VerificationKey::from_jwk(mismatch);
   CHECK_ERROR_CODE(r, ErrorCode::kInvalidArgument);
   CHECK(r.error().message().find("x5c") != std::string::npos);
+  // A member missing: the message says so once, prefixed once.
+  Json no_n = public_jwk(rsa_key(1));
+  no_n.erase("n");
+  no_n.erase("e");
+  no_n["kty"] = "RSA";
+  no_n["e"] = "AQAB";
+  auto missing = VerificationKey::from_jwk(no_n);
+  CHECK_ERROR_CODE(missing, ErrorCode::kFormat);
+  CHECK(missing.error().message() == "JWK: missing member \"n\"");
 }
 
 TEST_CASE("a JWKS with duplicate kids or private keys is refused as a whole", "[skr][jws]") {
