@@ -2,7 +2,7 @@
 // Target: key rotation policies (vault/rotation.h), the body of PUT /keys/{name}/rotationpolicy
 // and the ISO 8601 durations inside it. The whole input is read twice: as a duration on its own,
 // and as a JSON request body.
-// Invariants, durations: an accepted duration starts with P, is positive and at most 100 years,
+// Invariants, durations: an accepted duration starts with P, is between 0 (P0D) and 100 years,
 // parses the same in upper case, and is accepted as attributes.expiryTime exactly when it is at
 // least 28 days. Policies: an accepted policy has one or two actions of different types, each
 // trigger at least 7 days and equal to its own duration text, no Notify after creation, a Rotate
@@ -48,7 +48,7 @@ void check_duration(std::string_view text) {
     return;
   }
   KEYPORT_FUZZ_CHECK(text[0] == 'P' || text[0] == 'p');
-  KEYPORT_FUZZ_CHECK(*d > 0 && *d <= kMaxSeconds);
+  KEYPORT_FUZZ_CHECK(*d >= 0 && *d <= kMaxSeconds);  // P0D is a duration (of nothing)
   std::string up(text);
   std::transform(up.begin(), up.end(), up.begin(),
                  [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
