@@ -356,7 +356,10 @@ Result<VerificationKey> VerificationKey::from_jwk(const Json& jwk) {
     }
     ossl::UniquePtr<EVP_PKEY> pk(X509_get_pubkey(cert->get()));
     if (!pk) {
-      return refuse(ErrorCode::kFormat, "\"x5c\"[0] has no readable public key");
+      // Taken off the queue here, or it would end up in some later, unrelated error message.
+      const std::string why = ossl::drain_errors();
+      return refuse(ErrorCode::kFormat, "\"x5c\"[0] has no readable public key" +
+                                            (why.empty() ? std::string() : " (" + why + ")"));
     }
     KEYPORT_ASSIGN_OR_RETURN(Bytes spki, x509::public_key_spki(*pk));
     auto k = byok::PublicKey::from_spki_der(spki);

@@ -2,7 +2,7 @@
 // Target: JWKS documents (skr/jws.h parse_jwks, VerificationKey::from_jwk), as an attestation
 // authority's jwks_uri serves them over the network: RSA and EC members, x5c certificate chains,
 // private members, duplicate kids, key types and algorithms keyport does not use.
-// Invariants: parsing is deterministic; an accepted set holds at least one key, accounts for every
+// Invariants: parsing is deterministic and leaves OpenSSL's error queue empty; an accepted set holds at least one key, accounts for every
 // member (kept or skipped), has no two keys with one kid, and came from a document without private
 // or secret members; every kept key is RSA of at least 2048 bits without the ROCA structure or EC
 // on P-256, fits at least one allow-listed algorithm and none its own "alg" excludes, and survives
@@ -10,6 +10,8 @@
 // max_len 64 KiB (a JWKS with a few certificate chains).
 #include <set>
 #include <string>
+
+#include <openssl/err.h>
 
 #include "core/json.h"
 #include "skr/jws.h"
@@ -65,6 +67,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   auto jwks = parse_jwks(*doc);
+  // Nothing is left on the thread's OpenSSL error queue, where it would end up in the message of
+  // some later, unrelated refusal.
+  KEYPORT_FUZZ_CHECK(ERR_peek_error() == 0);
   auto jwks_again = parse_jwks(*doc);
   KEYPORT_FUZZ_CHECK(jwks.has_value() == jwks_again.has_value());
   if (!jwks) {
