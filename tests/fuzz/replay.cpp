@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Replays a fuzz target over files and folders of inputs (its seed corpus, crash files): the
-// target built as an ordinary test, with no libFuzzer needed. Any escaping exception aborts.
+// target built as an ordinary test, with no libFuzzer needed. Any escaping exception aborts, and
+// so does an input that leaves errors on the thread's OpenSSL error queue: a stale error there ends
+// up in the message of some later, unrelated failure (drain_errors() joins the whole queue).
+#include <openssl/err.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <exception>
@@ -10,6 +14,17 @@
 #include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
+
+namespace {
+void check_error_queue(const std::filesystem::path& input) {
+  if (const unsigned long e = ERR_peek_error(); e != 0) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    std::fprintf(stderr, "replay: %s: left on the OpenSSL error queue: %s\n", input.c_str(), buf);
+    std::abort();
+  }
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   namespace fs = std::filesystem;
@@ -38,6 +53,7 @@ int main(int argc, char** argv) {
                                     std::istreambuf_iterator<char>());
     try {
       LLVMFuzzerTestOneInput(bytes.data(), bytes.size());
+      check_error_queue(f);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "replay: %s: exception escaped: %s\n", f.c_str(), e.what());
       std::abort();
@@ -51,8 +67,10 @@ int main(int argc, char** argv) {
     std::ifstream in(f, std::ios::binary);
     std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(in)),
                                     std::istreambuf_iterator<char>());
-    if (!bytes.empty())
+    if (!bytes.empty()) {
       LLVMFuzzerTestOneInput(bytes.data(), bytes.size() - 1);
+      check_error_queue(f);
+    }
   }
   std::printf("replayed %zu inputs (and %zu truncations) without a finding\n", files.size(),
               files.size());
