@@ -2,12 +2,12 @@
 // Target: JWKS documents (skr/jws.h parse_jwks, VerificationKey::from_jwk), as an attestation
 // authority's jwks_uri serves them over the network: RSA and EC members, x5c certificate chains,
 // private members, duplicate kids, key types and algorithms keyport does not use.
-// Invariants: parsing is deterministic and leaves OpenSSL's error queue empty; an accepted set holds at least one key, accounts for every
-// member (kept or skipped), has no two keys with one kid, and came from a document without private
-// or secret members; every kept key is RSA of at least 2048 bits without the ROCA structure or EC
-// on P-256, fits at least one allow-listed algorithm and none its own "alg" excludes, and survives
-// its public JWK form (to_jwk, then from_jwk) unchanged.
-// max_len 64 KiB (a JWKS with a few certificate chains).
+// Invariants: parsing is deterministic and leaves OpenSSL's error queue empty; an accepted set
+// holds at least one key, accounts for every member (kept or skipped), has no two keys with one
+// kid, and came from a document without private or secret members; every kept key is RSA of at
+// least 2048 bits without the ROCA structure or EC on P-256, fits at least one allow-listed
+// algorithm and none its own "alg" excludes, and survives its public JWK form (to_jwk, then
+// from_jwk) unchanged. max_len 64 KiB (a JWKS with a few certificate chains).
 #include <set>
 #include <string>
 
