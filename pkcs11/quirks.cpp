@@ -76,6 +76,15 @@ std::vector<Quirk> known_quirks(const TokenInfo& t) {
        "C_UnwrapKey must not be given CKA_VALUE_LEN, and the resulting key reports 0 (issue #628).",
        "Receivers must learn the AES size from the wrapped length; keyport's vault does.",
        QuirkImpact::kInfo});
+  q.push_back(
+      {"softhsm-login-rewrites-token-file", "every C_Login rewrites the token file in place",
+       "C_Login stores the token's PIN-count flags into token.object by truncating the file and "
+       "writing it again, without a temporary file or fsync; a process killed between the two "
+       "(kill -9, OOM, power loss) leaves it empty, and the token no longer loads (4 of 300 "
+       "random kills in the first 100 ms of `keyport key list` on an idle machine).",
+       "Keep a backup of the token folder; restoring token.object from it brings the token and "
+       "its keys back (key objects are separate files, not written by a login).",
+       QuirkImpact::kInfo});
   return q;
 }
 
