@@ -166,12 +166,8 @@ struct World {
         std::vector<std::string>{KEYPORT_CLI_BINARY, "vault", "serve", "--data", vault_dir.string(),
                                  "--listen", "127.0.0.1:0"},
         std::vector<std::string>{}, work / "logs", "server");
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
-    while (!fs::exists(vault_dir / "server.json") && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
     INFO(server->output());
-    REQUIRE(fs::exists(vault_dir / "server.json"));
+    REQUIRE(server->wait_for_file(vault_dir / "server.json"));
     auto sj = parse_json_strict(slurp(vault_dir / "server.json"));
     REQUIRE(sj.has_value());
     url = (*sj)["url"].get<std::string>();
@@ -215,7 +211,7 @@ struct World {
     return s;
   }
 
-  void check_server_alive() const {
+  void check_server_alive() {
     INFO(server->output());
     REQUIRE(server->running());
     REQUIRE(!sanitizer_report(server->output()));

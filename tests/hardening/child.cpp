@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "tests/hardening/child.h"
 
+#include "tests/support/support.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -77,25 +79,32 @@ Child::~Child() {
 }
 
 std::optional<int> Child::wait(int seconds) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   int st = 0;
-  while (m_pid > 0) {
-    const pid_t r = ::waitpid(m_pid, &st, WNOHANG);
-    if (r == m_pid) {
-      m_pid = -1;
-      return st;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return std::nullopt;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (m_pid > 0 && wait_until([&] { return ::waitpid(m_pid, &st, WNOHANG) == m_pid; }, seconds)) {
+    m_pid = -1;
+    m_status = st;
   }
-  return std::nullopt;
+  return m_status;
+}
+
+bool Child::running() {
+  return !wait(0).has_value();
+}
+
+bool Child::wait_for_file(const std::filesystem::path& file, int seconds) {
+  bool exists = false;
+  wait_until(
+      [&] {
+        exists = std::filesystem::exists(file);
+        return exists || !running();
+      },
+      seconds, std::chrono::milliseconds(20));
+  return exists;
 }
 
 int Child::signal_and_wait(int sig, int seconds) {
-  if (m_pid <= 0) {
-    return -1;
+  if (!running()) {
+    return m_status.value_or(-1);
   }
   ::kill(m_pid, sig);
   if (auto st = wait(seconds)) {
@@ -105,6 +114,7 @@ int Child::signal_and_wait(int sig, int seconds) {
   int st = 0;
   ::waitpid(m_pid, &st, 0);
   m_pid = -1;
+  m_status = st;
   return st;
 }
 

@@ -23,11 +23,16 @@ class Child {
   Child& operator=(const Child&) = delete;
 
   pid_t pid() const { return m_pid; }
-  bool running() const { return m_pid > 0; }
-  // Sends `sig` and waits for the exit (up to `seconds`, then SIGKILL). Returns the raw wait
-  // status.
-  int signal_and_wait(int sig, int seconds = 30);
-  // Waits for the exit; the raw wait status, or nullopt after `seconds` (the child keeps running).
+  // Whether the child has not exited yet (reaps it when it has; wait() then gives its status).
+  bool running();
+  // Waits until `file` exists while the child runs; false when the child exited first or the hang
+  // guard of `seconds` (scaled by test::time_budget) ran out.
+  bool wait_for_file(const std::filesystem::path& file, int seconds = 90);
+  // Sends `sig` and waits for the exit (a hang guard of `seconds`, scaled by test::time_budget;
+  // then SIGKILL). Returns the raw wait status.
+  int signal_and_wait(int sig, int seconds = 60);
+  // Waits for the exit; the raw wait status, or nullopt after `seconds` (scaled by
+  // test::time_budget; the child keeps running).
   std::optional<int> wait(int seconds);
   std::string output() const;  // stdout + stderr so far
 
@@ -42,6 +47,7 @@ class Child {
 
  private:
   pid_t m_pid = -1;
+  std::optional<int> m_status;  // the raw wait status, once reaped
   std::filesystem::path m_out;
   std::filesystem::path m_err;
 };

@@ -82,10 +82,19 @@ TEST_CASE("keyport turns core dumps off before it reads a PIN from a file",
   Child k({KEYPORT_CLI_BINARY, "key", "list", "--token", "onprem", "--pin-source",
            "file:" + fifo.string(), "--json"},
           {"SOFTHSM2_CONF=" + (dir / "hsm" / "softhsm2.conf").string()}, dir, "keyport");
-  // Opening the FIFO for writing returns once keyport has opened it to read the PIN: keyport is
-  // now at the point where the secret arrives.
-  const int wfd = ::open(fifo.c_str(), O_WRONLY);
+  // Opening the FIFO for writing succeeds once keyport has opened it to read the PIN: keyport is
+  // now at the point where the secret arrives. (Non-blocking, so that a keyport that died first
+  // fails the test instead of hanging it.)
+  int wfd = -1;
+  keyport::test::wait_until(
+      [&] {
+        wfd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+        return wfd >= 0 || !k.running();
+      },
+      60);
+  INFO(k.output());
   REQUIRE(wfd >= 0);
+  REQUIRE(::fcntl(wfd, F_SETFL, 0) == 0);
   const auto limit = k.core_limit();
   const std::string cmdline = k.proc_file("cmdline");
   const std::string environ_text = k.proc_file("environ");
@@ -116,13 +125,8 @@ TEST_CASE("a running vault server keeps its PIN and tokens out of /proc and out 
   Child server(
       {KEYPORT_CLI_BINARY, "vault", "serve", "--data", data.string(), "--listen", "127.0.0.1:0"},
       {}, dir, "serve");
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!fs::exists(data / "server.json") && std::chrono::steady_clock::now() < deadline) {
-    REQUIRE(!server.wait(0).has_value());
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
   INFO(server.output());
-  REQUIRE(fs::exists(data / "server.json"));
+  REQUIRE(server.wait_for_file(data / "server.json"));
   const std::string pin = slurp(data / "hsm" / "pin");
   const std::string token = slurp(data / "admin.token");
   REQUIRE(pin.size() >= 16);
@@ -140,6 +144,7 @@ TEST_CASE("a running vault server keeps its PIN and tokens out of /proc and out 
   const bool control = control_dumps_core(dir);
   const int st = server.signal_and_wait(SIGQUIT);
   REQUIRE(WIFSIGNALED(st));
+  REQUIRE(WTERMSIG(st) == SIGQUIT);  // not the hang guard's SIGKILL
   CHECK_FALSE(WCOREDUMP(st));
   if (!control || !can_raise) {
     WARN(

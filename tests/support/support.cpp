@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include "core/encoding.h"
 #include "core/file_io.h"
@@ -93,6 +94,34 @@ int run_command(const std::string& command, std::string* out) {
 std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v ? std::string(v) : std::string();
+}
+
+double time_scale() {
+  static const double scale = [] {
+    const std::string v = env("KEYPORT_TEST_TIME_SCALE");
+    char* end = nullptr;
+    const double d = v.empty() ? 0 : std::strtod(v.c_str(), &end);
+    return d > 0 && end != nullptr && *end == '\0' ? d : double{KEYPORT_TEST_TIME_SCALE};
+  }();
+  return scale;
+}
+
+std::chrono::milliseconds time_budget(double seconds) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * time_scale() * 1000));
+}
+
+bool wait_until(const std::function<bool()>& done, double budget_seconds,
+                std::chrono::milliseconds every) {
+  const auto deadline = std::chrono::steady_clock::now() + time_budget(budget_seconds);
+  for (;;) {
+    if (done()) {
+      return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(every);
+  }
 }
 
 }  // namespace keyport::test

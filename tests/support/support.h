@@ -2,7 +2,9 @@
 // Test support: per-process scratch folder, paths to vectors, small helpers.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -30,6 +32,17 @@ int run_command(const std::string& command, std::string* out = nullptr);
 
 // Reads an environment variable (empty when unset).
 std::string env(const char* name);
+
+// Hang guards. A test waits for a condition, never for a time; the budget only bounds a wait for
+// something that normally takes a small part of it. Budgets are multiplied by the build's
+// KEYPORT_TEST_TIME_SCALE (3 in sanitizer builds, 1 otherwise; the environment variable of that
+// name overrides), so that the same test holds on a fast idle machine and a slow loaded one.
+double time_scale();
+std::chrono::milliseconds time_budget(double seconds);
+// Polls `done` every `every` until it returns true (then true) or the scaled budget of
+// `budget_seconds` runs out (then false).
+bool wait_until(const std::function<bool()>& done, double budget_seconds,
+                std::chrono::milliseconds every = std::chrono::milliseconds(10));
 
 }  // namespace keyport::test
 

@@ -227,39 +227,48 @@ void ServerProcess::start() {
   posix_spawn_file_actions_destroy(&fa);
   REQUIRE(rc == 0);
 
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    int st = 0;
-    if (::waitpid(m_pid, &st, WNOHANG) == m_pid) {
-      m_pid = -1;
-      INFO(output());
-      FAIL("keyport vault serve exited before it was ready");
-    }
-    if (fs::exists(m_dir / "server.json")) {
-      auto j = parse_json_strict(slurp(m_dir / "server.json"));
-      if (j && j->contains("url")) {
-        m_url = (*j)["url"].get<std::string>();
-        return;
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  bool exited = false;
+  const bool ready = test::wait_until(
+      [&] {
+        int st = 0;
+        if (::waitpid(m_pid, &st, WNOHANG) == m_pid) {
+          exited = true;
+          return true;
+        }
+        if (!fs::exists(m_dir / "server.json")) {
+          return false;
+        }
+        auto j = parse_json_strict(slurp(m_dir / "server.json"));
+        if (j && j->contains("url")) {
+          m_url = (*j)["url"].get<std::string>();
+          return true;
+        }
+        return false;
+      },
+      60, std::chrono::milliseconds(20));
+  if (exited) {
+    m_pid = -1;
+    INFO(output());
+    FAIL("keyport vault serve exited before it was ready");
   }
-  INFO(output());
-  FAIL("keyport vault serve did not write server.json within 60 s");
+  if (!ready) {
+    INFO(output());
+    FAIL("keyport vault serve did not write server.json within "
+         << test::time_budget(60).count() / 1000 << " s");
+  }
 }
 
 int ServerProcess::stop() {
   REQUIRE(m_pid > 0);
   ::kill(m_pid, SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   int st = 0;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (::waitpid(m_pid, &st, WNOHANG) == m_pid) {
-      m_pid = -1;
-      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (test::wait_until([&] { return ::waitpid(m_pid, &st, WNOHANG) == m_pid; }, 60,
+                       std::chrono::milliseconds(20))) {
+    m_pid = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   }
+  WARN("keyport vault serve did not exit within " << test::time_budget(60).count() / 1000
+                                                  << " s of SIGTERM; killed");
   ::kill(m_pid, SIGKILL);
   ::waitpid(m_pid, &st, 0);
   m_pid = -1;

@@ -39,12 +39,14 @@ serve_vault() {
     "$@" >"$work/server.out" 2>"$work/server.err" &
   server=$!
   trap stop_server EXIT
-  for _ in $(seq 1 600); do
-    [ -s "$work/vault/server.json" ] && break
+  # A hang guard, not a timing: the loop ends as soon as the file is there. 90 s times the build's
+  # KEYPORT_TEST_TIME_SCALE (CTest sets it; 3 under sanitizers).
+  local budget=$((90 * ${KEYPORT_TEST_TIME_SCALE:-1})) start=$SECONDS
+  while [ ! -s "$work/vault/server.json" ] && [ $((SECONDS - start)) -lt "$budget" ]; do
     kill -0 "$server" 2>/dev/null || { cat "$work/server.out" "$work/server.err" >&2; fail "the vault server exited"; }
     sleep 0.05
   done
-  [ -s "$work/vault/server.json" ] || fail "the vault server did not write server.json"
+  [ -s "$work/vault/server.json" ] || fail "the vault server did not write server.json within $budget s"
   url=$(node -p "JSON.parse(require('fs').readFileSync('$work/vault/server.json','utf8')).url")
   echo "$what: vault at $url"
 }
