@@ -72,9 +72,12 @@ TEST_CASE(
     files.push_back(onprem.export_to(ec, kek_pub, kid).to_json());
   }
 
-  // A client streams imports; the server dies under it.
+  // A client streams imports; the server dies under it. The kill is placed in the stream, not in
+  // time, so that it lands mid-stream however fast the machine is: once import `at` (random, from
+  // the 9th to the 4th last) is on its way, after a random part of the time one import took so far.
   std::set<std::string> acknowledged;
   std::atomic<int> sent{0};
+  std::atomic<bool> client_done{false};
   std::thread client([&] {
     test::RestClient c = proc.client();
     for (int i = 0; i < kImports; ++i) {
@@ -87,14 +90,22 @@ TEST_CASE(
         break;  // the server is gone
       }
     }
+    client_done.store(true);
   });
-  while (sent.load() < 8) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(random_bytes(1)[0] % 40)));
+  const int at = 9 + static_cast<int>(random_bytes(1)[0] % (kImports - 12));
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(test::wait_until([&] { return sent.load() >= at || client_done.load(); }, 300,
+                           std::chrono::milliseconds(1)));
+  const double per_import_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / at;
+  const double jitter_ms = per_import_ms * random_bytes(1)[0] / 256.0;
+  std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(jitter_ms));
+  const bool ended_first = client_done.load();
   proc.kill_hard();
   client.join();
-  INFO("acknowledged " << acknowledged.size() << " of " << sent.load() << " sent");
+  INFO("acknowledged " << acknowledged.size() << " of " << sent.load() << " sent; killed at import "
+                       << at << " + " << jitter_ms << " ms (" << per_import_ms << " ms an import)");
+  CHECK_FALSE(ended_first);
   CHECK(acknowledged.size() < static_cast<std::size_t>(kImports));  // it died mid-stream
 
   proc.start();
@@ -219,9 +230,9 @@ TEST_CASE("after SIGKILL of the server every answered request has its audit row"
       ++answers;
     }
   });
-  while (answers.load() < 60) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  // A hang guard only: the clients answer 60 requests in well under a second on a quiet machine.
+  REQUIRE(
+      test::wait_until([&] { return answers.load() >= 60; }, 300, std::chrono::milliseconds(2)));
   std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(random_bytes(1)[0] % 40)));
   proc.kill_hard();
   for (auto& c : clients) {
