@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Load and soak of `keyport vault serve`: 8 clients of mixed operations, a warm-up
-# (KEYPORT_SOAK_WARMUP, default 120 s: the malloc arenas level off) and a measured window (KEYPORT_SOAK_SECONDS, default 60 s).
+# (KEYPORT_SOAK_WARMUP_REQUESTS, default 33,000: the malloc arenas level off) and a measured window
+# (KEYPORT_SOAK_REQUESTS, default 16,000), counted in requests so that a slow machine measures the
+# same work as a fast one.
 # Fails on any failed request or 5xx, resident memory growth of 5 % or more over the window, or
 # more descriptors after the load than before. Prints the figures (also written to
 # <build>/soak-figures.txt). Builds in ./build (or $KEYPORT_BUILD_DIR) first.

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Load and soak: 8 clients of mixed operations against a `keyport vault serve` process: get,
 // list, versions, sign, verify, encrypt, decrypt, wrapkey, unwrapkey, update, and create + delete +
-// purge of short-lived keys; a warm-up at full load (KEYPORT_SOAK_WARMUP, default 120 s), then the
-// measured 60 seconds (KEYPORT_SOAK_SECONDS). The warm-up lasts until memory reaches its steady
+// purge of short-lived keys; a warm-up at full load (KEYPORT_SOAK_WARMUP_REQUESTS, default
+// 33,000), then a measured window (KEYPORT_SOAK_REQUESTS, default 16,000). Both are counted in
+// requests, not seconds, so that a slow or loaded machine measures the same work as a fast one
+// (about 120 s and 60 s at 276 requests/s). The warm-up lasts until memory reaches its steady
 // state: thread pools, the session pool and SQLite's page caches fill in seconds, but each of the
 // 8 worker threads' malloc arenas keeps growing (260-370 KiB to 420-480 KiB, /proc/<pid>/smaps)
 // for about 25,000 requests before levelling off, while the live heap stays flat. Measured at
@@ -12,7 +14,7 @@
 // memory at the end within 5 % of what it was when the window opened; no more open file
 // descriptors once the clients are gone than before they came (under load the count moves with
 // connections being recycled, so it is reported, not compared). Label "soak". Prints operations,
-// rate, and the RSS series (one sample per 5 s) and descriptor figures.
+// rate, and the RSS series (one sample per 1,000 requests) and descriptor figures.
 // KEYPORT_SOAK_OPS runs only some operation kinds (comma-separated, default all; to find which
 // one grows memory): get, list, versions, sign (sign + verify), encrypt (encrypt + decrypt),
 // wrapkey (wrapkey + unwrapkey), update, create (create + delete + purge), missing (404 get),
@@ -74,13 +76,13 @@ struct Stats {
 
 }  // namespace
 
-TEST_CASE("8 clients for 60 seconds of mixed operations: no failure, no memory or fd growth",
+TEST_CASE("8 clients for 16,000 requests of mixed operations: no failure, no memory or fd growth",
           "[hardening][soak]") {
-  const char* env_seconds = std::getenv("KEYPORT_SOAK_SECONDS");
-  const int seconds = env_seconds != nullptr ? std::atoi(env_seconds) : 60;
-  const char* env_warm = std::getenv("KEYPORT_SOAK_WARMUP");
-  const int warm = env_warm != nullptr ? std::atoi(env_warm) : 120;
-  REQUIRE(seconds >= 10);
+  const char* env_requests = std::getenv("KEYPORT_SOAK_REQUESTS");
+  const long window = env_requests != nullptr ? std::atol(env_requests) : 16000;
+  const char* env_warm = std::getenv("KEYPORT_SOAK_WARMUP_REQUESTS");
+  const long warm = env_warm != nullptr ? std::atol(env_warm) : 33000;
+  REQUIRE(window >= 1000);
   REQUIRE(warm >= 0);
   // The operation kinds the clients pick from (indexes into the switch below).
   static const std::vector<std::string> kOps = {"get",     "list",    "versions", "sign",
@@ -112,12 +114,8 @@ TEST_CASE("8 clients for 60 seconds of mixed operations: no failure, no memory o
       {KEYPORT_CLI_BINARY, "vault", "serve", "--data", data.string(), "--listen", "127.0.0.1:0",
        "--flavor", "managed-hsm", "--access-log", (dir / "access.log").string()},
       {}, dir, "serve");
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
-  while (!fs::exists(data / "server.json") && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
   INFO(server.output());
-  REQUIRE(fs::exists(data / "server.json"));
+  REQUIRE(server.wait_for_file(data / "server.json"));
   auto sj = parse_json_strict(slurp(data / "server.json"));
   REQUIRE(sj.has_value());
   const std::string url = (*sj)["url"].get<std::string>();
@@ -231,32 +229,45 @@ TEST_CASE("8 clients for 60 seconds of mixed operations: no failure, no memory o
   for (int i = 0; i < 8; ++i) {
     clients.emplace_back(client_loop, i);
   }
-  std::this_thread::sleep_for(std::chrono::seconds(warm));
+  // Counts requests, answered or not; a hang guard of 1 s per 10 requests (scaled) bounds each
+  // wait.
+  auto requests = [&] { return stats.ok.load() + stats.failed.load(); };
+  const auto wait_for_requests = [&](std::size_t n, const std::function<void()>& each_poll) {
+    const auto budget = test::time_budget(static_cast<double>(n) / 10.0 + 60);
+    const auto t0 = std::chrono::steady_clock::now();
+    while (requests() < n && std::chrono::steady_clock::now() - t0 < budget && server.running()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      each_poll();
+    }
+    return requests() >= n;
+  };
+  const bool warmed = wait_for_requests(static_cast<std::size_t>(warm), [] {});
+  const double warm_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const std::size_t rss_warm = server.rss_kib();
   const std::size_t fd_warm = server.fd_count();
-  const std::size_t ops_warm = stats.ok.load();
+  const std::size_t ops_warm = requests();
   std::size_t rss_peak = rss_warm;
   std::string series = std::to_string(rss_warm);
-  for (int t = 1; t <= seconds; ++t) {
-    std::this_thread::sleep_for(std::chrono::seconds(1));
+  std::size_t next_sample = ops_warm + 1000;
+  const bool measured = wait_for_requests(ops_warm + static_cast<std::size_t>(window), [&] {
     const std::size_t rss = server.rss_kib();
     rss_peak = std::max(rss_peak, rss);
-    if (t % 5 == 0) {
+    if (requests() >= next_sample) {
       series += " " + std::to_string(rss);
+      next_sample += 1000;
     }
-  }
+  });
   const std::size_t rss_end = server.rss_kib();
   const std::size_t fd_end = server.fd_count();
   stop = true;
   for (auto& t : clients) {
     t.join();
   }
-  // Connections close with their clients; give the server a moment to notice.
+  // Connections close with their clients; wait for the server to notice (a hang guard).
   std::size_t fd_idle_after = server.fd_count();
-  for (int i = 0; i < 50 && fd_idle_after > fd_idle_before; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    fd_idle_after = server.fd_count();
-  }
+  test::wait_until([&] { return (fd_idle_after = server.fd_count()) <= fd_idle_before; }, 10,
+                   std::chrono::milliseconds(100));
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const std::size_t ops = stats.ok.load() + stats.failed.load();
@@ -265,14 +276,18 @@ TEST_CASE("8 clients for 60 seconds of mixed operations: no failure, no memory o
   std::ostringstream report;
   report << "soak: " << ops << " requests in " << elapsed << " s (" << (double(ops) / elapsed)
          << "/s, " << (stats.ok.load() - ops_warm) << " after warm-up), failed " << stats.failed
-         << ", 5xx " << stats.server_errors << "; RSS " << rss_warm << " KiB after " << warm
-         << " s warm-up, " << rss_end << " KiB at the end (" << growth << " %), peak " << rss_peak
-         << " KiB; every 5 s: " << series << " KiB; fds under load " << fd_warm << " -> " << fd_end
-         << ", idle " << fd_idle_before << " -> " << fd_idle_after << "; operations " << ops_label;
+         << ", 5xx " << stats.server_errors << "; RSS " << rss_warm << " KiB after a warm-up of "
+         << ops_warm << " requests in " << warm_s << " s, " << rss_end << " KiB at the end ("
+         << growth << " %), peak " << rss_peak << " KiB; every 1,000 requests: " << series
+         << " KiB; fds under load " << fd_warm << " -> " << fd_end << ", idle " << fd_idle_before
+         << " -> " << fd_idle_after << "; operations " << ops_label;
   WARN(report.str());
   for (const auto& f : stats.failures) {
     UNSCOPED_INFO(f);
   }
+  INFO("the warm-up or the window did not reach its request count within its hang guard");
+  REQUIRE(warmed);
+  REQUIRE(measured);
   CHECK(stats.failed == 0);
   CHECK(stats.server_errors == 0);
   REQUIRE(rss_warm > 0);
