@@ -21,12 +21,8 @@ Bytes hex(const Json& j, const char* member) {
 
 TEST_CASE("hkdf sha256 matches every wycheproof vector", "[migrate][kat]") {
   auto doc = test::load_wycheproof("hkdf_sha256_test.json");
-  if (!doc) {
-    WARN("hkdf_sha256_test.json is absent: skipped");
-    return;
-  }
   int valid = 0, invalid = 0;
-  for (const auto& group : (*doc)["testGroups"]) {
+  for (const auto& group : doc["testGroups"]) {
     for (const auto& t : group["tests"]) {
       INFO("tcId " << t["tcId"].get<int>() << " " << t["comment"].get<std::string>());
       SecretBytes ikm(hex(t, "ikm"));
@@ -52,16 +48,12 @@ TEST_CASE("hkdf sha256 matches every wycheproof vector", "[migrate][kat]") {
 
 TEST_CASE("aes gcm matches every wycheproof vector", "[migrate][kat]") {
   auto doc = test::load_wycheproof("aes_gcm_test.json");
-  if (!doc) {
-    WARN("aes_gcm_test.json is absent: skipped");
-    return;
-  }
   // The envelope format uses 12-byte nonces only. AesGcm accepts 1 to 128 bytes (OpenSSL 3's
   // GCM_IV_MAX_SIZE); the three "long IV size" vectors (tcId 268 and its 192/256-bit-key twins,
   // 257-byte IVs) are beyond that: they are not checked against their answer but must be refused
   // (kInvalidArgument to seal, the one integrity error to open), never computed wrongly.
   int checked = 0, skipped = 0;
-  for (const auto& group : (*doc)["testGroups"]) {
+  for (const auto& group : doc["testGroups"]) {
     REQUIRE(group["tagSize"].get<int>() == 128);
     for (const auto& t : group["tests"]) {
       INFO("tcId " << t["tcId"].get<int>() << " " << t["comment"].get<std::string>());

@@ -42,20 +42,18 @@ fs::path make_scratch_subdir(const std::string& stem) {
   return p;
 }
 
-std::optional<fs::path> shared_vector(const std::string& relative) {
-  fs::path p = fs::path(KEYPORT_SHARED_VECTORS) / relative;
+fs::path vector_path(const std::string& relative) {
+  fs::path p = fs::path(KEYPORT_SOURCE_DIR) / "tests" / "vectors" / relative;
   if (!fs::exists(p)) {
-    std::cerr << "note: test vector " << p << " is absent; skipping the cases that need it\n";
-    return std::nullopt;
+    throw std::runtime_error("test vector " + p.string() +
+                             " is missing: vectors live in tests/vectors/ with their provenance");
   }
   return p;
 }
 
-std::optional<Json> load_wycheproof(const std::string& file) {
-  auto path = shared_vector("wycheproof/" + file);
-  if (!path)
-    return std::nullopt;
-  auto text = read_text_file(*path, 64u << 20);
+Json load_wycheproof(const std::string& file) {
+  const fs::path path = vector_path("wycheproof/" + file);
+  auto text = read_text_file(path, 64u << 20);
   if (!text)
     throw std::runtime_error(text.error().describe());
   JsonLimits limits;

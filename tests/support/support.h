@@ -18,11 +18,11 @@ const std::filesystem::path& scratch_dir();
 // A fresh sub-folder of scratch_dir().
 std::filesystem::path make_scratch_subdir(const std::string& stem);
 
-// ../shared/vectors/<sub>, or nullopt (and a printed note) when absent.
-std::optional<std::filesystem::path> shared_vector(const std::string& relative);
+// tests/vectors/<relative>; throws (failing the test) when it is missing.
+std::filesystem::path vector_path(const std::string& relative);
 
-// Loads a Wycheproof JSON file (nullopt if the vectors are absent: the caller skips with a note).
-std::optional<Json> load_wycheproof(const std::string& file);
+// Loads tests/vectors/wycheproof/<file>; throws (failing the test) when it is missing.
+Json load_wycheproof(const std::string& file);
 
 std::filesystem::path source_dir();
 std::filesystem::path binary_dir();

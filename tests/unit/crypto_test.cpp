@@ -259,12 +259,8 @@ Tally check_keywrap_vectors(const Json& doc, WrapFn wrap, UnwrapFn unwrap) {
 // and, for the valid ones, an rsa_oaep_encrypt -> rsa_oaep_decrypt round trip.
 void check_oaep_vectors(const std::string& file, OaepHash hash, const std::string& sha_name) {
   const auto doc = test::load_wycheproof(file);
-  if (!doc) {
-    WARN(file << " is absent; skipping");
-    return;
-  }
   Tally tally;
-  for (const auto& group : doc->at("testGroups")) {
+  for (const auto& group : doc.at("testGroups")) {
     REQUIRE(group.at("sha").get<std::string>() == sha_name);
     REQUIRE(group.at("mgf").get<std::string>() == "MGF1");
     REQUIRE(group.at("mgfSha").get<std::string>() == sha_name);
@@ -315,7 +311,7 @@ void check_oaep_vectors(const std::string& file, OaepHash hash, const std::strin
   WARN(file << ": checked " << tally.valid << " valid, " << tally.invalid << " invalid, "
             << tally.acceptable << " acceptable (" << tally.acceptable_unwrapped << " decrypted), "
             << tally.with_label << " with a non-empty label (all refused, as our label is empty)");
-  REQUIRE(tally.total() == doc->at("numberOfTests").get<int>());
+  REQUIRE(tally.total() == doc.at("numberOfTests").get<int>());
   REQUIRE(tally.valid >= 5);
   REQUIRE(tally.invalid >= 15);
 }
@@ -382,30 +378,22 @@ TEST_CASE("AES-KW reproduces the RFC 3394 section 4.1 to 4.6 examples", "[unit][
 
 TEST_CASE("AES-KWP passes every Wycheproof aes_kwp_test case", "[unit][crypto][kat]") {
   const auto doc = test::load_wycheproof("aes_kwp_test.json");
-  if (!doc) {
-    WARN("aes_kwp_test.json is absent; skipping");
-    return;
-  }
-  const Tally tally = check_keywrap_vectors(*doc, aes_kwp_wrap, aes_kwp_unwrap);
+  const Tally tally = check_keywrap_vectors(doc, aes_kwp_wrap, aes_kwp_unwrap);
   WARN("aes_kwp_test.json: checked " << tally.valid << " valid, " << tally.invalid << " invalid, "
                                      << tally.acceptable << " acceptable ("
                                      << tally.acceptable_unwrapped << " unwrapped)");
-  REQUIRE(tally.total() == doc->at("numberOfTests").get<int>());
+  REQUIRE(tally.total() == doc.at("numberOfTests").get<int>());
   REQUIRE(tally.valid >= 50);
   REQUIRE(tally.invalid >= 100);
 }
 
 TEST_CASE("AES-KW passes every Wycheproof aes_wrap_test case", "[unit][crypto][kat]") {
   const auto doc = test::load_wycheproof("aes_wrap_test.json");
-  if (!doc) {
-    WARN("aes_wrap_test.json is absent; skipping");
-    return;
-  }
-  const Tally tally = check_keywrap_vectors(*doc, aes_kw_wrap, aes_kw_unwrap);
+  const Tally tally = check_keywrap_vectors(doc, aes_kw_wrap, aes_kw_unwrap);
   WARN("aes_wrap_test.json: checked " << tally.valid << " valid, " << tally.invalid << " invalid, "
                                       << tally.acceptable << " acceptable ("
                                       << tally.acceptable_unwrapped << " unwrapped)");
-  REQUIRE(tally.total() == doc->at("numberOfTests").get<int>());
+  REQUIRE(tally.total() == doc.at("numberOfTests").get<int>());
   REQUIRE(tally.valid >= 25);
   REQUIRE(tally.invalid >= 100);
   // The acceptable cases wrap 8-byte keys, which our KW refuses (plaintext must be >= 16 bytes).

@@ -681,12 +681,8 @@ TEST_CASE("a .byok file without generator and with padded ciphertext parses", "[
 }
 
 TEST_CASE("the Securosys Primus real-world .byok file parses", "[unit][format]") {
-  auto path = test::shared_vector("real-world/securosys-primus-rsa4096.byok");
-  if (!path) {
-    WARN("real-world/securosys-primus-rsa4096.byok is absent; skipping");
-    return;
-  }
-  auto text = read_text_file(*path);
+  auto path = test::vector_path("real-world/securosys-primus-rsa4096.byok");
+  auto text = read_text_file(path);
   REQUIRE_OK(text);
   auto file = ByokFile::parse(*text);
   REQUIRE_OK(file);

@@ -4,7 +4,7 @@
 //   file and its expected code; no key material anywhere in it);
 // - a generated corpus of defects that need keys (tampered parts, wrong KEK, what the plaintext
 //   holds), made here with OpenSSL keys and written to the scratch folder for inspection;
-// - the real-world Securosys Primus file from ../shared/vectors;
+// - the real-world Securosys Primus file from tests/vectors/real-world;
 // - properties: every refusal of keyport's strict reader is explained, no key material in the
 //   report.
 #include <catch2/catch.hpp>
@@ -493,12 +493,8 @@ TEST_CASE(
 TEST_CASE(
     "the linter finds no error in the real-world Securosys Primus file, only its padding warning",
     "[unit][lint]") {
-  auto path = test::shared_vector("real-world/securosys-primus-rsa4096.byok");
-  if (!path) {
-    WARN("../shared/vectors/real-world/securosys-primus-rsa4096.byok is absent; skipped");
-    return;
-  }
-  const InspectReport r = inspect_byok(read_bytes(*path), {});
+  auto path = test::vector_path("real-world/securosys-primus-rsa4096.byok");
+  const InspectReport r = inspect_byok(read_bytes(path), {});
   INFO(dump_json(r.to_json(), 2));
   CHECK_FALSE(r.has_errors());
   CHECK(codes_of(r, Severity::kWarning) == std::set<std::string>{"BYOK-CT-PADDING"});
