@@ -24,7 +24,8 @@ fi
 gen=()
 command -v ninja >/dev/null && [ ! -f "$build/Makefile" ] && gen=(-G Ninja)
 CC=$cc CXX=$cxx cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DKEYPORT_BUILD_FUZZERS=ON -DKEYPORT_SANITIZE="address;undefined" -DKEYPORT_BUILD_BENCH=OFF >/dev/null
+  -DKEYPORT_BUILD_FUZZERS=ON -DKEYPORT_SANITIZE="address;undefined" -DKEYPORT_BUILD_BENCH=OFF \
+  -DKEYPORT_WERROR=ON >/dev/null
 mapfile -t lines < "$build/fuzz-targets.txt"
 targets=()
 for l in "${lines[@]}"; do

@@ -45,7 +45,7 @@ if has_stage suite; then
   st=0
   # The soak (80 s of load; scripts/soak.sh) runs apart: see docs/threat-model.md T15.
   # Every test has its own TIMEOUT (a hang guard; CTest's --timeout would only set a default).
-  "$root/scripts/build.sh" "$@" && (cd "$build" && ctest --output-on-failure -j "$jobs" -LE soak) || st=$?
+  "$root/scripts/build.sh" -DKEYPORT_WERROR=ON "$@" && (cd "$build" && ctest --output-on-failure -j "$jobs" -LE soak) || st=$?
   stage_time suite "$t" "$st"
 fi
 
@@ -65,7 +65,7 @@ if has_stage asan; then
   # RelWithDebInfo's -O2 -g, measured on vault.cpp and a vault test file with ASan + UBSan.
   cmake -S "$root" -B "$asan_build" "${gen[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
-    -DKEYPORT_SANITIZE="address;undefined" -DKEYPORT_BUILD_BENCH=OFF >/dev/null || st=$?
+    -DKEYPORT_SANITIZE="address;undefined" -DKEYPORT_BUILD_BENCH=OFF -DKEYPORT_WERROR=ON >/dev/null || st=$?
   # Sanitizer builds triple every hang guard (KEYPORT_TEST_TIME_SCALE, tests/CMakeLists.txt).
   # LeakSanitizer on, with suppressions for SoftHSM/OpenSSL/p11-kit internals only.
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:check_initialization_order=1}
