@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The floor every export benchmark compares against: exactly the PKCS#11 calls keyport's composite
 // export makes (C_GenerateKey of the transfer key with the same template, C_WrapKey with
-// CKM_AES_KEY_WRAP_PAD, C_WrapKey with CKM_RSA_PKCS_OAEP SHA-1, C_DestroyObject), issued straight
-// through the function list with stack buffers and no layer around them.
+// the module's RFC 5649 mechanism, C_WrapKey with CKM_RSA_PKCS_OAEP SHA-1, C_DestroyObject), issued
+// straight through the function list with stack buffers and no layer around them.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +18,8 @@ struct RawExporter {
   CK_SESSION_HANDLE s;
   CK_OBJECT_HANDLE kek;
   std::vector<std::uint8_t> out;
+  // The module's RFC 5649 mechanism (SoftHSM 2.6: CKM_AES_KEY_WRAP_PAD; NSS: _KWP).
+  CK_MECHANISM_TYPE kwp_mechanism = CKM_AES_KEY_WRAP_PAD;
 
   void run(CK_OBJECT_HANDLE target) {
     CK_BBOOL t = CK_TRUE, fa = CK_FALSE;
@@ -44,7 +46,7 @@ struct RawExporter {
       die("raw C_GenerateKey");
     std::uint8_t kwp[4096];
     CK_ULONG kwp_len = sizeof kwp;
-    CK_MECHANISM kwp_m{CKM_AES_KEY_WRAP_PAD, nullptr, 0};
+    CK_MECHANISM kwp_m{kwp_mechanism, nullptr, 0};
     if (f->C_WrapKey(s, &kwp_m, eph, target, kwp, &kwp_len) != CKR_OK)
       die("raw C_WrapKey KWP");
     CK_RSA_PKCS_OAEP_PARAMS p{CKM_SHA_1, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, nullptr, 0};

@@ -34,15 +34,16 @@ Result<p11::Uri> token_uri(const std::string& token) {
   return uri;
 }
 
+p11::ModuleSelection module_selection(const GlobalOptions& g) {
+  p11::ModuleSelection s;
+  s.module = g.module_path;
+  s.init_args = g.module_init_args;
+  s.finalize = !g.no_finalize;
+  return s;
+}
+
 Result<std::shared_ptr<p11::Module>> load_module(const GlobalOptions& g, const p11::Uri* uri) {
-  std::string path = g.module_path;
-  if (path.empty() && uri != nullptr && uri->module_path)
-    path = *uri->module_path;
-  if (path.empty())
-    path = p11::Module::default_path();
-  p11::ModuleOptions opts;
-  opts.finalize = !g.no_finalize;
-  return p11::Module::load(path, opts);
+  return p11::load_module(module_selection(g), uri);
 }
 
 Result<TokenContext> open_token(const GlobalOptions& g, const TokenOptions& t, bool login) {
@@ -59,8 +60,8 @@ Result<TokenContext> open_token(const GlobalOptions& g, const TokenOptions& t, b
       req.pin_argv = std::make_shared<const SecretBytes>(SecretBytes::from_string(*t.pin));
     req.uri = &ctx.uri;
     req.what = "user PIN for token \"" + ctx.slot.token->label + "\"";
-    KEYPORT_ASSIGN_OR_RETURN(SecretBytes pin, p11::resolve_pin(req));
-    auto st = ctx.session->login(pin);
+    auto st = p11::login_user(*ctx.session, ctx.token(), req,
+                              [&g](const std::string& line) { note(g, line); });
     if (!st)
       return tl::unexpected(st.error().with_context("token \"" + ctx.slot.token->label + "\""));
   }

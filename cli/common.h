@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/json.h"
+#include "pkcs11/locate.h"
 #include "pkcs11/module.h"
 #include "pkcs11/session.h"
 #include "pkcs11/token.h"
@@ -20,7 +21,8 @@
 namespace keyport::cli {
 
 struct GlobalOptions {
-  std::string module_path;  // --module / KEYPORT_PKCS11_MODULE
+  std::string module_path;  // --module / KEYPORT_PKCS11_MODULE: a path or a p11-kit module name
+  std::optional<std::string> module_init_args;  // --module-init-args / KEYPORT_PKCS11_INIT_ARGS
   bool no_finalize = false;
   bool json = false;
   int verbose = 0;
@@ -47,7 +49,11 @@ struct TokenContext {
   const p11::TokenInfo& token() const { return *slot.token; }
 };
 
-// Loads the module (--module, else module-path of the URI, else the default), finds the token,
+// The module selection of the global options (--module, --module-init-args, --no-finalize).
+p11::ModuleSelection module_selection(const GlobalOptions& g);
+
+// Loads the module (p11::load_module: --module, else the URI's module-path or module-name, else
+// the default), finds the token,
 // opens a read-write session and, when login is true, logs in with the PIN from the sources in
 // pkcs11/pin.h.
 Result<TokenContext> open_token(const GlobalOptions& g, const TokenOptions& t, bool login);

@@ -36,8 +36,7 @@ struct OpenedKek {
 Result<OpenedKek> open_kek(const GlobalOptions& g, const EnvelopeOptions& o) {
   KEYPORT_ASSIGN_OR_RETURN(auto spec, migrate::KekSpec::parse(o.kek));
   migrate::KekOpenerOptions oo;
-  oo.module_path = g.module_path;
-  oo.finalize = !g.no_finalize;
+  oo.module = module_selection(g);
   oo.caller = "keyport envelope";
   OpenedKek k;
   k.opener = std::make_unique<migrate::KekOpener>(oo);

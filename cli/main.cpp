@@ -49,8 +49,15 @@ int main(int argc, char** argv) {
       "7 PIN/permission, 8 unsupported by target or module, 9 denied, 10 I/O, 11 partial batch.\n"
       "PINs: --pin-source env:VAR | file:PATH, or $KEYPORT_PIN, or a prompt. Logs: "
       "KEYPORT_LOG=debug.");
-  app.add_option("--module", g.module_path, "PKCS#11 module (default: SoftHSM2's)")
+  app.add_option("--module", g.module_path,
+                 "PKCS#11 module: a path to its .so, or the name of a module registered with "
+                 "p11-kit (see `keyport token modules`; default: SoftHSM2's)")
       ->envname("KEYPORT_PKCS11_MODULE");
+  app.add_option("--module-init-args", g.module_init_args,
+                 "Init string for modules that need one in C_Initialize (NSS softoken: "
+                 "\"configdir='sql:DIR' certPrefix='' keyPrefix='' secmod='secmod.db' flags=\"); "
+                 "default: the p11-kit module's x-init-reserved")
+      ->envname("KEYPORT_PKCS11_INIT_ARGS");
   app.add_flag("--no-finalize", g.no_finalize,
                "Do not call C_Finalize at exit (for modules that crash in it)");
   app.add_flag_function(

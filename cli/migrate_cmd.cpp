@@ -145,8 +145,7 @@ Result<Keks> open_keks(const GlobalOptions& g, const MigrateOptions& o) {
   KEYPORT_ASSIGN_OR_RETURN(auto from_spec, migrate::KekSpec::parse(o.from));
   KEYPORT_ASSIGN_OR_RETURN(auto to_spec, migrate::KekSpec::parse(o.to));
   migrate::KekOpenerOptions oo;
-  oo.module_path = g.module_path;
-  oo.finalize = !g.no_finalize;
+  oo.module = module_selection(g);
   oo.caller = "keyport migrate";
   Keks k;
   k.opener = std::make_unique<migrate::KekOpener>(oo);

@@ -1,11 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
-// keyport token list | info
+// keyport token list | info | modules
+#include <cstdlib>
 #include <memory>
 
+#include "byok/profile.h"
 #include "cli/commands.h"
 #include "core/encoding.h"
+#include "pkcs11/keygen.h"
+#include "pkcs11/locate.h"
 #include "pkcs11/names.h"
+#include "pkcs11/pin.h"
 #include "pkcs11/quirks.h"
+#include "pkcs11/selftest.h"
 #include "pkcs11/wrap.h"
 
 namespace keyport::cli {
@@ -114,8 +120,101 @@ Json quirks_json(const std::vector<p11::Quirk>& quirks) {
   return arr;
 }
 
+// The self-tests as JSON: each RFC 5649 candidate and each OAEP hash.
+Json self_test_json(const p11::SelfTestReport& r) {
+  Json kwp = Json::array();
+  for (const auto& k : r.kwp) {
+    Json j = {{"mechanism", p11::mechanism_name(k.mechanism)},
+              {"wrap_multiple_of_8", std::string(p11::to_string(k.wrap_multiple_of_8))},
+              {"wrap_any_length", std::string(p11::to_string(k.wrap_any_length))},
+              {"unwrap", std::string(p11::to_string(k.unwrap))},
+              {"rfc5649", k.exact() ? "yes" : (k.usable() ? "multiples of 8 only" : "no")}};
+    if (!k.detail.empty())
+      j["detail"] = k.detail;
+    kwp.push_back(j);
+  }
+  Json hashes = Json::object();
+  for (OaepHash h : {OaepHash::kSha1, OaepHash::kSha256, OaepHash::kSha384}) {
+    const auto& t = r.hash(h);
+    Json j = {{"rsa_oaep", std::string(p11::to_string(t.oaep))},
+              {"rsa_aes_key_wrap", std::string(p11::to_string(t.native))}};
+    if (!t.detail.empty())
+      j["detail"] = t.detail;
+    hashes[std::string(to_string(h))] = j;
+  }
+  return {{"rfc5649_candidates", kwp}, {"oaep_hashes", hashes}, {"logged_in", r.logged_in}};
+}
+
+// The mechanisms a strategy uses, for people.
+std::string strategy_mechanisms(const p11::WrapCapabilities& caps, p11::WrapStrategy s,
+                                OaepHash h) {
+  if (s == p11::WrapStrategy::kNative)
+    return "CKM_RSA_AES_KEY_WRAP (OAEP " + std::string(to_string(h)) + ")";
+  return p11::mechanism_name(*caps.kwp) + " + CKM_RSA_PKCS_OAEP (" + std::string(to_string(h)) +
+         ") + CKM_AES_KEY_GEN";
+}
+
+// For every portable key type: can the module make it, and can it export it for each target.
+Json doctor_json(const p11::Session& session, const p11::WrapCapabilities& caps) {
+  Json rows = Json::array();
+  const WrapAlg alg = WrapAlg::kRsaAesKeyWrap;  // Azure's BYOK enc
+  const OaepHash h = wrap_alg_hash(alg);
+  auto strategy = p11::choose_strategy(caps, p11::WrapStrategy::kAuto, alg);
+  for (const KeySpec& spec : all_key_specs()) {
+    Json row = {{"key_type", spec.name()}};
+    auto gen = p11::check_can_generate(session, spec);
+    row["generate"] = gen ? Json("yes") : Json(gen.error().message());
+    for (auto [target, name] : {std::pair{byok::TargetKind::kKeyVault, "key_vault"},
+                                std::pair{byok::TargetKind::kManagedHsm, "managed_hsm"}}) {
+      auto accepted = byok::check_target_accepts(target, spec);
+      Json t;
+      if (!accepted) {
+        t = {{"export", false}, {"why", accepted.error().message()}};
+      } else if (!strategy) {
+        t = {{"export", false}, {"why", strategy.error().message()}};
+      } else {
+        t = {{"export", true},
+             {"strategy", std::string(p11::to_string(*strategy))},
+             {"mechanisms", strategy_mechanisms(caps, *strategy, h)}};
+        if (*strategy == p11::WrapStrategy::kComposite && !caps.kwp_exact &&
+            spec.family != KeyFamily::kAes) {
+          t["note"] =
+              "the RFC 5649 mechanism pads to a multiple of 8 with zero bytes first: the PKCS#8 "
+              "of this key may arrive with trailing zeros (see docs/quirks.md)";
+        }
+      }
+      row[name] = t;
+    }
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+// Logs in for the self-tests only when that needs no prompt: the token asks for no login, or a PIN
+// was given (--pin-source, --pin, the URI, $KEYPORT_PIN).
+Status login_if_pin_at_hand(GlobalOptions& g, TokenContext& ctx, const TokenOptions& t) {
+  p11::PinRequest req;
+  req.pin_source = t.pin_source;
+  if (t.pin)
+    req.pin_argv = std::make_shared<const SecretBytes>(SecretBytes::from_string(*t.pin));
+  req.uri = &ctx.uri;
+  req.allow_prompt = false;
+  req.what = "user PIN for token \"" + ctx.token().label + "\"";
+  if (ctx.token().login_required() && !p11::pin_given_explicitly(req) &&
+      std::getenv(req.env_var.c_str()) == nullptr) {
+    return {};
+  }
+  auto st = p11::login_user(*ctx.session, ctx.token(), req,
+                            [&g](const std::string& line) { note(g, line); });
+  if (!st)
+    return tl::unexpected(st.error().with_context("token \"" + ctx.token().label + "\""));
+  return {};
+}
+
 Status run_info(GlobalOptions& g, const InfoOptions& o) {
   KEYPORT_ASSIGN_OR_RETURN(TokenContext ctx, open_token(g, o.token, false));
+  if (!o.no_probe)
+    KEYPORT_TRY(login_if_pin_at_hand(g, ctx, o.token));
   const auto& t = ctx.token();
   KEYPORT_ASSIGN_OR_RETURN(auto mechs, p11::list_mechanisms(*ctx.module, ctx.slot.id));
   KEYPORT_ASSIGN_OR_RETURN(auto caps, p11::probe_wrap_capabilities(*ctx.session, t, !o.no_probe));
@@ -157,6 +256,10 @@ Status run_info(GlobalOptions& g, const InfoOptions& o) {
                        {"rsa_oaep_wrap", caps.oaep_wrap},
                        {"oaep_hashes", hashes}};
   j["byok_verdict"] = verdict;
+  if (caps.self_test)
+    j["self_tests"] = self_test_json(*caps.self_test);
+  if (o.doctor)
+    j["key_types"] = doctor_json(*ctx.session, caps);
   auto quirks = p11::known_quirks(t);
   j["quirks"] = quirks_json(quirks);
   if (g.json) {
@@ -177,18 +280,50 @@ Status run_info(GlobalOptions& g, const InfoOptions& o) {
                     m["flags"].get<std::string>()});
   }
   print_table({"  MECHANISM", "KEY SIZES", "FLAGS"}, rows);
-  std::cout << "OAEP hashes  ";
-  for (auto it = hashes.begin(); it != hashes.end(); ++it) {
-    std::cout << it.key() << "="
-              << (it->is_null() ? "not probed" : (it->get<bool>() ? "yes" : "no")) << "  ";
+  if (caps.self_test) {
+    std::cout << "self-tests (known answers, session objects only"
+              << (caps.self_test->logged_in ? "" : "; not logged in") << "):\n";
+    for (const auto& k : caps.self_test->kwp) {
+      std::cout << "  " << p11::mechanism_name(k.mechanism) << ": RFC 5649 "
+                << (k.exact() ? "yes" : (k.usable() ? "for multiples of 8 only" : "no"))
+                << " (32-byte wrap " << p11::to_string(k.wrap_multiple_of_8) << ", 20-byte wrap "
+                << p11::to_string(k.wrap_any_length) << ", unwrap " << p11::to_string(k.unwrap)
+                << ")" << (k.detail.empty() ? "" : ": " + k.detail) << "\n";
+    }
+    if (caps.self_test->kwp.empty())
+      std::cout << "  no RFC 5649 candidate is listed for wrap and unwrap\n";
+    for (OaepHash h : {OaepHash::kSha1, OaepHash::kSha256, OaepHash::kSha384}) {
+      const auto& r = caps.self_test->hash(h);
+      std::cout << "  OAEP " << to_string(h) << ": CKM_RSA_PKCS_OAEP " << p11::to_string(r.oaep)
+                << ", CKM_RSA_AES_KEY_WRAP " << p11::to_string(r.native)
+                << (r.detail.empty() ? "" : " (" + r.detail + ")") << "\n";
+    }
+  } else {
+    std::cout << "self-tests   not run (--no-probe): what follows is the mechanism list only\n";
   }
-  std::cout << "\nBYOK verdict:\n";
+  std::cout << "BYOK verdict:\n";
   for (auto it = verdict.begin(); it != verdict.end(); ++it) {
     std::cout << "  " << it.key() << ": "
               << ((*it)["possible"].get<bool>()
                       ? "yes, " + (*it)["strategy"].get<std::string>() + " strategy"
                       : "no — " + (*it)["reason"].get<std::string>())
               << "\n";
+  }
+  if (o.doctor) {
+    std::cout << "key types (generate / export for Key Vault / for Managed HSM):\n";
+    std::vector<std::vector<std::string>> krows;
+    auto target_text = [](const Json& target) {
+      if (!target["export"].get<bool>())
+        return "no: " + target["why"].get<std::string>();
+      return target["strategy"].get<std::string>() + ": " +
+             target["mechanisms"].get<std::string>() +
+             (target.contains("note") ? " (zero-padded PKCS#8)" : "");
+    };
+    for (const auto& r : j["key_types"]) {
+      krows.push_back({"  " + r["key_type"].get<std::string>(), r["generate"].get<std::string>(),
+                       target_text(r["key_vault"]), target_text(r["managed_hsm"])});
+    }
+    print_table({"  KEY TYPE", "GENERATE", "KEY VAULT", "MANAGED HSM"}, krows);
   }
   if (quirks.empty()) {
     std::cout << "known quirks: none recorded for " << t.manufacturer << " " << t.model << " "
@@ -202,6 +337,32 @@ Status run_info(GlobalOptions& g, const InfoOptions& o) {
     if (o.doctor)
       std::cout << "      what: " << q.detail << "\n      so:   " << q.advice << "\n";
   }
+  return {};
+}
+
+Status run_modules(GlobalOptions& g) {
+  auto mods = p11::registered_modules();
+  if (g.json) {
+    Json arr = Json::array();
+    for (const auto& m : mods) {
+      Json j = {{"name", m.name}, {"path", m.path}, {"config", m.config_file.string()}};
+      j["init_args"] = m.init_reserved ? Json(*m.init_reserved) : Json(nullptr);
+      arr.push_back(j);
+    }
+    Json dirs = Json::array();
+    for (const auto& d : p11::p11kit_module_config_dirs())
+      dirs.push_back(d.string());
+    print_json({{"modules", arr}, {"config_dirs", dirs}});
+    return {};
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& m : mods) {
+    rows.push_back({m.name, m.path, m.init_reserved ? "yes" : "no", m.config_file.string()});
+  }
+  print_table({"NAME", "MODULE", "INIT ARGS", "CONFIG"}, rows);
+  note(g,
+       "give a NAME to --module (or module-name= in a token URI) to use its module and init "
+       "arguments");
   return {};
 }
 
@@ -221,12 +382,25 @@ void setup_token_commands(CLI::App& app, GlobalOptions& g) {
                                      "values and wrap strategy it can do");
   add_token_options(*info, opts->token);
   info->add_flag("--doctor", opts->doctor,
-                 "Explain each known quirk of this module: what it does and what it means for an "
-                 "Azure import");
+                 "For each of the ten key types: can the module generate it, can it export it for "
+                 "Key Vault and for Managed HSM, with which strategy and mechanisms, and why not; "
+                 "and explain each known quirk of this module");
   info->add_flag("--no-probe", opts->no_probe,
-                 "Do not probe OAEP hashes with throwaway session objects (mechanism list only)");
+                 "Do not run the mechanism self-tests (session objects with known answers): the "
+                 "mechanism list only. The RSA self-tests run fully when logged in: give a PIN "
+                 "(--pin-source or KEYPORT_PIN); token info never prompts");
+  info->footer(
+      "Self-tests: each RFC 5649 candidate (CKM_AES_KEY_WRAP_KWP, vendor codes, "
+      "CKM_AES_KEY_WRAP_PAD) must wrap known keys to the known answers (Wycheproof, RFC 5649 §6) "
+      "before keyport uses it; RSA-OAEP and CKM_RSA_AES_KEY_WRAP are checked per hash. byok "
+      "export refuses (exit 8) when nothing proven can build the file.");
   add_json_flag(*info, g);
   info->callback(bind_command(g, [&g, opts]() { return run_info(g, *opts); }));
+
+  auto* modules = token->add_subcommand(
+      "modules", "List the PKCS#11 modules registered with p11-kit (names for --module)");
+  add_json_flag(*modules, g);
+  modules->callback(bind_command(g, [&g]() { return run_modules(g); }));
 }
 
 }  // namespace keyport::cli

@@ -167,7 +167,7 @@ Result<std::unique_ptr<TokenKek>> TokenKek::open(std::shared_ptr<const p11::Modu
   uri.token = k->m_token.label;
   uri.object = key.label;
   if (key.spec.family == KeyFamily::kAes) {
-    KEYPORT_ASSIGN_OR_RETURN(auto caps, p11::probe_wrap_capabilities(s, k->m_token, false));
+    KEYPORT_ASSIGN_OR_RETURN(auto caps, p11::probe_wrap_capabilities(s, k->m_token));
     if (!caps.kwp) {
       return make_error(ErrorCode::kUnsupported,
                         "token \"" + k->m_token.label +
@@ -295,15 +295,7 @@ Result<SecretBytes> TokenKek::unwrap(std::span<const std::uint8_t> wrapped) cons
   KEYPORT_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE h, unwrap_to_object(s, wrapped, false));
   CountedObject object(s, h, m_pool->live_objects);
   // The session key is non-sensitive on purpose: its value is the answer.
-  CK_ATTRIBUTE a{CKA_VALUE, nullptr, 0};
-  KEYPORT_TRY(KP11_CALL(s.module(), C_GetAttributeValue, s.handle(), h, &a, CK_ULONG{1}));
-  if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen > 4096) {
-    return make_error(ErrorCode::kPkcs11, "the token does not reveal the unwrapped key");
-  }
-  SecretBytes value(a.ulValueLen);
-  a.pValue = value.reveal_mut(SecretAccess::unsafe()).data();
-  KEYPORT_TRY(KP11_CALL(s.module(), C_GetAttributeValue, s.handle(), h, &a, CK_ULONG{1}));
-  value.truncate(a.ulValueLen);
+  KEYPORT_ASSIGN_OR_RETURN(SecretBytes value, s.read_plain_session_key(h));
   KEYPORT_TRY(object.destroy());
   return value;
 }

@@ -137,23 +137,16 @@ void KekOpener::use_vault(const fs::path& dir, std::shared_ptr<vault::Vault> vau
 }
 
 Result<std::shared_ptr<p11::Module>> KekOpener::load_module(const p11::Uri* uri) {
-  std::string path = m_options.module_path;
-  if (path.empty() && uri != nullptr && uri->module_path) {
-    path = *uri->module_path;
-  }
-  if (path.empty()) {
-    path = p11::Module::default_path();
-  }
+  KEYPORT_ASSIGN_OR_RETURN(auto resolved, p11::resolve_module(m_options.module, uri));
   if (m_module) {
-    if (m_module->path() != path) {
+    if (m_module->path() != resolved.path) {
       return make_error(ErrorCode::kUnsupported, "both KEKs must use the same PKCS#11 module (" +
-                                                     m_module->path() + " and " + path + ")");
+                                                     m_module->path() + " and " + resolved.path +
+                                                     ")");
     }
     return m_module;
   }
-  p11::ModuleOptions mo;
-  mo.finalize = m_options.finalize;
-  KEYPORT_ASSIGN_OR_RETURN(m_module, p11::Module::load(path, mo));
+  KEYPORT_ASSIGN_OR_RETURN(m_module, p11::load_module(m_options.module, uri));
   return m_module;
 }
 

@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/secret.h"
 #include "migrate/kek.h"
+#include "pkcs11/locate.h"
 #include "pkcs11/module.h"
 #include "pkcs11/uri.h"
 
@@ -64,8 +65,7 @@ struct PinOptions {
 };
 
 struct KekOpenerOptions {
-  std::string module_path;  // empty: the URI's module-path, else p11::Module::default_path()
-  bool finalize = true;
+  p11::ModuleSelection module;  // empty module: the URI's module-path or -name, else the default
   std::string caller = "keyport-migrate";  // the vault audit log's caller
 };
 

@@ -16,6 +16,13 @@ struct CK_RSA_AES_KEY_WRAP_PARAMS {
 #define CKM_AES_KEY_WRAP_KWP (0x210BUL)
 #endif
 
+// Vendor codes for RFC 5649, used only after a self-test proved them (pkcs11/selftest.h).
+// Thales Luna: CKM_AES_KWP = CKM_VENDOR_DEFINED + 0x171 (Luna SDK headers).
+inline constexpr CK_MECHANISM_TYPE kCkmLunaAesKwp = CKM_VENDOR_DEFINED + 0x171UL;
+// AWS CloudHSM Client SDK 5: CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD = CKM_VENDOR_DEFINED | 0x216F
+// (cloudhsm_pkcs11_vendor_defs.h); the CloudHSM user guide calls it RFC 5649.
+inline constexpr CK_MECHANISM_TYPE kCkmCloudHsmAesKeyWrapZeroPad = CKM_VENDOR_DEFINED | 0x216FUL;
+
 #ifndef CKM_SHA384
 #define CKM_SHA384 (0x260UL)
 #endif

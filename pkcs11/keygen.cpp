@@ -5,6 +5,7 @@
 
 #include "core/random.h"
 #include "pkcs11/names.h"
+#include "pkcs11/token.h"
 #include "pkcs11/uri.h"
 
 namespace keyport::p11 {
@@ -169,6 +170,62 @@ Template portable_secret_template(const KeySpec& spec, std::string_view label,
   return t;
 }
 
+Status check_can_generate(const Session& s, const KeySpec& spec, bool probe_curve) {
+  const CK_MECHANISM_TYPE mech = spec.family == KeyFamily::kAes   ? CKM_AES_KEY_GEN
+                                 : spec.family == KeyFamily::kRsa ? CKM_RSA_PKCS_KEY_PAIR_GEN
+                                                                  : CKM_EC_KEY_PAIR_GEN;
+  const CK_FLAGS need = spec.family == KeyFamily::kAes ? CKF_GENERATE : CKF_GENERATE_KEY_PAIR;
+  const std::string module = s.module().description();
+  KEYPORT_ASSIGN_OR_RETURN(auto mechs, list_mechanisms(s.module(), s.slot()));
+  const MechanismInfo* info = nullptr;
+  for (const auto& m : mechs) {
+    if (m.type == mech)
+      info = &m;
+  }
+  if (info == nullptr || (info->flags & need) == 0) {
+    return make_error(ErrorCode::kUnsupported, "the module " + module + " cannot generate " +
+                                                   spec.name() + ": it does not offer " +
+                                                   mechanism_name(mech));
+  }
+  // PKCS#11 gives AES key sizes in bytes and RSA and EC sizes in bits; some modules give AES sizes
+  // in bits too, which a maximum above 64 gives away.
+  CK_ULONG size = spec.bits;
+  if (spec.family == KeyFamily::kAes && info->max_key_size <= 64)
+    size = spec.bits / 8;
+  const bool sized = info->min_key_size != 0 || info->max_key_size != 0;
+  if (sized && (size < info->min_key_size || size > info->max_key_size)) {
+    return make_error(ErrorCode::kUnsupported,
+                      "the module " + module + " cannot generate " + spec.name() + ": " +
+                          mechanism_name(mech) + " takes key sizes " +
+                          std::to_string(info->min_key_size) + ".." +
+                          std::to_string(info->max_key_size) + ", not " + std::to_string(size));
+  }
+  if (spec.family != KeyFamily::kEc || !probe_curve)
+    return {};
+  Template pub;
+  pub.object_class(CKO_PUBLIC_KEY).key_type(CKK_EC).token(false).private_object(false);
+  pub.ec_params(curve_oid_der(*spec.curve)).verify(true);
+  Template priv;
+  priv.object_class(CKO_PRIVATE_KEY).key_type(CKK_EC).token(false).sensitive(true).sign(true);
+  CK_MECHANISM m{mech, nullptr, 0};
+  CK_RV rv = CKR_OK;
+  auto pair = s.generate_key_pair(m, pub, priv, &rv);
+  if (pair) {
+    (void)s.destroy_object(pair->second);
+    (void)s.destroy_object(pair->first);
+    return {};
+  }
+  if (rv == CKR_DOMAIN_PARAMS_INVALID || rv == CKR_CURVE_NOT_SUPPORTED ||
+      rv == CKR_TEMPLATE_INCONSISTENT || rv == CKR_ATTRIBUTE_VALUE_INVALID) {
+    return make_error(ErrorCode::kUnsupported,
+                      "the module " + module + " cannot generate keys on the curve of " +
+                          spec.name() + " (" + pair.error().describe() + ")");
+  }
+  if (rv == CKR_USER_NOT_LOGGED_IN)
+    return {};
+  return tl::unexpected(pair.error().with_context("trying the curve of " + spec.name()));
+}
+
 Result<KeyObject> generate_portable_key(const Session& s, const KeyGenRequest& r) {
   if (r.label.empty())
     return make_error(ErrorCode::kInvalidArgument, "a key needs a label");
@@ -181,6 +238,7 @@ Result<KeyObject> generate_portable_key(const Session& s, const KeyGenRequest& r
                         "an object labelled \"" + r.label + "\" already exists on this token");
     }
   }
+  KEYPORT_TRY(check_can_generate(s, r.spec));
   Bytes id = r.id ? *r.id : random_bytes(16);
   KeyObject k;
   k.spec = r.spec;

@@ -46,9 +46,17 @@ struct KeyObject {
   bool extractable = false;
 };
 
-// Generates a portable key. Fails with kAlreadyExists when an object with this label exists,
-// before generating anything. After generation reads the attributes back and fails (destroying
-// what it made) if the module did not honour sensitive, extractable, token, private, size or curve.
+// Whether the token can make this portable key type, checked before anything is created: the
+// generation mechanism listed with CKF_GENERATE(_KEY_PAIR), the size within the mechanism's range,
+// and for EC (modules do not list their curves) a throwaway session key pair on the curve,
+// destroyed at once. kUnsupported naming what is missing. With probe_curve false the EC curve is
+// not tried; a curve probe that needs a login the session does not have is not held against it.
+Status check_can_generate(const Session& session, const KeySpec& spec, bool probe_curve = true);
+
+// Generates a portable key. Fails with kAlreadyExists when an object with this label exists, and
+// with kUnsupported when check_can_generate says no, before generating anything. After generation
+// reads the attributes back and fails (destroying what it made) if the module did not honour
+// sensitive, extractable, token, private, size or curve.
 Result<KeyObject> generate_portable_key(const Session& session, const KeyGenRequest& request);
 
 // Reads class, key type and size/curve of a key object. For AES keys with CKA_VALUE_LEN 0 (what

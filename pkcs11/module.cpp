@@ -28,6 +28,25 @@ std::map<std::string, std::weak_ptr<Module>>& registry() {
   return r;
 }
 
+// C_Initialize answered CKR_ARGUMENTS_BAD: the module wants init arguments (or other ones).
+Error init_args_error(const std::string& path, const std::string& given) {
+  const std::string file = std::filesystem::path(path).filename().string();
+  std::string msg =
+      given.empty()
+          ? "the PKCS#11 module " + path +
+                " refused C_Initialize without init arguments (CKR_ARGUMENTS_BAD): give them with "
+                "--module-init-args or KEYPORT_PKCS11_INIT_ARGS, or register the module with "
+                "p11-kit with an x-init-reserved: line and give its name to --module"
+          : "the PKCS#11 module " + path +
+                " refused C_Initialize with the init arguments given (CKR_ARGUMENTS_BAD)";
+  if (file.find("softokn") != std::string::npos) {
+    msg +=
+        "; NSS softoken needs configdir='sql:DIR' certPrefix='' keyPrefix='' "
+        "secmod='secmod.db' flags= (DIR: an NSS database made with certutil -N -d sql:DIR)";
+  }
+  return Error(ErrorCode::kInvalidArgument, msg, CKR_ARGUMENTS_BAD, "C_Initialize");
+}
+
 }  // namespace
 
 Error pkcs11_error(CK_RV rv, const char* function) {
@@ -75,6 +94,11 @@ Result<std::shared_ptr<Module>> Module::load(const std::string& path,
 
   std::lock_guard<std::mutex> lock(registry_mutex());
   if (auto existing = registry()[key].lock()) {
+    if (existing->init_args() != options.init_args) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "PKCS#11 module " + path +
+                            " is already loaded in this process with other init arguments");
+    }
     return existing;
   }
 
@@ -95,11 +119,11 @@ Result<std::shared_ptr<Module>> Module::load(const std::string& path,
   if (rv != CKR_OK || m->m_functions == nullptr) {
     return tl::unexpected(pkcs11_error(rv, "C_GetFunctionList"));
   }
-  CK_C_INITIALIZE_ARGS args{};
-  args.flags = CKF_OS_LOCKING_OK;
-  rv = m->call_rv("C_Initialize", &CK_FUNCTION_LIST::C_Initialize, static_cast<void*>(&args));
+  rv = m->initialize();
   if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED) {
     log::debug("PKCS#11 module " + path + " was already initialised in this process");
+  } else if (rv == CKR_ARGUMENTS_BAD) {
+    return tl::unexpected(init_args_error(path, options.init_args));
   } else if (rv != CKR_OK) {
     return tl::unexpected(pkcs11_error(rv, "C_Initialize").with_context("initialising " + path));
   } else {
@@ -129,15 +153,22 @@ Status Module::reinitialize() {
   if (rv != CKR_OK) {
     return tl::unexpected(pkcs11_error(rv, "C_Finalize").with_context("re-initialising " + m_path));
   }
-  CK_C_INITIALIZE_ARGS args{};
-  args.flags = CKF_OS_LOCKING_OK;
-  rv = call_rv("C_Initialize", &CK_FUNCTION_LIST::C_Initialize, static_cast<void*>(&args));
+  rv = initialize();
   if (rv != CKR_OK) {
     m_owns_init = false;
     return tl::unexpected(
         pkcs11_error(rv, "C_Initialize").with_context("re-initialising " + m_path));
   }
   return {};
+}
+
+CK_RV Module::initialize() {
+  CK_C_INITIALIZE_ARGS args{};
+  args.flags = CKF_OS_LOCKING_OK;
+  // The module reads the string during C_Initialize (NSS copies what it needs).
+  std::string init = m_options.init_args;
+  args.pReserved = init.empty() ? nullptr : static_cast<void*>(init.data());
+  return call_rv("C_Initialize", &CK_FUNCTION_LIST::C_Initialize, static_cast<void*>(&args));
 }
 
 Module::~Module() {

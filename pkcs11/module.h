@@ -20,6 +20,10 @@ struct ModuleOptions {
   // dlclose() the library afterwards. Off by default: SoftHSM and OpenSSL register exit handlers
   // that must not outlive their code.
   bool unload = false;
+  // The module's init string, passed in CK_C_INITIALIZE_ARGS.pReserved (the "LibraryParameters"
+  // of PKCS#11 §5.4; p11-kit's x-init-reserved). NSS softoken needs one:
+  // "configdir='sql:DIR' certPrefix='' keyPrefix='' secmod='secmod.db' flags=". Empty: none.
+  std::string init_args;
 };
 
 // Error for a failed C_* call: category from the CK_RV (PIN errors -> kAuth, unsupported
@@ -28,9 +32,12 @@ Error pkcs11_error(CK_RV rv, const char* function);
 
 class Module final {
  public:
-  // Loads `path` (dlopen), gets its function list and initialises it with CKF_OS_LOCKING_OK.
-  // CKR_CRYPTOKI_ALREADY_INITIALIZED is accepted (someone else in the process owns it; then this
-  // Module never finalises). kNotFound if the file is missing, kPkcs11 otherwise.
+  // Loads `path` (dlopen), gets its function list and initialises it with CKF_OS_LOCKING_OK and
+  // the options' init string. CKR_CRYPTOKI_ALREADY_INITIALIZED is accepted (someone else in the
+  // process owns it; then this Module never finalises). kNotFound if the file is missing; a module
+  // that refuses C_Initialize for want of init arguments (CKR_ARGUMENTS_BAD) is kInvalidArgument
+  // with a message that says how to give them; kPkcs11 otherwise. The same path loaded again with
+  // other init arguments while the first is alive is kInvalidArgument.
   static Result<std::shared_ptr<Module>> load(const std::string& path,
                                               const ModuleOptions& options = {});
 
@@ -42,6 +49,7 @@ class Module final {
   Module& operator=(const Module&) = delete;
 
   const std::string& path() const { return m_path; }
+  const std::string& init_args() const { return m_options.init_args; }
   CK_FUNCTION_LIST* functions() const { return m_functions; }
   // "SoftHSM 2.6" style description from C_GetInfo, cached at load.
   const std::string& description() const { return m_description; }
@@ -83,6 +91,8 @@ class Module final {
  private:
   Module() = default;
   void log_call(const char* name, CK_RV rv) const;
+  // C_Initialize with CKF_OS_LOCKING_OK and the init string of m_options.
+  CK_RV initialize();
 
   std::string m_path;
   void* m_handle = nullptr;

@@ -9,6 +9,7 @@
 
 #include "core/file_io.h"
 #include "core/log.h"
+#include "pkcs11/session.h"
 
 namespace keyport::p11 {
 namespace {
@@ -28,6 +29,9 @@ void strip_newline(SecretBytes& s) {
 Result<SecretBytes> read_pin_source(std::string_view source) {
   if (source.empty())
     return make_error(ErrorCode::kInvalidArgument, "empty pin-source");
+  if (source == "empty") {
+    return SecretBytes();  // asked for explicitly: a token whose PIN is the empty string
+  }
   if (source.front() == '|') {
     return make_error(ErrorCode::kInvalidArgument, "pin-source \"|command\" is not supported");
   }
@@ -118,6 +122,31 @@ Result<SecretBytes> resolve_pin(const PinRequest& r) {
   return make_error(
       ErrorCode::kAuth,
       "no " + r.what + ": use --pin-source env:VAR or --pin-source file:PATH, or set " + r.env_var);
+}
+
+bool pin_given_explicitly(const PinRequest& r) {
+  return r.pin_source || r.pin_argv ||
+         (r.uri != nullptr && (r.uri->pin_source || r.uri->pin_value != nullptr));
+}
+
+Result<LoginKind> login_user(Session& session, const TokenInfo& token, const PinRequest& request,
+                             const std::function<void(const std::string&)>& on_pin_pad) {
+  const bool explicit_pin = pin_given_explicitly(request);
+  if (!token.login_required() && !explicit_pin) {
+    log::debug("token \"" + token.label + "\" does not require a login (no CKF_LOGIN_REQUIRED)");
+    return LoginKind::kNotRequired;
+  }
+  if ((token.flags & CKF_PROTECTED_AUTHENTICATION_PATH) != 0 && !explicit_pin) {
+    if (on_pin_pad) {
+      on_pin_pad("token \"" + token.label +
+                 "\" has a protected authentication path: enter the PIN on its PIN pad or reader");
+    }
+    KEYPORT_TRY(session.login_protected_path());
+    return LoginKind::kPinPad;
+  }
+  KEYPORT_ASSIGN_OR_RETURN(SecretBytes pin, resolve_pin(request));
+  KEYPORT_TRY(session.login(pin));
+  return LoginKind::kPin;
 }
 
 }  // namespace keyport::p11

@@ -85,9 +85,28 @@ Status Session::logout() {
 
 Status Session::login(const SecretBytes& pin, CK_USER_TYPE user) {
   auto bytes = pin.reveal(SecretAccess::unsafe());
-  CK_RV rv =
-      KP11_CALL_RV(*m_module, C_Login, m_handle, user, const_cast<CK_UTF8CHAR*>(bytes.data()),
-                   static_cast<CK_ULONG>(bytes.size()));
+  // An empty PIN is passed as a valid pointer with length 0, never as NULL (NULL means "use the
+  // PIN pad" to a token with a protected authentication path).
+  static CK_UTF8CHAR empty_pin[1] = {0};
+  CK_UTF8CHAR* p = bytes.empty() ? empty_pin : const_cast<CK_UTF8CHAR*>(bytes.data());
+  return finish_login(
+      KP11_CALL_RV(*m_module, C_Login, m_handle, user, p, static_cast<CK_ULONG>(bytes.size())));
+}
+
+Status Session::login_protected_path(CK_USER_TYPE user) {
+  return finish_login(KP11_CALL_RV(*m_module, C_Login, m_handle, user,
+                                   static_cast<CK_UTF8CHAR*>(nullptr), CK_ULONG{0}));
+}
+
+bool Session::user_logged_in() const {
+  CK_SESSION_INFO info{};
+  if (m_handle == CK_INVALID_HANDLE ||
+      KP11_CALL_RV(*m_module, C_GetSessionInfo, m_handle, &info) != CKR_OK)
+    return false;
+  return info.state == CKS_RO_USER_FUNCTIONS || info.state == CKS_RW_USER_FUNCTIONS;
+}
+
+Status Session::finish_login(CK_RV rv) {
   if (rv == CKR_USER_ALREADY_LOGGED_IN)
     return {};
   if (rv != CKR_OK) {
@@ -146,6 +165,103 @@ Status Session::destroy_object(CK_OBJECT_HANDLE object) const {
   return KP11_CALL(*m_module, C_DestroyObject, m_handle, object);
 }
 
+namespace {
+
+Status checked(CK_RV got, CK_RV* rv, const char* function) {
+  if (rv != nullptr)
+    *rv = got;
+  if (got != CKR_OK)
+    return tl::unexpected(pkcs11_error(got, function));
+  return {};
+}
+
+}  // namespace
+
+Result<CK_OBJECT_HANDLE> Session::generate_key(const CK_MECHANISM& mech, const Template& t,
+                                               CK_RV* rv) const {
+  CkTemplate ck = t.lower();
+  CK_MECHANISM m = mech;
+  CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+  KEYPORT_TRY(
+      checked(KP11_CALL_RV(*m_module, C_GenerateKey, m_handle, &m, ck.data(), ck.size(), &h), rv,
+              "C_GenerateKey"));
+  return h;
+}
+
+Result<std::pair<CK_OBJECT_HANDLE, CK_OBJECT_HANDLE>> Session::generate_key_pair(
+    const CK_MECHANISM& mech, const Template& public_template, const Template& private_template,
+    CK_RV* rv) const {
+  CkTemplate pub = public_template.lower();
+  CkTemplate priv = private_template.lower();
+  CK_MECHANISM m = mech;
+  CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE;
+  CK_OBJECT_HANDLE hpriv = CK_INVALID_HANDLE;
+  KEYPORT_TRY(checked(KP11_CALL_RV(*m_module, C_GenerateKeyPair, m_handle, &m, pub.data(),
+                                   pub.size(), priv.data(), priv.size(), &hpub, &hpriv),
+                      rv, "C_GenerateKeyPair"));
+  return std::make_pair(hpub, hpriv);
+}
+
+Result<Bytes> Session::wrap_key(const CK_MECHANISM& mech, CK_OBJECT_HANDLE wrapping,
+                                CK_OBJECT_HANDLE key, std::size_t guess, CK_RV* rv) const {
+  CK_MECHANISM m = mech;
+  Bytes out(guess);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    CK_ULONG len = out.size();
+    CK_RV got = KP11_CALL_RV(*m_module, C_WrapKey, m_handle, &m, wrapping, key, out.data(), &len);
+    if (got == CKR_BUFFER_TOO_SMALL && attempt == 0 && len > out.size()) {
+      out.resize(len);
+      continue;
+    }
+    KEYPORT_TRY(checked(got, rv, "C_WrapKey"));
+    out.resize(len);
+    return out;
+  }
+  return make_error(ErrorCode::kPkcs11, "C_WrapKey kept asking for a larger buffer");
+}
+
+Result<CK_OBJECT_HANDLE> Session::unwrap_key(const CK_MECHANISM& mech, CK_OBJECT_HANDLE unwrapping,
+                                             std::span<const std::uint8_t> wrapped,
+                                             const Template& t, CK_RV* rv) const {
+  CkTemplate ck = t.lower();
+  CK_MECHANISM m = mech;
+  CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+  KEYPORT_TRY(checked(KP11_CALL_RV(*m_module, C_UnwrapKey, m_handle, &m, unwrapping,
+                                   const_cast<CK_BYTE*>(wrapped.data()),
+                                   static_cast<CK_ULONG>(wrapped.size()), ck.data(), ck.size(), &h),
+                      rv, "C_UnwrapKey"));
+  return h;
+}
+
+Result<SecretBytes> Session::read_plain_session_key(CK_OBJECT_HANDLE object) const {
+  // Checked first: a session object (CKA_TOKEN false), a secret key, not sensitive.
+  KEYPORT_ASSIGN_OR_RETURN(auto check,
+                           get_attributes(object, {CKA_CLASS, CKA_TOKEN, CKA_SENSITIVE}));
+  const auto is = [&](std::size_t i, const Bytes& want) { return check[i] && *check[i] == want; };
+  CK_OBJECT_CLASS secret = CKO_SECRET_KEY;
+  const Bytes secret_class(reinterpret_cast<const std::uint8_t*>(&secret),
+                           reinterpret_cast<const std::uint8_t*>(&secret) + sizeof secret);
+  const Bytes no{CK_FALSE};
+  if (!is(0, secret_class) || !is(1, no) || !is(2, no)) {
+    return make_error(ErrorCode::kInternal,
+                      "refusing to read CKA_VALUE: only a non-sensitive session key keyport made "
+                      "may be read");
+  }
+  CK_ATTRIBUTE a{CKA_VALUE, nullptr, 0};
+  CK_RV rv = KP11_CALL_RV(*m_module, C_GetAttributeValue, m_handle, object, &a, CK_ULONG{1});
+  if (rv != CKR_OK || a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen > 4096)
+    return tl::unexpected(
+        pkcs11_error(rv == CKR_OK ? CKR_ATTRIBUTE_SENSITIVE : rv, "C_GetAttributeValue"));
+  SecretBytes value(static_cast<std::size_t>(a.ulValueLen));
+  auto bytes = value.reveal_mut(SecretAccess::unsafe());
+  a.pValue = bytes.data();
+  rv = KP11_CALL_RV(*m_module, C_GetAttributeValue, m_handle, object, &a, CK_ULONG{1});
+  if (rv != CKR_OK)
+    return tl::unexpected(pkcs11_error(rv, "C_GetAttributeValue"));
+  value.truncate(static_cast<std::size_t>(a.ulValueLen));
+  return value;
+}
+
 Result<std::optional<Bytes>> Session::try_get_bytes(CK_OBJECT_HANDLE object,
                                                     CK_ATTRIBUTE_TYPE type) const {
   if (is_secret_attribute(type)) {
@@ -171,6 +287,53 @@ Result<std::optional<Bytes>> Session::try_get_bytes(CK_OBJECT_HANDLE object,
   return std::optional<Bytes>(std::move(value));
 }
 
+CK_ULONG attribute_value_size(CK_ATTRIBUTE_TYPE type) {
+  switch (type) {
+    // CK_ULONG values (CK_OBJECT_CLASS, CK_KEY_TYPE, CK_MECHANISM_TYPE, ...).
+    case CKA_CLASS:
+    case CKA_KEY_TYPE:
+    case CKA_CERTIFICATE_TYPE:
+    case CKA_CERTIFICATE_CATEGORY:
+    case CKA_JAVA_MIDP_SECURITY_DOMAIN:
+    case CKA_MODULUS_BITS:
+    case CKA_PRIME_BITS:
+    case CKA_SUB_PRIME_BITS:
+    case CKA_VALUE_BITS:
+    case CKA_VALUE_LEN:
+    case CKA_KEY_GEN_MECHANISM:
+    case CKA_HW_FEATURE_TYPE:
+    case CKA_MECHANISM_TYPE:
+    case CKA_NAME_HASH_ALGORITHM:
+      return sizeof(CK_ULONG);
+    // CK_BBOOL values.
+    case CKA_TOKEN:
+    case CKA_PRIVATE:
+    case CKA_MODIFIABLE:
+    case CKA_COPYABLE:
+    case CKA_DESTROYABLE:
+    case CKA_TRUSTED:
+    case CKA_LOCAL:
+    case CKA_SENSITIVE:
+    case CKA_ALWAYS_SENSITIVE:
+    case CKA_EXTRACTABLE:
+    case CKA_NEVER_EXTRACTABLE:
+    case CKA_ENCRYPT:
+    case CKA_DECRYPT:
+    case CKA_WRAP:
+    case CKA_UNWRAP:
+    case CKA_SIGN:
+    case CKA_SIGN_RECOVER:
+    case CKA_VERIFY:
+    case CKA_VERIFY_RECOVER:
+    case CKA_DERIVE:
+    case CKA_WRAP_WITH_TRUSTED:
+    case CKA_ALWAYS_AUTHENTICATE:
+      return sizeof(CK_BBOOL);
+    default:
+      return 0;
+  }
+}
+
 Result<std::vector<std::optional<Bytes>>> Session::get_attributes(
     CK_OBJECT_HANDLE object, const std::vector<CK_ATTRIBUTE_TYPE>& types) const {
   for (CK_ATTRIBUTE_TYPE t : types) {
@@ -179,60 +342,43 @@ Result<std::vector<std::optional<Bytes>>> Session::get_attributes(
                                                   ": keyport never reads secret attributes");
     }
   }
-  // One call with room for any public attribute keyport reads (an RSA-4096 modulus is 512 bytes):
-  // a token object's every C_GetAttributeValue costs SoftHSM a refresh from disk, so the usual
-  // size-query-then-read pair doubles the cost of listing a large token. A value that does not
-  // fit (CKR_BUFFER_TOO_SMALL) falls back to the pair.
+  // One call: fixed-size attributes get exactly their size (NSS softoken answers a CK_ULONG
+  // attribute asked with any other length as unavailable), the others room for any public value
+  // keyport reads (an RSA-4096 modulus is 512 bytes). A token object's every C_GetAttributeValue
+  // costs SoftHSM a refresh from disk, so the usual size-query-then-read pair would double the cost
+  // of listing a large token.
   constexpr CK_ULONG kRoom = 1024;
   std::vector<std::optional<Bytes>> out(types.size());
   std::vector<CK_ATTRIBUTE> attrs;
   attrs.reserve(types.size());
   for (std::size_t i = 0; i < types.size(); ++i) {
-    out[i].emplace(kRoom);
-    attrs.push_back({types[i], out[i]->data(), kRoom});
+    const CK_ULONG fixed = attribute_value_size(types[i]);
+    out[i].emplace(fixed != 0 ? fixed : kRoom);
+    attrs.push_back({types[i], out[i]->data(), static_cast<CK_ULONG>(out[i]->size())});
   }
-  auto size = static_cast<CK_ULONG>(attrs.size());
-  // CKR_ATTRIBUTE_SENSITIVE / CKR_ATTRIBUTE_TYPE_INVALID still fill in every other value (PKCS#11
-  // §5.7), marking the missing ones CK_UNAVAILABLE_INFORMATION.
-  CK_RV rv = KP11_CALL_RV(*m_module, C_GetAttributeValue, m_handle, object, attrs.data(), size);
+  CK_RV rv = KP11_CALL_RV(*m_module, C_GetAttributeValue, m_handle, object, attrs.data(),
+                          static_cast<CK_ULONG>(attrs.size()));
   if (rv != CKR_OK && rv != CKR_ATTRIBUTE_SENSITIVE && rv != CKR_ATTRIBUTE_TYPE_INVALID &&
       rv != CKR_BUFFER_TOO_SMALL) {
     return tl::unexpected(pkcs11_error(rv, "C_GetAttributeValue"));
   }
-  if (rv != CKR_BUFFER_TOO_SMALL) {
-    for (std::size_t i = 0; i < attrs.size(); ++i) {
-      if (attrs[i].ulValueLen == CK_UNAVAILABLE_INFORMATION)
-        out[i].reset();
-      else
-        out[i]->resize(attrs[i].ulValueLen);
-    }
-    return out;
-  }
-  for (std::size_t i = 0; i < attrs.size(); ++i)
-    attrs[i] = {types[i], nullptr, 0};
-  rv = KP11_CALL_RV(*m_module, C_GetAttributeValue, m_handle, object, attrs.data(), size);
-  if (rv != CKR_OK && rv != CKR_ATTRIBUTE_SENSITIVE && rv != CKR_ATTRIBUTE_TYPE_INVALID) {
-    return tl::unexpected(pkcs11_error(rv, "C_GetAttributeValue"));
-  }
-  std::vector<CK_ATTRIBUTE> present;
-  std::vector<std::size_t> where;
   for (std::size_t i = 0; i < attrs.size(); ++i) {
     if (attrs[i].ulValueLen == CK_UNAVAILABLE_INFORMATION) {
       out[i].reset();
-      continue;
+    } else {
+      out[i]->resize(attrs[i].ulValueLen);
     }
-    out[i].emplace(attrs[i].ulValueLen);
-    present.push_back(
-        {attrs[i].type, out[i]->empty() ? nullptr : out[i]->data(), attrs[i].ulValueLen});
-    where.push_back(i);
   }
-  if (!present.empty()) {
-    rv = KP11_CALL_RV(*m_module, C_GetAttributeValue, m_handle, object, present.data(),
-                      static_cast<CK_ULONG>(present.size()));
-    if (rv != CKR_OK)
-      return tl::unexpected(pkcs11_error(rv, "C_GetAttributeValue"));
-    for (std::size_t j = 0; j < present.size(); ++j)
-      out[where[j]]->resize(present[j].ulValueLen);
+  if (rv == CKR_OK)
+    return out;
+  // Some value did not come back. PKCS#11 §5.7 says the others are filled in and only the missing
+  // ones marked unavailable, but modules differ (a module may refuse a batch as a whole), and
+  // "unavailable in a batch" is not "absent": each missing one is asked for alone, where the
+  // module's answer is about that attribute only (sensitive or not on this object: nullopt).
+  for (std::size_t i = 0; i < attrs.size(); ++i) {
+    if (!out[i]) {
+      KEYPORT_ASSIGN_OR_RETURN(out[i], try_get_bytes(object, types[i]));
+    }
   }
   return out;
 }

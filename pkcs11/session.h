@@ -6,7 +6,9 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/encoding.h"
@@ -36,10 +38,16 @@ class Session {
   // C_Login. CKR_USER_ALREADY_LOGGED_IN is success (another session of this process logged in).
   // A wrong PIN is kAuth.
   Status login(const SecretBytes& pin, CK_USER_TYPE user = CKU_USER);
+  // C_Login with a NULL PIN: the token takes the PIN on its own pad
+  // (CKF_PROTECTED_AUTHENTICATION_PATH).
+  Status login_protected_path(CK_USER_TYPE user = CKU_USER);
   // Explicit close for callers who want the result.
   Status close();
   // C_Logout: logs the whole application out of the token (every session of this process).
   Status logout();
+
+  // Whether the application is logged in to this session's token as user (C_GetSessionInfo).
+  bool user_logged_in() const;
 
   CK_SESSION_HANDLE handle() const { return m_handle; }
   CK_SLOT_ID slot() const { return m_slot; }
@@ -52,14 +60,39 @@ class Session {
   Result<CK_OBJECT_HANDLE> create_object(const Template& t) const;
   Status destroy_object(CK_OBJECT_HANDLE object) const;
 
+  // Key operations. Each returns the new object or the bytes, or the C_* error; `rv`, when given,
+  // receives the CK_RV of the last call (callers that tell a refused parameter from a failure).
+  Result<CK_OBJECT_HANDLE> generate_key(const CK_MECHANISM& mech, const Template& t,
+                                        CK_RV* rv = nullptr) const;
+  // The public key's handle, then the private key's.
+  Result<std::pair<CK_OBJECT_HANDLE, CK_OBJECT_HANDLE>> generate_key_pair(
+      const CK_MECHANISM& mech, const Template& public_template, const Template& private_template,
+      CK_RV* rv = nullptr) const;
+  // C_WrapKey into a buffer of `guess` bytes, grown once on CKR_BUFFER_TOO_SMALL (SoftHSM does the
+  // whole wrap for a NULL-buffer size query, so the usual two calls would wrap twice).
+  Result<Bytes> wrap_key(const CK_MECHANISM& mech, CK_OBJECT_HANDLE wrapping, CK_OBJECT_HANDLE key,
+                         std::size_t guess, CK_RV* rv = nullptr) const;
+  Result<CK_OBJECT_HANDLE> unwrap_key(const CK_MECHANISM& mech, CK_OBJECT_HANDLE unwrapping,
+                                      std::span<const std::uint8_t> wrapped, const Template& t,
+                                      CK_RV* rv = nullptr) const;
+
+  // The one place keyport reads CKA_VALUE (threat model T1): the value of a session secret key
+  // that is neither sensitive nor a token object, which keyport itself made so that its value is
+  // the answer: a mechanism self-test's key made from a value it already knows
+  // (pkcs11/selftest.h), and a key unwrapped for the caller (Key Vault's unwrapKey with AES key
+  // wrap, a data key a migration KEK unwraps for the host). Refuses (kInternal) any other object.
+  Result<SecretBytes> read_plain_session_key(CK_OBJECT_HANDLE object) const;
+
   // Reads a non-secret attribute. Refuses (kInternal) to read CKA_VALUE and private key
   // components: keyport never asks a token for secret bytes.
   Result<Bytes> get_bytes(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const;
   // Like get_bytes, but nullopt when the token says the attribute is sensitive, invalid for this
   // object, or unavailable.
   Result<std::optional<Bytes>> try_get_bytes(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const;
-  // Reads several non-secret attributes in two calls (sizes, then values). Each entry is nullopt
-  // when the token says that attribute is sensitive, invalid for the object, or unavailable.
+  // Reads several non-secret attributes in one call (fixed-size ones with their exact size). When
+  // the module leaves some out, each of those is read alone (a module may refuse a whole batch for
+  // one attribute). Each entry is nullopt when the token says, for that attribute alone, that it
+  // is sensitive, invalid for the object, or unavailable.
   Result<std::vector<std::optional<Bytes>>> get_attributes(
       CK_OBJECT_HANDLE object, const std::vector<CK_ATTRIBUTE_TYPE>& types) const;
   Result<CK_ULONG> get_ulong(CK_OBJECT_HANDLE object, CK_ATTRIBUTE_TYPE type) const;
@@ -70,6 +103,7 @@ class Session {
   Session(std::shared_ptr<const Module> module, CK_SLOT_ID slot, CK_SESSION_HANDLE handle)
       : m_module(std::move(module)), m_slot(slot), m_handle(handle) {}
   void reset() noexcept;
+  Status finish_login(CK_RV rv);  // login's answer to a C_Login
 
   std::shared_ptr<const Module> m_module;
   CK_SLOT_ID m_slot = 0;
@@ -105,5 +139,8 @@ class ScopedObject {
 
 // True for attributes that hold secret key material (CKA_VALUE, private exponent, primes, ...).
 bool is_secret_attribute(CK_ATTRIBUTE_TYPE type);
+// The size of a fixed-size attribute's value (sizeof(CK_ULONG) or sizeof(CK_BBOOL)); 0 for
+// attributes of variable length.
+CK_ULONG attribute_value_size(CK_ATTRIBUTE_TYPE type);
 
 }  // namespace keyport::p11

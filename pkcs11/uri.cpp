@@ -622,10 +622,16 @@ std::string trim_padded(const unsigned char* field, std::size_t size) {
   if (field == nullptr) {
     return {};
   }
-  while (size > 0 && field[size - 1] == ' ') {
-    --size;
+  // Spaces are the standard padding; some modules pad with NUL bytes (tpm2-pkcs11's model field)
+  // or end the text with a NUL and leave garbage after it: the text ends at the first NUL.
+  std::size_t end = 0;
+  while (end < size && field[end] != '\0') {
+    ++end;
   }
-  return std::string(reinterpret_cast<const char*>(field), size);
+  while (end > 0 && field[end - 1] == ' ') {
+    --end;
+  }
+  return std::string(reinterpret_cast<const char*>(field), end);
 }
 
 bool looks_like_uri(std::string_view text) {

@@ -63,7 +63,8 @@ class Uri {
   bool has_object_attributes() const;
 };
 
-// Trims the trailing spaces of a fixed-width, space-padded PKCS#11 string field.
+// The text of a fixed-width, space-padded PKCS#11 string field: up to the first NUL byte (some
+// modules pad with NULs), without trailing spaces.
 std::string trim_padded(const unsigned char* field, std::size_t size);
 
 // Returns true if `text` starts with "pkcs11:" (any case): callers use it to tell a URI from a

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "pkcs11/wrap.h"
 
+#include <algorithm>
+
 #include "core/log.h"
 #include "core/random.h"
 #include "pkcs11/names.h"
@@ -82,28 +84,9 @@ Result<ScopedObject> generate_transfer_key(const Session& s, bool private_object
   return ScopedObject(s, h);
 }
 
-// C_WrapKey into a preallocated buffer (SoftHSM does the whole wrap for a NULL-buffer size query,
-// so the two-call pattern would wrap twice); grows and retries on CKR_BUFFER_TOO_SMALL, then
-// shrinks to the length returned.
 Result<Bytes> wrap_once(const Session& s, CK_MECHANISM* mech, CK_OBJECT_HANDLE wrapping,
                         CK_OBJECT_HANDLE key, std::size_t guess, CK_RV* out_rv = nullptr) {
-  Bytes out(guess);
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    CK_ULONG len = out.size();
-    CK_RV rv =
-        KP11_CALL_RV(s.module(), C_WrapKey, s.handle(), mech, wrapping, key, out.data(), &len);
-    if (rv == CKR_BUFFER_TOO_SMALL && attempt == 0 && len > out.size()) {
-      out.resize(len);
-      continue;
-    }
-    if (out_rv)
-      *out_rv = rv;
-    if (rv != CKR_OK)
-      return tl::unexpected(pkcs11_error(rv, "C_WrapKey"));
-    out.resize(len);
-    return out;
-  }
-  return make_error(ErrorCode::kPkcs11, "C_WrapKey kept asking for a larger buffer");
+  return s.wrap_key(*mech, wrapping, key, guess, out_rv);
 }
 
 Error explain_wrap_failure(const Error& e, const char* step) {
@@ -200,12 +183,12 @@ Result<WrapStrategy> parse_wrap_strategy(std::string_view name) {
 }
 
 Result<WrapCapabilities> probe_wrap_capabilities(const Session& s, const TokenInfo& token,
-                                                 bool probe_hashes) {
+                                                 bool self_test) {
   WrapCapabilities caps;
   caps.module = s.module().description();
   caps.token = token.manufacturer + " " + token.model + " firmware " + token.firmware();
   KEYPORT_ASSIGN_OR_RETURN(auto mechs, list_mechanisms(s.module(), s.slot()));
-  bool kwp_210a = false, kwp_210b = false;
+  std::vector<CK_MECHANISM_TYPE> kwp_listed;
   for (const auto& m : mechs) {
     bool w = (m.flags & CKF_WRAP) != 0;
     bool u = (m.flags & CKF_UNWRAP) != 0;
@@ -213,12 +196,6 @@ Result<WrapCapabilities> probe_wrap_capabilities(const Session& s, const TokenIn
       case CKM_RSA_AES_KEY_WRAP:
         caps.native_wrap = w;
         caps.native_unwrap = u;
-        break;
-      case CKM_AES_KEY_WRAP_PAD:
-        kwp_210a = w && u;
-        break;
-      case CKM_AES_KEY_WRAP_KWP:
-        kwp_210b = w && u;
         break;
       case CKM_AES_KEY_GEN:
         caps.aes_keygen = true;
@@ -228,40 +205,38 @@ Result<WrapCapabilities> probe_wrap_capabilities(const Session& s, const TokenIn
         caps.oaep_unwrap = u;
         break;
       default:
+        if (w && u)
+          kwp_listed.push_back(m.type);
         break;
     }
   }
-  // Prefer the PKCS#11 3.0 name for RFC 5649 when both exist; SoftHSM 2.6.1 has only 0x210A.
-  if (kwp_210b) {
-    caps.kwp = CKM_AES_KEY_WRAP_KWP;
-  } else if (kwp_210a) {
-    caps.kwp = CKM_AES_KEY_WRAP_PAD;
-  }
-  if (!probe_hashes || !caps.oaep_wrap || !caps.aes_keygen)
-    return caps;
-
-  // A throwaway RSA "public key" (random odd 2048-bit modulus: no private key exists for it) and
-  // a throwaway public session AES key, so the probe needs no login and touches nothing persistent.
-  Bytes n = random_bytes(256);
-  n[0] |= 0x80;
-  n[255] |= 0x01;
-  const std::uint8_t e[] = {0x01, 0x00, 0x01};
-  KEYPORT_ASSIGN_OR_RETURN(ScopedObject probe_kek, import_rsa_public_key(s, n, e));
-  KEYPORT_ASSIGN_OR_RETURN(ScopedObject probe_aes,
-                           generate_transfer_key(s, /*private_object=*/false));
-  for (OaepHash h : {OaepHash::kSha1, OaepHash::kSha256, OaepHash::kSha384}) {
-    CK_RSA_PKCS_OAEP_PARAMS p = oaep_params(h);
-    CK_MECHANISM mech{CKM_RSA_PKCS_OAEP, &p, sizeof p};
-    CK_RV rv = CKR_OK;
-    auto r = wrap_once(s, &mech, probe_kek.get(), probe_aes.get(), 256, &rv);
-    caps.oaep_hash[static_cast<int>(h)] = r.has_value();
-    if (!r && !is_param_refusal(rv)) {
-      log::debug("OAEP " + std::string(to_string(h)) + " probe failed with " +
-                 std::string(rv_name(rv)));
+  if (!self_test) {
+    // The list only: the first RFC 5649 candidate listed, unproven.
+    for (const auto& c : kwp_candidates()) {
+      if (std::find(kwp_listed.begin(), kwp_listed.end(), c.mechanism) != kwp_listed.end()) {
+        caps.kwp = c.mechanism;
+        break;
+      }
     }
+    return caps;
   }
-  KEYPORT_TRY(probe_aes.destroy());
-  KEYPORT_TRY(probe_kek.destroy());
+  KEYPORT_ASSIGN_OR_RETURN(caps.self_test, run_self_tests(s, token, mechs, s.user_logged_in()));
+  if (const KwpTest* k = caps.self_test->chosen_kwp()) {
+    caps.kwp = k->mechanism;
+    caps.kwp_exact = k->exact();
+  }
+  auto known = [](Verdict v) -> std::optional<bool> {
+    if (v == Verdict::kPassed)
+      return true;
+    if (v == Verdict::kFailed || v == Verdict::kRefused)
+      return false;
+    return std::nullopt;
+  };
+  for (OaepHash h : {OaepHash::kSha1, OaepHash::kSha256, OaepHash::kSha384}) {
+    const HashTest& t = caps.self_test->hash(h);
+    caps.oaep_hash[static_cast<int>(h)] = known(t.oaep);
+    caps.native_hash[static_cast<int>(h)] = known(t.native);
+  }
   return caps;
 }
 
@@ -269,23 +244,38 @@ Result<WrapStrategy> choose_strategy(const WrapCapabilities& caps, WrapStrategy 
                                      WrapAlg alg) {
   auto composite_missing = [&]() {
     std::string missing;
-    if (!caps.kwp)
-      missing += " AES key wrap with padding (CKM_AES_KEY_WRAP_PAD/KWP) for wrap and unwrap;";
+    if (!caps.kwp) {
+      missing += caps.self_test && !caps.self_test->kwp.empty()
+                     ? " a mechanism that wraps as RFC 5649 (the self-tests of the listed "
+                       "candidates failed: see keyport token info);"
+                     : " AES key wrap with padding (RFC 5649: CKM_AES_KEY_WRAP_KWP or a "
+                       "vendor's code) for wrap and unwrap;";
+    }
     if (!caps.aes_keygen)
       missing += " CKM_AES_KEY_GEN;";
     if (!caps.oaep_wrap)
       missing += " CKM_RSA_PKCS_OAEP for wrapping;";
     return missing;
   };
+  const OaepHash hash = wrap_alg_hash(alg);
   WrapStrategy chosen = requested;
   if (requested == WrapStrategy::kAuto) {
-    chosen = caps.native_wrap ? WrapStrategy::kNative : WrapStrategy::kComposite;
+    chosen = caps.native_ok(hash) ? WrapStrategy::kNative : WrapStrategy::kComposite;
   }
   if (chosen == WrapStrategy::kNative && !caps.native_wrap) {
     return make_error(ErrorCode::kUnsupported,
                       "the module " + caps.module +
                           " does not offer CKM_RSA_AES_KEY_WRAP for wrapping; "
                           "use --strategy composite (or auto)");
+  }
+  if (chosen == WrapStrategy::kNative && !caps.native_ok(hash)) {
+    const HashTest& t = caps.self_test->hash(hash);
+    return make_error(
+        ErrorCode::kUnsupported,
+        "the module " + caps.module + " lists CKM_RSA_AES_KEY_WRAP, but its self-test " +
+            "with OAEP " + std::string(to_string(hash)) + " did not pass (" +
+            std::string(to_string(t.native)) + (t.detail.empty() ? "" : ": " + t.detail) +
+            "); keyport does not build a .byok with an unproven mechanism");
   }
   if (chosen == WrapStrategy::kComposite) {
     if (!caps.composite_possible()) {
@@ -333,7 +323,8 @@ Result<CK_OBJECT_HANDLE> unwrap_rsa_aes(const Session& s, const WrapCapabilities
     return make_error(ErrorCode::kInternal, "unwrap templates must not carry CKA_VALUE_LEN");
   }
   bool native =
-      strategy == WrapStrategy::kNative || (strategy == WrapStrategy::kAuto && caps.native_unwrap);
+      strategy == WrapStrategy::kNative ||
+      (strategy == WrapStrategy::kAuto && caps.native_unwrap && caps.native_ok(wrap_alg_hash(alg)));
   if (native && !caps.native_unwrap) {
     return make_error(
         ErrorCode::kUnsupported,

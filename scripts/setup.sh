@@ -12,6 +12,8 @@ packages=(
   libsqlite3-dev libcpp-httplib-dev
   # PKCS#11 module, tools and peers
   softhsm2 opensc opensc-pkcs11 libengine-pkcs11-openssl openssl
+  # the module matrix (tests/modules): NSS softoken's tools, openCryptoki
+  libnss3 libnss3-tools opencryptoki
   # tests
   catch2 p11-kit jq
 )

@@ -374,19 +374,7 @@ Result<SecretBytes> token_aes_kw_unwrap(const p11::Session& s, CK_OBJECT_HANDLE 
   }
   p11::ScopedObject key(s, h);
   // The session key was made non-sensitive on purpose: its value is the answer.
-  KEYPORT_ASSIGN_OR_RETURN(bool sensitive, s.get_bool(h, CKA_SENSITIVE));
-  if (sensitive) {
-    return make_error(ErrorCode::kPkcs11, "the token made the unwrapped key sensitive");
-  }
-  CK_ATTRIBUTE a{CKA_VALUE, nullptr, 0};
-  KEYPORT_TRY(KP11_CALL(m, C_GetAttributeValue, s.handle(), h, &a, CK_ULONG{1}));
-  if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION || a.ulValueLen > 4096) {
-    return make_error(ErrorCode::kPkcs11, "the token does not reveal the unwrapped key");
-  }
-  SecretBytes value(a.ulValueLen);
-  a.pValue = value.reveal_mut(SecretAccess::unsafe()).data();
-  KEYPORT_TRY(KP11_CALL(m, C_GetAttributeValue, s.handle(), h, &a, CK_ULONG{1}));
-  value.truncate(a.ulValueLen);
+  KEYPORT_ASSIGN_OR_RETURN(SecretBytes value, s.read_plain_session_key(h));
   KEYPORT_TRY(key.destroy());
   return value;
 }

@@ -99,8 +99,10 @@ Run Rig::keyport(const std::string& args) const {
 
 Run Rig::keyport(const std::string& args, const RunOptions& options) const {
   // A clean environment for what keyport reads, whatever the developer's shell has set.
-  std::string cmd = "env -u KEYPORT_PIN -u KEYPORT_PKCS11_MODULE -u KEYPORT_LOG SOFTHSM2_CONF=" +
-                    sh_quote(m_conf.string());
+  std::string cmd =
+      "env -u KEYPORT_PIN -u KEYPORT_PKCS11_MODULE -u KEYPORT_PKCS11_INIT_ARGS -u KEYPORT_LOG "
+      "SOFTHSM2_CONF=" +
+      sh_quote(m_conf.string());
   if (!options.keyport_pin.empty()) {
     cmd += " KEYPORT_PIN=" + sh_quote(options.keyport_pin);
   }

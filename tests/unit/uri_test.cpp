@@ -831,7 +831,7 @@ TEST_CASE("looks_like_uri tells a pkcs11 URI from a plain label", "[unit][uri]")
   CHECK_FALSE(p11::looks_like_uri("pkcs12:"));
 }
 
-TEST_CASE("trim_padded removes trailing spaces only", "[unit][uri]") {
+TEST_CASE("trim_padded removes trailing spaces and ends the text at a NUL", "[unit][uri]") {
   const unsigned char padded[] = {'a', ' ', 'b', ' ', ' ', ' '};
   CHECK(p11::trim_padded(padded, sizeof(padded)) == "a b");
   const unsigned char leading[] = {' ', ' ', 'x', ' '};
@@ -841,9 +841,14 @@ TEST_CASE("trim_padded removes trailing spaces only", "[unit][uri]") {
   const unsigned char full[] = {'a', 'b', 'c'};
   CHECK(p11::trim_padded(full, sizeof(full)) == "abc");
   CHECK(p11::trim_padded(full, 0).empty());
-  // Only spaces are padding; a NUL or tab at the end is part of the value.
+  // Spaces are padding, and so is everything from the first NUL on (tpm2-pkcs11 pads its model
+  // field with NULs); a tab is part of the value.
   const unsigned char nul[] = {'a', '\0', ' '};
-  CHECK(p11::trim_padded(nul, sizeof(nul)) == std::string("a\0", 2));
+  CHECK(p11::trim_padded(nul, sizeof(nul)) == "a");
+  const unsigned char nuls[] = {'t', 'p', 'm', ' ', '\0', '\0', 'x'};
+  CHECK(p11::trim_padded(nuls, sizeof(nuls)) == "tpm");
+  const unsigned char tab[] = {'a', '\t', ' '};
+  CHECK(p11::trim_padded(tab, sizeof(tab)) == "a\t");
 }
 
 TEST_CASE("has_token_attributes and has_object_attributes report what the URI names",
