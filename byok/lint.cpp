@@ -80,6 +80,10 @@ const std::vector<FindingKind> kCatalogue = {
     {code::kKwpLength, Severity::kError,
      "the AES-KWP part is not a multiple of 8 bytes, or shorter than 16",
      "The ciphertext was truncated or padded after wrapping: regenerate the file."},
+    {code::kKwpTarget, Severity::kError,
+     "the AES-KWP part's length fits only key types the target does not import",
+     "The ciphertext was cut or padded, or wrapped for another KEK size: regenerate the file "
+     "with the KEK named in kid."},
     {code::kRsaLength, Severity::kError,
      "the RSA part does not match the KEK modulus length (error with a KEK, warning when "
      "inferred)",
@@ -138,25 +142,73 @@ std::size_t kwp_length_for(std::size_t plaintext) {
   return kSemiblock + round_up_to_semiblock(plaintext);
 }
 
-// What key a KWP part of this length could hold ("" when no key BYOK knows has this length).
-// PKCS#8 lengths: EC 64 (secp256k1 without public key) to 241 (P-521 with it); RSA about
-// 4.5 * modulus bytes + 66. RSA-1024 is listed so that its files still split correctly.
-std::string key_shape_for_kwp(std::size_t kwp) {
-  for (std::size_t aes : {16u, 24u, 32u}) {
-    if (kwp == kwp_length_for(aes)) {
-      return "an AES-" + std::to_string(aes * 8) + " key";
+std::size_t der_len(std::size_t content) {
+  return 1 + (content < 0x80 ? 1 : content < 0x100 ? 2 : 3) + content;
+}
+
+// The PKCS#8 PrivateKeyInfo lengths of an EC key on `c` as modules write them: the ECPrivateKey
+// with or without its [0] parameters and its [1] uncompressed public key (OpenSSL writes the
+// public key only: 138 bytes on P-256; SoftHSM 2.6.1 neither: 67).
+std::vector<std::size_t> ec_pkcs8_lengths(Curve c) {
+  const std::size_t field = (curve_bits(c) + 7) / 8;
+  const std::size_t oid = curve_oid_der(c).size();
+  const std::size_t algorithm = der_len(9 + oid);  // SEQUENCE { id-ecPublicKey, the curve }
+  std::vector<std::size_t> out;
+  for (bool params : {false, true}) {
+    for (bool pub : {false, true}) {
+      const std::size_t ec = der_len(3 + der_len(field) + (params ? der_len(oid) : 0) +
+                                     (pub ? der_len(der_len(2 + 2 * field)) : 0));
+      out.push_back(der_len(3 + algorithm + der_len(ec)));
     }
   }
-  if (kwp >= kwp_length_for(60) && kwp <= kwp_length_for(260)) {
-    return "an EC key";
-  }
-  for (std::size_t modulus : {128u, 256u, 384u, 512u}) {
-    const std::size_t typical = modulus * 9 / 2;
-    if (kwp >= kwp_length_for(typical + 30) && kwp <= kwp_length_for(typical + 100)) {
-      return "an RSA-" + std::to_string(modulus * 8) + " key";
+  return out;
+}
+
+// The shortest and longest PKCS#8 of an RSA key with a `modulus`-byte modulus: n and the primes
+// have their top bit set (a sign byte), d and the CRT values may be up to two bytes shorter than
+// their bound, e is 65537 (or 3).
+std::pair<std::size_t, std::size_t> rsa_pkcs8_lengths(std::size_t modulus) {
+  const std::size_t half = modulus / 2;
+  const std::size_t n = der_len(modulus + 1);
+  const std::size_t fixed = 3 + n;  // version 0, n
+  const std::size_t lo =
+      fixed + der_len(1) + der_len(modulus - 2) + 2 * der_len(half) + 3 * der_len(half - 2);
+  const std::size_t hi =
+      fixed + der_len(3) + der_len(modulus + 1) + 2 * der_len(half + 1) + 3 * der_len(half + 1);
+  const std::size_t algorithm = der_len(13);  // SEQUENCE { rsaEncryption, NULL }
+  auto total = [&](std::size_t rsa) { return der_len(3 + algorithm + der_len(der_len(rsa))); };
+  return {total(lo), total(hi)};
+}
+
+// The key types whose RFC 5649 wrapping (of the raw AES key, or of the PKCS#8 DER, zero-padded or
+// not: the output length is the same) is `kwp` bytes long. RSA-1024, which BYOK does not carry,
+// counts as well so that its files still split into their two parts (the key is reported later).
+std::vector<KeySpec> key_specs_for_kwp(std::size_t kwp) {
+  std::vector<KeySpec> out;
+  std::vector<KeySpec> specs = all_key_specs();
+  specs.push_back(KeySpec{KeyFamily::kRsa, 1024, std::nullopt});
+  for (const KeySpec& spec : specs) {
+    bool fits = false;
+    if (spec.family == KeyFamily::kAes) {
+      fits = kwp == kwp_length_for(spec.bits / 8);
+    } else if (spec.family == KeyFamily::kEc) {
+      for (std::size_t len : ec_pkcs8_lengths(*spec.curve))
+        fits = fits || kwp == kwp_length_for(len);
+    } else {
+      auto [lo, hi] = rsa_pkcs8_lengths(spec.bits / 8);
+      fits = kwp >= kwp_length_for(lo) && kwp <= kwp_length_for(hi);
     }
+    if (fits)
+      out.push_back(spec);
   }
-  return "";
+  return out;
+}
+
+std::string spec_names(const std::vector<KeySpec>& specs) {
+  std::string out;
+  for (const auto& s : specs)
+    out += (out.empty() ? "" : ", ") + s.name();
+  return out;
 }
 
 std::span<const std::uint8_t> strip_leading_zeros(std::span<const std::uint8_t> v) {
@@ -196,6 +248,9 @@ class Linter {
   void check_kid(const std::string& kid);
   void check_generator(const Json& doc);
   void resolve_target();
+  // Adds BYOK-KWP-LENGTH when no key type wraps to `kwp` bytes, BYOK-KWP-TARGET when none of
+  // those the target imports does; false when it added one.
+  bool check_kwp_fits_target(std::size_t kwp);
   void prepare_kek();
   void check_ciphertext(const std::string& text);
   void check_lengths(std::span<const std::uint8_t> ciphertext);
@@ -557,7 +612,7 @@ void Linter::check_lengths(std::span<const std::uint8_t> ciphertext) {
   m_report.ciphertext_bytes = total;
   for (std::size_t modulus : kKekModulusBytes) {
     if (total >= modulus + kMinKwpPart && (total - modulus) % kSemiblock == 0 &&
-        !key_shape_for_kwp(total - modulus).empty()) {
+        !key_specs_for_kwp(total - modulus).empty()) {
       m_report.plausible_kek_bits.push_back(static_cast<unsigned>(modulus * 8));
     }
   }
@@ -582,6 +637,7 @@ void Linter::check_lengths(std::span<const std::uint8_t> ciphertext) {
       m_report.rsa_part_bytes = m_report.plausible_kek_bits.front() / 8;
       m_report.kwp_part_bytes = total - *m_report.rsa_part_bytes;
       m_report.split_source = "inferred";
+      check_kwp_fits_target(*m_report.kwp_part_bytes);
     }
     if (m_kek_usable && !any_error_since(first_finding)) {
       add(code::kKeyUnchecked,
@@ -620,6 +676,11 @@ void Linter::check_lengths(std::span<const std::uint8_t> ciphertext) {
   m_report.rsa_part_bytes = modulus;
   m_report.kwp_part_bytes = kwp;
   m_report.split_source = "kek";
+  // Without the private key the length is all there is to check the key against; with it, the
+  // unwrap below names the key itself.
+  if (!m_kek_private && !check_kwp_fits_target(kwp)) {
+    return;
+  }
   if (not_less(ciphertext.first(modulus), m_kek->rsa_modulus())) {
     add(code::kKekMismatch,
         "the RSA part is not smaller than this KEK's modulus, so it was not encrypted to this "
@@ -635,6 +696,35 @@ void Linter::check_lengths(std::span<const std::uint8_t> ciphertext) {
     add(code::kKeyUnchecked,
         "without the KEK's private key only the structure was checked, not the key inside");
   }
+}
+
+bool Linter::check_kwp_fits_target(std::size_t kwp) {
+  const auto specs = key_specs_for_kwp(kwp);
+  if (specs.empty()) {
+    add(code::kKwpLength, "the AES-KWP part is " + std::to_string(kwp) +
+                              " bytes: no key BYOK carries wraps to that length (was the "
+                              "ciphertext cut, or wrapped for another KEK size?)");
+    return false;
+  }
+  if (!m_report.target) {
+    return true;
+  }
+  std::vector<KeySpec> accepted;
+  for (const auto& spec : specs) {
+    if (check_target_accepts(*m_report.target, spec))
+      accepted.push_back(spec);
+  }
+  if (accepted.empty()) {
+    add(code::kKwpTarget, "the " + std::to_string(kwp) + "-byte AES-KWP part can hold only " +
+                              spec_names(specs) + ", which " +
+                              std::string(target_title(*m_report.target)) +
+                              " does not import (target from " +
+                              (m_report.target_source == "kid" ? std::string("the kid host")
+                                                               : m_report.target_source) +
+                              ")");
+    return false;
+  }
+  return true;
 }
 
 void Linter::unwrap(std::span<const std::uint8_t> ciphertext) {

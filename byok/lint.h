@@ -57,6 +57,7 @@ inline constexpr std::string_view kCtPadding = "BYOK-CT-PADDING";
 inline constexpr std::string_view kCtStdB64 = "BYOK-CT-STDB64";
 inline constexpr std::string_view kCtShort = "BYOK-CT-SHORT";
 inline constexpr std::string_view kKwpLength = "BYOK-KWP-LENGTH";
+inline constexpr std::string_view kKwpTarget = "BYOK-KWP-TARGET";
 inline constexpr std::string_view kRsaLength = "BYOK-RSA-LENGTH";
 inline constexpr std::string_view kKekMismatch = "BYOK-KEK-MISMATCH";
 inline constexpr std::string_view kKekUnusable = "BYOK-KEK-UNUSABLE";

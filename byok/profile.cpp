@@ -5,11 +5,12 @@
 #include <string>
 
 namespace keyport::byok {
-namespace {
 
-std::string target_title(TargetKind target) {
+std::string_view target_title(TargetKind target) {
   return target == TargetKind::kManagedHsm ? "Managed HSM" : "Key Vault";
 }
+
+namespace {
 
 std::string accepted_list(TargetKind target) {
   std::string out;
@@ -25,7 +26,7 @@ Status check_target_accepts(TargetKind target, const KeySpec& spec) {
   const auto& known = all_key_specs();
   if (std::find(known.begin(), known.end(), spec) == known.end()) {
     return make_error(ErrorCode::kUnsupported,
-                      target_title(target) + " does not accept " + spec.name() +
+                      std::string(target_title(target)) + " does not accept " + spec.name() +
                           " keys by BYOK import; accepted: " + accepted_list(target));
   }
   if (spec.family == KeyFamily::kAes && target == TargetKind::kKeyVault) {

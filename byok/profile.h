@@ -10,6 +10,9 @@
 
 namespace keyport::byok {
 
+// "Key Vault" or "Managed HSM", for messages.
+std::string_view target_title(TargetKind target);
+
 // OK when `target` accepts `spec` by BYOK import; kUnsupported otherwise, saying why (for example
 // "Key Vault accepts AES (oct-HSM) keys only in Managed HSM; use --target managed-hsm").
 Status check_target_accepts(TargetKind target, const KeySpec& spec);

@@ -84,6 +84,8 @@ byoks = {
     "ciphertext-empty": byok_variant(ciphertext=""),
     "ciphertext-std-alphabet": byok_variant(ciphertext=base64.b64encode(os.urandom(296)).decode()),
     "ciphertext-short": byok_variant(ciphertext=b64u(os.urandom(100))),
+    # 256 + 40 bytes under a Key Vault kid: the KWP part can only be an AES-256 key (BYOK-KWP-TARGET).
+    "key-vault-aes-length": byok_variant(ciphertext=b64u(os.urandom(296))),
     "ciphertext-bad-char": byok_variant(ciphertext="AAAA*AAA"),
     "unknown-member": byok_variant(extra=1),
     "bom": "\ufeff" + byok_variant(),

@@ -704,3 +704,83 @@ TEST_CASE(
   }
   CHECK(refused > 100);
 }
+
+TEST_CASE("without the private KEK a KWP part no key type wraps to is BYOK-KWP-LENGTH",
+          "[unit][lint]") {
+  // An AES-256 key (40 bytes wrapped) with one stray semiblock after it: 48 bytes fit no AES key
+  // (24, 32, 40), no EC PKCS#8 (72 at the least) and no RSA key. Before the lengths of EC and RSA
+  // keys were known exactly, this file passed.
+  Bytes ct = wrap(kek(), WrapAlg::kRsaAesKeyWrap, random_bytes(32));
+  const Bytes extra = random_bytes(8);
+  ct.insert(ct.end(), extra.begin(), extra.end());
+  const InspectReport r = inspect_byok(as_bytes(byok_text(kHsmKid, WrapAlg::kRsaAesKeyWrap, ct)),
+                                       with_kek(kek(), false));
+  check_finding("aes-256 plus 8 bytes", r, std::string(lint_code::kKwpLength), Severity::kError);
+  // With the private KEK the unwrap itself fails, with its one message.
+  const InspectReport p = inspect_byok(as_bytes(byok_text(kHsmKid, WrapAlg::kRsaAesKeyWrap, ct)),
+                                       with_kek(kek(), true));
+  CHECK(p.has(lint_code::kUnwrapFailed));
+}
+
+TEST_CASE(
+    "without the private KEK a Key Vault file whose KWP part can only be an AES key is "
+    "BYOK-KWP-TARGET",
+    "[unit][lint]") {
+  const Bytes ct = wrap(kek(), WrapAlg::kRsaAesKeyWrap, random_bytes(24));
+  const InspectReport r = inspect_byok(as_bytes(byok_text(kVaultKid, WrapAlg::kRsaAesKeyWrap, ct)),
+                                       with_kek(kek(), false));
+  check_finding("aes-192 for Key Vault", r, std::string(lint_code::kKwpTarget), Severity::kError);
+  CHECK(find_code(r, lint_code::kKwpTarget)->message.find("aes-192") != std::string::npos);
+  // The same file for Managed HSM is fine.
+  const InspectReport mhsm = inspect_byok(as_bytes(byok_text(kHsmKid, WrapAlg::kRsaAesKeyWrap, ct)),
+                                          with_kek(kek(), false));
+  check_finding("aes-192 for Managed HSM", mhsm, "", std::nullopt);
+}
+
+TEST_CASE(
+    "a 3072-bit KEK given for an EC P-521 file made under a 2048-bit KEK is "
+    "BYOK-RSA-LENGTH",
+    "[unit][lint]") {
+  // P-521 PKCS#8 with its public key: 241 bytes, 256 wrapped, 512 in all under a 2048-bit KEK.
+  // Split at 384 bytes, the 128-byte rest fits no key type; before, any length from 72 to 272
+  // passed as "an EC key".
+  PkeyPtr p521 = oracle::ec_keygen("P-521");
+  const Bytes ct = wrap(kek(), WrapAlg::kRsaAesKeyWrap, oracle::pkcs8_der(p521.get()));
+  REQUIRE(ct.size() == 512);
+  InspectOptions o;
+  o.kek = fake_rsa_public(3072);
+  const InspectReport r =
+      inspect_byok(as_bytes(byok_text(kVaultKid, WrapAlg::kRsaAesKeyWrap, ct)), o);
+  check_finding("p-521 under 2048, 3072 given", r, std::string(lint_code::kRsaLength),
+                Severity::kError);
+  CHECK(r.plausible_kek_bits == std::vector<unsigned>{2048});
+  // And the right KEK finds the file fine.
+  const InspectReport ok = inspect_byok(as_bytes(byok_text(kVaultKid, WrapAlg::kRsaAesKeyWrap, ct)),
+                                        with_kek(kek(), false));
+  CHECK_FALSE(ok.has(lint_code::kRsaLength));
+  CHECK_FALSE(ok.has(lint_code::kKwpLength));
+}
+
+TEST_CASE("every key type keyport exports has a KWP length the linter knows", "[unit][lint]") {
+  // OpenSSL's encodings (EC with its public key) and SoftHSM's (without it), of every curve and
+  // RSA size, wrapped under a 2048-bit KEK: none may be called BYOK-KWP-LENGTH.
+  std::vector<std::pair<std::string, Bytes>> keys;
+  for (const char* curve : {"P-256", "P-384", "P-521", "secp256k1"}) {
+    PkeyPtr k = oracle::ec_keygen(curve);
+    keys.emplace_back(std::string(curve) + " openssl", oracle::pkcs8_der(k.get()));
+    keys.emplace_back(std::string(curve) + " softhsm", ec_pkcs8_without_public_key(k.get()));
+  }
+  for (unsigned bits : {2048u, 3072u}) {
+    PkeyPtr k = oracle::rsa_keygen(bits);
+    keys.emplace_back("rsa-" + std::to_string(bits), oracle::pkcs8_der(k.get()));
+  }
+  for (const auto& [name, der] : keys) {
+    const Bytes ct = wrap(kek(), WrapAlg::kRsaAesKeyWrap, der);
+    const InspectReport r = inspect_byok(
+        as_bytes(byok_text(kVaultKid, WrapAlg::kRsaAesKeyWrap, ct)), with_kek(kek(), false));
+    INFO(name << " (" << der.size() << "-byte PKCS#8)");
+    CHECK_FALSE(r.has(lint_code::kKwpLength));
+    CHECK_FALSE(r.has(lint_code::kKwpTarget));
+    CHECK_FALSE(r.has(lint_code::kRsaLength));
+  }
+}
