@@ -468,12 +468,8 @@ Result<byok::PublicKey> generate_token_runtime_key(const p11::Session& s,
       .unwrap(true)
       .sign(false);
   CK_MECHANISM mech{CKM_RSA_PKCS_KEY_PAIR_GEN, nullptr, 0};
-  p11::CkTemplate pt = pub.lower();
-  p11::CkTemplate kt = priv.lower();
-  CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE;
-  CK_OBJECT_HANDLE hpriv = CK_INVALID_HANDLE;
-  KEYPORT_TRY(KP11_CALL(s.module(), C_GenerateKeyPair, s.handle(), &mech, pt.data(), pt.size(),
-                        kt.data(), kt.size(), &hpub, &hpriv));
+  KEYPORT_ASSIGN_OR_RETURN(auto pair, s.generate_key_pair(mech, pub, priv));
+  const auto [hpub, hpriv] = pair;
   auto extractable = s.get_bool(hpriv, CKA_EXTRACTABLE);
   if (!extractable || *extractable) {
     (void)s.destroy_object(hpriv);

@@ -4,12 +4,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <optional>
 
 #include "byok/crypto.h"
 #include "core/digest.h"
 #include "core/json.h"
 #include "migrate/crypto.h"
 #include "pkcs11/keygen.h"
+#include "pkcs11/session_pool.h"
 #include "pkcs11/uri.h"
 #include "pkcs11/wrap.h"
 #include "vault/errors.h"
@@ -64,45 +66,11 @@ Result<Portability> KeyEncryptionKey::portability() const {
 // Sessions for the KEK's calls: one per caller at a time, opened on demand and reused. Login state
 // belongs to the application, so they share the login of the anchor session.
 struct TokenKek::Pool {
-  std::shared_ptr<const p11::Module> module;
-  CK_SLOT_ID slot = 0;
-  std::optional<p11::Session> anchor;  // logged in; kept open for the KEK's lifetime
-  std::mutex mutex;
-  std::vector<std::unique_ptr<p11::Session>> idle;
+  std::optional<p11::Session> anchor;        // logged in; kept open for the KEK's lifetime
+  std::optional<p11::SessionPool> sessions;  // destroyed before the anchor
   std::atomic<std::size_t> live_objects{0};
 
-  class Lease {
-   public:
-    Lease(Pool* pool, std::unique_ptr<p11::Session> s) : m_pool(pool), m_session(std::move(s)) {}
-    Lease(Lease&& other) noexcept : m_pool(other.m_pool), m_session(std::move(other.m_session)) {}
-    Lease& operator=(Lease&&) = delete;
-    Lease(const Lease&) = delete;
-    Lease& operator=(const Lease&) = delete;
-    ~Lease() {
-      if (m_session) {
-        std::lock_guard<std::mutex> lock(m_pool->mutex);
-        m_pool->idle.push_back(std::move(m_session));
-      }
-    }
-    const p11::Session& operator*() const { return *m_session; }
-
-   private:
-    Pool* m_pool;
-    std::unique_ptr<p11::Session> m_session;
-  };
-
-  Result<Lease> acquire() {
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      if (!idle.empty()) {
-        auto s = std::move(idle.back());
-        idle.pop_back();
-        return Lease(this, std::move(s));
-      }
-    }
-    KEYPORT_ASSIGN_OR_RETURN(auto s, p11::Session::open(module, slot, true));
-    return Lease(this, std::make_unique<p11::Session>(std::move(s)));
-  }
+  Result<p11::SessionPool::Lease> acquire() { return sessions->acquire(); }
 };
 
 namespace {
@@ -149,11 +117,10 @@ Result<std::unique_ptr<TokenKek>> TokenKek::open(std::shared_ptr<const p11::Modu
   k->m_module = module;
   k->m_slot = slot;
   k->m_pool = std::make_unique<Pool>();
-  k->m_pool->module = module;
-  k->m_pool->slot = slot;
   KEYPORT_ASSIGN_OR_RETURN(k->m_token, p11::token_info(*module, slot));
   KEYPORT_ASSIGN_OR_RETURN(auto anchor, p11::Session::open(module, slot, true));
   k->m_pool->anchor.emplace(std::move(anchor));
+  k->m_pool->sessions.emplace(module, slot, std::nullopt, 0);
   p11::Session& s = *k->m_pool->anchor;
   auto login = s.login(pin);
   if (!login) {
@@ -171,7 +138,8 @@ Result<std::unique_ptr<TokenKek>> TokenKek::open(std::shared_ptr<const p11::Modu
     if (!caps.kwp) {
       return make_error(ErrorCode::kUnsupported,
                         "token \"" + k->m_token.label +
-                            "\" offers no RFC 5649 AES key wrap (CKM_AES_KEY_WRAP_PAD/_KWP)");
+                            "\" has no mechanism proven to be RFC 5649 AES key wrap (see keyport "
+                            "token info)");
     }
     k->m_kwp = *caps.kwp;
     uri.type = "secret-key";
@@ -230,24 +198,21 @@ Result<CK_OBJECT_HANDLE> TokenKek::unwrap_to_object(const p11::Session& s,
   if (sensitive) {
     t.encrypt(true);  // only to compute check values in the token
   }
-  p11::CkTemplate ck = t.lower();
   CK_RSA_PKCS_OAEP_PARAMS oaep = oaep_sha1_params();
   CK_MECHANISM mech =
       m_rsa ? CK_MECHANISM{CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep} : CK_MECHANISM{m_kwp, nullptr, 0};
-  CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
-  CK_RV rv = KP11_CALL_RV(s.module(), C_UnwrapKey, s.handle(), &mech, m_private,
-                          const_cast<CK_BYTE*>(wrapped.data()),
-                          static_cast<CK_ULONG>(wrapped.size()), ck.data(), ck.size(), &h);
+  CK_RV rv = CKR_OK;
+  auto h = s.unwrap_key(mech, m_private, wrapped, t, &rv);
   if (rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_SESSION_HANDLE_INVALID ||
       rv == CKR_KEY_HANDLE_INVALID || rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT ||
       rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_HOST_MEMORY || rv == CKR_DEVICE_MEMORY) {
     // Failures that cannot depend on the ciphertext are reported as what they are.
     return tl::unexpected(p11::pkcs11_error(rv, "C_UnwrapKey"));
   }
-  if (rv != CKR_OK) {
+  if (!h) {
     return integrity_error();
   }
-  return h;
+  return *h;
 }
 
 Result<Bytes> TokenKek::wrap_object(const p11::Session& s, CK_OBJECT_HANDLE key) const {
@@ -260,11 +225,7 @@ Result<Bytes> TokenKek::wrap_object(const p11::Session& s, CK_OBJECT_HANDLE key)
                                                    "\" has no public key object on the token to "
                                                    "wrap with");
   }
-  Bytes out(m_rsa ? m_modulus_bytes : 4096 + 16);
-  CK_ULONG len = static_cast<CK_ULONG>(out.size());
-  KEYPORT_TRY(KP11_CALL(s.module(), C_WrapKey, s.handle(), &mech, wrapping, key, out.data(), &len));
-  out.resize(len);
-  return out;
+  return s.wrap_key(mech, wrapping, key, m_rsa ? m_modulus_bytes : 4096 + 16);
 }
 
 Result<Bytes> TokenKek::wrap(const SecretBytes& key) const {

@@ -233,6 +233,51 @@ Result<CK_OBJECT_HANDLE> Session::unwrap_key(const CK_MECHANISM& mech, CK_OBJECT
   return h;
 }
 
+Result<Bytes> Session::sign(const CK_MECHANISM& mech, CK_OBJECT_HANDLE key,
+                            std::span<const std::uint8_t> data) const {
+  CK_MECHANISM m = mech;
+  KEYPORT_TRY(KP11_CALL(*m_module, C_SignInit, m_handle, &m, key));
+  Bytes sig(1024);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    CK_ULONG len = sig.size();
+    CK_RV rv = KP11_CALL_RV(*m_module, C_Sign, m_handle, const_cast<CK_BYTE*>(data.data()),
+                            static_cast<CK_ULONG>(data.size()), sig.data(), &len);
+    if (rv == CKR_BUFFER_TOO_SMALL && attempt == 0 && len > sig.size()) {
+      // The operation is still active after CKR_BUFFER_TOO_SMALL (PKCS#11 §5.2).
+      sig.resize(len);
+      continue;
+    }
+    if (rv != CKR_OK)
+      return tl::unexpected(pkcs11_error(rv, "C_Sign"));
+    sig.resize(len);
+    return sig;
+  }
+  return make_error(ErrorCode::kPkcs11, "C_Sign kept asking for a larger buffer");
+}
+
+Result<SecretBytes> Session::decrypt(const CK_MECHANISM& mech, CK_OBJECT_HANDLE key,
+                                     std::span<const std::uint8_t> ciphertext, std::size_t max_out,
+                                     CK_RV* init_rv, CK_RV* rv) const {
+  CK_MECHANISM m = mech;
+  KEYPORT_TRY(
+      checked(KP11_CALL_RV(*m_module, C_DecryptInit, m_handle, &m, key), init_rv, "C_DecryptInit"));
+  SecretBytes out(max_out);
+  CK_ULONG len = static_cast<CK_ULONG>(out.size());
+  KEYPORT_TRY(
+      checked(KP11_CALL_RV(*m_module, C_Decrypt, m_handle, const_cast<CK_BYTE*>(ciphertext.data()),
+                           static_cast<CK_ULONG>(ciphertext.size()),
+                           out.reveal_mut(SecretAccess::unsafe()).data(), &len),
+              rv, "C_Decrypt"));
+  out.truncate(len);
+  return out;
+}
+
+Status Session::init_pin(const SecretBytes& pin) const {
+  auto p = pin.reveal(SecretAccess::unsafe());
+  return KP11_CALL(*m_module, C_InitPIN, m_handle, const_cast<CK_UTF8CHAR*>(p.data()),
+                   static_cast<CK_ULONG>(p.size()));
+}
+
 Result<SecretBytes> Session::read_plain_session_key(CK_OBJECT_HANDLE object) const {
   // Checked first: a session object (CKA_TOKEN false), a secret key, not sensitive.
   KEYPORT_ASSIGN_OR_RETURN(auto check,

@@ -76,6 +76,18 @@ class Session {
                                       std::span<const std::uint8_t> wrapped, const Template& t,
                                       CK_RV* rv = nullptr) const;
 
+  // C_SignInit + C_Sign (the signature grown once on CKR_BUFFER_TOO_SMALL).
+  Result<Bytes> sign(const CK_MECHANISM& mech, CK_OBJECT_HANDLE key,
+                     std::span<const std::uint8_t> data) const;
+  // C_DecryptInit + C_Decrypt into at most `max_out` bytes. `init_rv` receives C_DecryptInit's
+  // CK_RV and `rv` C_Decrypt's (callers tell a refused mechanism from a ciphertext that does not
+  // decrypt).
+  Result<SecretBytes> decrypt(const CK_MECHANISM& mech, CK_OBJECT_HANDLE key,
+                              std::span<const std::uint8_t> ciphertext, std::size_t max_out,
+                              CK_RV* init_rv = nullptr, CK_RV* rv = nullptr) const;
+  // C_InitPIN: sets the user PIN (the session is logged in as SO).
+  Status init_pin(const SecretBytes& pin) const;
+
   // The one place keyport reads CKA_VALUE (threat model T1): the value of a session secret key
   // that is neither sensitive nor a token object, which keyport itself made so that its value is
   // the answer: a mechanism self-test's key made from a value it already knows

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "pkcs11/token.h"
 
+#include <algorithm>
+
 namespace keyport::p11 {
 
 std::string TokenInfo::firmware() const {
@@ -105,6 +107,18 @@ Result<SlotInfo> find_token(const Module& module, const Uri& uri) {
                                                        "; add serial= or slot-id= to the URI");
   }
   return hits.front();
+}
+
+Status init_token(const Module& module, CK_SLOT_ID slot, const SecretBytes& so_pin,
+                  std::string_view label) {
+  if (label.size() > 32)
+    return make_error(ErrorCode::kInvalidArgument, "a token label is at most 32 bytes");
+  CK_UTF8CHAR padded[32];
+  std::fill(std::begin(padded), std::end(padded), static_cast<CK_UTF8CHAR>(' '));
+  std::copy(label.begin(), label.end(), padded);
+  auto so = so_pin.reveal(SecretAccess::unsafe());
+  return KP11_CALL(module, C_InitToken, slot, const_cast<CK_UTF8CHAR*>(so.data()),
+                   static_cast<CK_ULONG>(so.size()), padded);
 }
 
 }  // namespace keyport::p11

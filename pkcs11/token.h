@@ -4,9 +4,11 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/error.h"
+#include "core/secret.h"
 #include "pkcs11/cryptoki.h"
 #include "pkcs11/module.h"
 #include "pkcs11/uri.h"
@@ -48,6 +50,10 @@ struct MechanismInfo {
 Result<std::vector<SlotInfo>> list_slots(const Module& module, bool with_token_only = true);
 Result<TokenInfo> token_info(const Module& module, CK_SLOT_ID slot);
 Result<std::vector<MechanismInfo>> list_mechanisms(const Module& module, CK_SLOT_ID slot);
+
+// C_InitToken on `slot` with the SO PIN and a label (at most 32 bytes; space-padded).
+Status init_token(const Module& module, CK_SLOT_ID slot, const SecretBytes& so_pin,
+                  std::string_view label);
 
 // Finds the one initialised token the URI names. kNotFound lists the tokens that exist;
 // kInvalidArgument when several match ("add serial= or slot-id= to the URI").

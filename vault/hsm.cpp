@@ -148,23 +148,14 @@ Status init_token(const p11::Module& m, const SecretBytes& so_pin) {
   if (free_slot == nullptr) {
     return make_error(ErrorCode::kPkcs11, "the vault's SoftHSM folder has no free slot");
   }
-  CK_UTF8CHAR label[32];
-  std::fill(std::begin(label), std::end(label), static_cast<CK_UTF8CHAR>(' '));
-  std::string_view l = kOwnTokenLabel;
-  std::copy(l.begin(), l.end(), label);
-  auto so = so_pin.reveal(SecretAccess::unsafe());
-  KEYPORT_TRY(KP11_CALL(m, C_InitToken, free_slot->id, const_cast<CK_UTF8CHAR*>(so.data()),
-                        static_cast<CK_ULONG>(so.size()), label));
-  return {};
+  return p11::init_token(m, free_slot->id, so_pin, kOwnTokenLabel);
 }
 
 Status init_user_pin(std::shared_ptr<p11::Module> m, CK_SLOT_ID slot, const SecretBytes& so_pin,
                      const SecretBytes& pin) {
   KEYPORT_ASSIGN_OR_RETURN(p11::Session s, p11::Session::open(std::move(m), slot, true));
   KEYPORT_TRY(s.login(so_pin, CKU_SO));
-  auto p = pin.reveal(SecretAccess::unsafe());
-  KEYPORT_TRY(KP11_CALL(s.module(), C_InitPIN, s.handle(), const_cast<CK_UTF8CHAR*>(p.data()),
-                        static_cast<CK_ULONG>(p.size())));
+  KEYPORT_TRY(s.init_pin(pin));
   return s.close();
 }
 

@@ -35,84 +35,6 @@ CK_KEY_TYPE key_type_of(KeyFamily f) {
 
 }  // namespace
 
-SessionPool::SessionPool(std::shared_ptr<const p11::Module> module, CK_SLOT_ID slot,
-                         SecretBytes pin, std::size_t max_sessions)
-    : m_module(std::move(module)),
-      m_slot(slot),
-      m_pin(std::move(pin)),
-      m_max(max_sessions == 0 ? 1 : max_sessions) {}
-
-SessionPool::~SessionPool() {
-  std::lock_guard<std::mutex> lock(m_mutex);
-  m_idle.clear();
-}
-
-SessionPool::Lease::~Lease() {
-  if (m_pool != nullptr && m_session) {
-    m_pool->give_back(std::move(m_session));
-  }
-}
-
-Status SessionPool::close_all() {
-  std::lock_guard<std::mutex> lock(m_mutex);
-  if (m_idle.size() != m_open) {
-    return make_error(ErrorCode::kInternal,
-                      std::to_string(m_open - m_idle.size()) + " PKCS#11 session(s) still in use");
-  }
-  m_idle.clear();
-  m_open = 0;
-  return {};
-}
-
-void SessionPool::retarget(CK_SLOT_ID slot) {
-  std::lock_guard<std::mutex> lock(m_mutex);
-  m_slot = slot;
-}
-
-Result<SessionPool::Lease> SessionPool::acquire() {
-  m_acquisitions.fetch_add(1, std::memory_order_relaxed);
-  std::unique_ptr<p11::Session> session;
-  {
-    std::unique_lock<std::mutex> lock(m_mutex);
-    m_cv.wait(lock, [this] { return !m_idle.empty() || m_open < m_max; });
-    if (!m_idle.empty()) {
-      session = std::move(m_idle.back());
-      m_idle.pop_back();
-    } else {
-      ++m_open;
-    }
-  }
-  if (session) {
-    // Cheap when still logged in (CKR_USER_ALREADY_LOGGED_IN); repairs a logout by someone else.
-    auto st = session->login(m_pin);
-    if (st) {
-      return Lease(this, std::move(session));
-    }
-    log::warn("vault: dropping a PKCS#11 session that cannot log in: " + st.error().describe());
-    session.reset();
-  }
-  CK_SLOT_ID slot = 0;
-  {
-    std::lock_guard<std::mutex> lock(m_mutex);
-    slot = m_slot;
-  }
-  auto opened = p11::Session::open(m_module, slot, true);
-  Status st = opened ? opened->login(m_pin) : Status(tl::unexpected(opened.error()));
-  if (!st) {
-    std::lock_guard<std::mutex> lock(m_mutex);
-    --m_open;
-    m_cv.notify_one();
-    return tl::unexpected(st.error());
-  }
-  return Lease(this, std::make_unique<p11::Session>(std::move(*opened)));
-}
-
-void SessionPool::give_back(std::unique_ptr<p11::Session> session) {
-  std::lock_guard<std::mutex> lock(m_mutex);
-  m_idle.push_back(std::move(session));
-  m_cv.notify_one();
-}
-
 p11::Template key_object_template(const KeyObjectSpec& k, std::string_view label,
                                   std::span<const std::uint8_t> id, bool with_size) {
   p11::Template t;
@@ -162,13 +84,11 @@ Result<Json> ec_public_jwk(Curve curve, std::span<const std::uint8_t> point) {
 
 Result<GeneratedKey> generate_key(const p11::Session& s, const KeyObjectSpec& k,
                                   std::string_view label, std::span<const std::uint8_t> id) {
-  const p11::Module& m = s.module();
   GeneratedKey out;
-  p11::CkTemplate priv = key_object_template(k, label, id).lower();
+  const p11::Template priv = key_object_template(k, label, id);
   if (k.spec.family == KeyFamily::kAes) {
     CK_MECHANISM mech{CKM_AES_KEY_GEN, nullptr, 0};
-    KEYPORT_TRY(
-        KP11_CALL(m, C_GenerateKey, s.handle(), &mech, priv.data(), priv.size(), &out.handle));
+    KEYPORT_ASSIGN_OR_RETURN(out.handle, s.generate_key(mech, priv));
     return out;
   }
   p11::Template pub_t;
@@ -180,10 +100,9 @@ Result<GeneratedKey> generate_key(const p11::Session& s, const KeyObjectSpec& k,
     mech.mechanism = CKM_EC_KEY_PAIR_GEN;
     pub_t.key_type(CKK_EC).ec_params(curve_oid_der(*k.spec.curve));
   }
-  p11::CkTemplate pub = pub_t.lower();
-  CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE;
-  KEYPORT_TRY(KP11_CALL(m, C_GenerateKeyPair, s.handle(), &mech, pub.data(), pub.size(),
-                        priv.data(), priv.size(), &hpub, &out.handle));
+  KEYPORT_ASSIGN_OR_RETURN(auto pair, s.generate_key_pair(mech, pub_t, priv));
+  const CK_OBJECT_HANDLE hpub = pair.first;
+  out.handle = pair.second;
   p11::ScopedObject public_object(s, hpub);
   Result<Json> jwk = [&]() -> Result<Json> {
     if (k.spec.family == KeyFamily::kRsa) {
@@ -299,36 +218,23 @@ Status check_key_object(const p11::Session& s, CK_OBJECT_HANDLE h, bool exportab
 
 Result<Bytes> token_sign(const p11::Session& s, CK_OBJECT_HANDLE key, CK_MECHANISM& mech,
                          std::span<const std::uint8_t> data) {
-  const p11::Module& m = s.module();
-  KEYPORT_TRY(KP11_CALL(m, C_SignInit, s.handle(), &mech, key));
-  Bytes sig(1024);
-  CK_ULONG len = sig.size();
-  KEYPORT_TRY(KP11_CALL(m, C_Sign, s.handle(), const_cast<CK_BYTE*>(data.data()),
-                        static_cast<CK_ULONG>(data.size()), sig.data(), &len));
-  sig.resize(len);
-  return sig;
+  return s.sign(mech, key, data);
 }
 
 Result<SecretBytes> token_decrypt(const p11::Session& s, CK_OBJECT_HANDLE key, CK_MECHANISM& mech,
                                   std::span<const std::uint8_t> ciphertext, std::size_t max_out) {
-  const p11::Module& m = s.module();
-  CK_RV rv = KP11_CALL_RV(m, C_DecryptInit, s.handle(), &mech, key);
-  if (rv == CKR_ARGUMENTS_BAD || rv == CKR_MECHANISM_PARAM_INVALID || rv == CKR_MECHANISM_INVALID) {
+  CK_RV init_rv = CKR_OK;
+  auto out = s.decrypt(mech, key, ciphertext, max_out, &init_rv);
+  if (out)
+    return out;
+  if (init_rv == CKR_ARGUMENTS_BAD || init_rv == CKR_MECHANISM_PARAM_INVALID ||
+      init_rv == CKR_MECHANISM_INVALID) {
     return make_error(ErrorCode::kUnsupported, "the token refuses this decryption mechanism");
   }
-  if (rv != CKR_OK) {
-    return tl::unexpected(p11::pkcs11_error(rv, "C_DecryptInit"));
+  if (init_rv != CKR_OK) {
+    return tl::unexpected(out.error());
   }
-  SecretBytes out(max_out);
-  CK_ULONG len = static_cast<CK_ULONG>(out.size());
-  rv = KP11_CALL_RV(m, C_Decrypt, s.handle(), const_cast<CK_BYTE*>(ciphertext.data()),
-                    static_cast<CK_ULONG>(ciphertext.size()),
-                    out.reveal_mut(SecretAccess::unsafe()).data(), &len);
-  if (rv != CKR_OK) {
-    return integrity_error();
-  }
-  out.truncate(len);
-  return out;
+  return integrity_error();  // C_Decrypt: whatever the cause, one answer
 }
 
 Result<Bytes> token_aes_kw_wrap(const p11::Session& s, CK_OBJECT_HANDLE aes_key,
@@ -344,18 +250,14 @@ Result<Bytes> token_aes_kw_wrap(const p11::Session& s, CK_OBJECT_HANDLE aes_key,
   KEYPORT_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE h, s.create_object(t));
   p11::ScopedObject target(s, h);
   CK_MECHANISM mech{CKM_AES_KEY_WRAP, nullptr, 0};
-  Bytes out(key_bytes.size() + 16);
-  CK_ULONG len = out.size();
-  KEYPORT_TRY(
-      KP11_CALL(s.module(), C_WrapKey, s.handle(), &mech, aes_key, target.get(), out.data(), &len));
-  out.resize(len);
+  KEYPORT_ASSIGN_OR_RETURN(Bytes out,
+                           s.wrap_key(mech, aes_key, target.get(), key_bytes.size() + 16));
   KEYPORT_TRY(target.destroy());
   return out;
 }
 
 Result<SecretBytes> token_aes_kw_unwrap(const p11::Session& s, CK_OBJECT_HANDLE aes_key,
                                         std::span<const std::uint8_t> wrapped) {
-  const p11::Module& m = s.module();
   p11::Template t;
   t.object_class(CKO_SECRET_KEY)
       .key_type(CKK_GENERIC_SECRET)
@@ -363,18 +265,14 @@ Result<SecretBytes> token_aes_kw_unwrap(const p11::Session& s, CK_OBJECT_HANDLE 
       .private_object(true)
       .sensitive(false)
       .extractable(true);
-  p11::CkTemplate ck = t.lower();
   CK_MECHANISM mech{CKM_AES_KEY_WRAP, nullptr, 0};
-  CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
-  CK_RV rv =
-      KP11_CALL_RV(m, C_UnwrapKey, s.handle(), &mech, aes_key, const_cast<CK_BYTE*>(wrapped.data()),
-                   static_cast<CK_ULONG>(wrapped.size()), ck.data(), ck.size(), &h);
-  if (rv != CKR_OK) {
+  auto h = s.unwrap_key(mech, aes_key, wrapped, t);
+  if (!h) {
     return integrity_error();
   }
-  p11::ScopedObject key(s, h);
+  p11::ScopedObject key(s, *h);
   // The session key was made non-sensitive on purpose: its value is the answer.
-  KEYPORT_ASSIGN_OR_RETURN(SecretBytes value, s.read_plain_session_key(h));
+  KEYPORT_ASSIGN_OR_RETURN(SecretBytes value, s.read_plain_session_key(*h));
   KEYPORT_TRY(key.destroy());
   return value;
 }

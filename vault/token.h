@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// The vault's side of the PKCS#11 token (internal to keyport::vault): a session pool, the
-// templates of key objects, key generation, and the in-token halves of the crypto operations.
-// Object handles are never cached: every operation finds its object by CKA_ID (handles of
-// private token objects change when the application logs out and in again).
+// The vault's side of the PKCS#11 token (internal to keyport::vault): the templates of key
+// objects, key generation, the in-token halves of the crypto operations, and the cache of key
+// object handles (checked before each use: see KeyObjectCache). Sessions come from a
+// p11::SessionPool.
 #pragma once
 
 #include <atomic>
@@ -23,62 +23,11 @@
 #include "core/json.h"
 #include "core/secret.h"
 #include "pkcs11/session.h"
+#include "pkcs11/session_pool.h"
 #include "pkcs11/template.h"
 #include "vault/algorithms.h"
 
 namespace keyport::vault {
-
-// Read-write user sessions on one token, opened on demand up to `max_sessions`, reused.
-// acquire() (re-)logs in, so a logout by another part of the process is repaired on next use.
-class SessionPool {
- public:
-  SessionPool(std::shared_ptr<const p11::Module> module, CK_SLOT_ID slot, SecretBytes pin,
-              std::size_t max_sessions);
-  ~SessionPool();
-  SessionPool(const SessionPool&) = delete;
-  SessionPool& operator=(const SessionPool&) = delete;
-
-  class Lease {
-   public:
-    Lease(SessionPool* pool, std::unique_ptr<p11::Session> session)
-        : m_pool(pool), m_session(std::move(session)) {}
-    Lease(Lease&& other) noexcept : m_pool(other.m_pool), m_session(std::move(other.m_session)) {}
-    Lease& operator=(Lease&&) = delete;
-    Lease(const Lease&) = delete;
-    Lease& operator=(const Lease&) = delete;
-    ~Lease();
-    const p11::Session& operator*() const { return *m_session; }
-    const p11::Session* operator->() const { return m_session.get(); }
-
-   private:
-    SessionPool* m_pool;
-    std::unique_ptr<p11::Session> m_session;
-  };
-
-  // Returns a logged-in session for the caller's exclusive use until the Lease goes away (it must
-  // not outlive the pool), waiting while max_sessions are in use; or the open/login error.
-  Result<Lease> acquire();
-  // Closes every idle session, for a module re-initialisation; kInternal when a session is
-  // leased (the caller must hold off every user of the pool).
-  Status close_all();
-  // Sessions opened from now on go to `slot` (a re-initialised module may number slots anew).
-  void retarget(CK_SLOT_ID slot);
-  // How many leases were handed out since the pool was made.
-  std::uint64_t acquisitions() const { return m_acquisitions.load(std::memory_order_relaxed); }
-
- private:
-  void give_back(std::unique_ptr<p11::Session> session);
-
-  std::shared_ptr<const p11::Module> m_module;
-  CK_SLOT_ID m_slot;
-  SecretBytes m_pin;
-  std::size_t m_max;
-  std::mutex m_mutex;
-  std::condition_variable m_cv;
-  std::vector<std::unique_ptr<p11::Session>> m_idle;
-  std::size_t m_open = 0;
-  std::atomic<std::uint64_t> m_acquisitions{0};
-};
 
 // What a key object may do in the token. The vault enforces key_ops itself; the token flags are
 // the ceiling: RSA sign+decrypt, EC sign, AES encrypt+decrypt+wrap+unwrap, and a KEK (RSA with

@@ -187,7 +187,7 @@ struct Vault::Impl {
   int lock_fd = -1;
   VaultToken token;
   std::unique_ptr<p11::Session> anchor;  // logged in for the vault's lifetime
-  std::unique_ptr<SessionPool> pool;
+  std::unique_ptr<p11::SessionPool> pool;
   p11::WrapCapabilities caps;
   std::unique_ptr<Store> store;
   // Token operations hold it shared; purge holds it exclusively while destroying objects.
@@ -1762,8 +1762,9 @@ Result<std::unique_ptr<Vault>> Vault::open(const fs::path& dir, VaultOptions opt
   KEYPORT_ASSIGN_OR_RETURN(impl->caps,
                            p11::probe_wrap_capabilities(*impl->anchor, impl->token.info, true));
   KEYPORT_ASSIGN_OR_RETURN(impl->store, Store::open(dir / kDbFile));
-  impl->pool = std::make_unique<SessionPool>(impl->token.module, impl->token.slot,
-                                             impl->token.pin.clone(), options.max_sessions);
+  impl->pool = std::make_unique<p11::SessionPool>(impl->token.module, impl->token.slot,
+                                                  impl->token.pin.clone(),
+                                                  std::max<std::size_t>(1, options.max_sessions));
   if (!attached && impl->token.module->owns_initialization()) {
     impl->recycle_every = options.module_recycle_ops.value_or(kDefaultModuleRecycleOps);
   }
