@@ -607,7 +607,8 @@ int main(int argc, char** argv) {
           .label(label)
           .set_secret(CKA_VALUE, SecretBytes(value));
       must(bench_session.create_object(t), "create token KEK");
-      return must(migrate::TokenKek::open(module, bench_slot.id, pin, label), "open token KEK");
+      return must(migrate::TokenKek::open(module, bench_slot.id, pin.clone(), label),
+                  "open token KEK");
     };
     const Bytes a_value = random_bytes(32);
     auto a = make_token_kek("rot-old", a_value);

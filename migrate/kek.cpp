@@ -111,7 +111,8 @@ std::string lower(std::string s) {
 TokenKek::~TokenKek() = default;
 
 Result<std::unique_ptr<TokenKek>> TokenKek::open(std::shared_ptr<const p11::Module> module,
-                                                 CK_SLOT_ID slot, const SecretBytes& pin,
+                                                 CK_SLOT_ID slot,
+                                                 const std::optional<SecretBytes>& pin,
                                                  std::string_view object) {
   std::unique_ptr<TokenKek> k(new TokenKek());
   k->m_module = module;
@@ -122,7 +123,7 @@ Result<std::unique_ptr<TokenKek>> TokenKek::open(std::shared_ptr<const p11::Modu
   k->m_pool->anchor.emplace(std::move(anchor));
   k->m_pool->sessions.emplace(module, slot, std::nullopt, 0);
   p11::Session& s = *k->m_pool->anchor;
-  auto login = s.login(pin);
+  auto login = pin ? s.login(*pin) : Status{};
   if (!login) {
     return tl::unexpected(login.error().with_context("token \"" + k->m_token.label + "\""));
   }

@@ -102,11 +102,13 @@ class TokenKek final : public KeyEncryptionKey {
  public:
   // Opens the key `object` (a label, or a PKCS#11 URI with object=/id=/type=) on the token in
   // `slot`: logs in with `pin` on a session of its own that it keeps (CKR_USER_ALREADY_LOGGED_IN
-  // is fine), finds the AES secret key or RSA private key (and its public half for wrapping), and
-  // probes the module's RFC 5649 mechanism. Returns kNotFound, kInvalidArgument (several keys
-  // match; an EC key), kUnsupported (no RFC 5649 / OAEP on this token), kAuth.
+  // is fine; no PIN: no login, for a token without CKF_LOGIN_REQUIRED), finds the AES secret key
+  // or RSA private key (and its public half for wrapping), and probes the module's RFC 5649
+  // mechanism. Returns kNotFound, kInvalidArgument (several keys match; an EC key), kUnsupported
+  // (no RFC 5649 / OAEP on this token), kAuth.
   static Result<std::unique_ptr<TokenKek>> open(std::shared_ptr<const p11::Module> module,
-                                                CK_SLOT_ID slot, const SecretBytes& pin,
+                                                CK_SLOT_ID slot,
+                                                const std::optional<SecretBytes>& pin,
                                                 std::string_view object);
   ~TokenKek() override;
 

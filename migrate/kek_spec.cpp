@@ -172,7 +172,13 @@ Result<std::unique_ptr<KeyEncryptionKey>> KekOpener::open(const KekSpec& spec,
     case KekSpec::Kind::kPkcs11: {
       KEYPORT_ASSIGN_OR_RETURN(auto module, load_module(&spec.uri));
       KEYPORT_ASSIGN_OR_RETURN(p11::SlotInfo slot, p11::find_token(*module, spec.uri));
-      KEYPORT_ASSIGN_OR_RETURN(SecretBytes p, pin_for(spec.uri, slot.token->label, pin));
+      // As the token says: no PIN for a token without CKF_LOGIN_REQUIRED unless one is given.
+      const p11::TokenInfo token = slot.token.value_or(p11::TokenInfo{});
+      std::optional<SecretBytes> p;
+      if (token.login_required() || pin.pin_source || pin.pin_argv || spec.uri.pin_source ||
+          spec.uri.pin_value) {
+        KEYPORT_ASSIGN_OR_RETURN(p, pin_for(spec.uri, token.label, pin));
+      }
       KEYPORT_ASSIGN_OR_RETURN(auto kek, TokenKek::open(module, slot.id, p, spec.text));
       return std::unique_ptr<KeyEncryptionKey>(std::move(kek));
     }

@@ -173,6 +173,28 @@ TEST_CASE("quirk module: a token that requires no login is used without a PIN",
                        "CKM_RSA_AES_KEY_WRAP", "nl.byok") == "composite");
 }
 
+TEST_CASE("quirk module: a KEK on a token that requires no login wraps and unwraps without a PIN",
+          "[modules][quirk]") {
+  ModuleUnderTest q = quirk("no-login", {"KEYPORT_QUIRK_PIN=2222"});
+  q.keyport_pin = false;
+  ModuleRig m("quirk-nologin-kek", q);
+  m.generate("aes-256", "env-kek");
+  test::cli::write_text(m.dir() / "plain.txt", "envelope through a token without login\n");
+  const std::string kek = sh_quote("pkcs11:token=onprem;object=env-kek");
+  const std::string keyring = sh_quote((m.dir() / "app.keyring").string());
+  auto enc = m.keyport("envelope encrypt --keyring " + keyring + " --kek " + kek + " -i " +
+                       sh_quote((m.dir() / "plain.txt").string()) + " -o " +
+                       sh_quote((m.dir() / "plain.kpev").string()));
+  INFO(enc.describe());
+  REQUIRE(enc.rc == 0);
+  auto dec = m.keyport("envelope decrypt --keyring " + keyring + " --kek " + kek + " -i " +
+                       sh_quote((m.dir() / "plain.kpev").string()) + " -o " +
+                       sh_quote((m.dir() / "back.txt").string()));
+  INFO(dec.describe());
+  REQUIRE(dec.rc == 0);
+  CHECK(test::cli::read_text(m.dir() / "back.txt") == "envelope through a token without login\n");
+}
+
 TEST_CASE("quirk module: a token with a PIN pad is logged in with a NULL PIN and says so",
           "[modules][quirk]") {
   ModuleUnderTest q = quirk("pin-pad", {"KEYPORT_QUIRK_PIN=2222"});
