@@ -11,6 +11,7 @@
 #include "core/json.h"
 #include "migrate/crypto.h"
 #include "pkcs11/keygen.h"
+#include "pkcs11/names.h"
 #include "pkcs11/session_pool.h"
 #include "pkcs11/uri.h"
 #include "pkcs11/wrap.h"
@@ -95,10 +96,6 @@ class CountedObject {
   p11::ScopedObject m_object;
   std::atomic<std::size_t>& m_live;
 };
-
-CK_RSA_PKCS_OAEP_PARAMS oaep_sha1_params() {
-  return CK_RSA_PKCS_OAEP_PARAMS{CKM_SHA_1, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, nullptr, 0};
-}
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
@@ -199,7 +196,7 @@ Result<CK_OBJECT_HANDLE> TokenKek::unwrap_to_object(const p11::Session& s,
   if (sensitive) {
     t.encrypt(true);  // only to compute check values in the token
   }
-  CK_RSA_PKCS_OAEP_PARAMS oaep = oaep_sha1_params();
+  CK_RSA_PKCS_OAEP_PARAMS oaep = p11::oaep_params(OaepHash::kSha1);
   CK_MECHANISM mech =
       m_rsa ? CK_MECHANISM{CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep} : CK_MECHANISM{m_kwp, nullptr, 0};
   CK_RV rv = CKR_OK;
@@ -217,7 +214,7 @@ Result<CK_OBJECT_HANDLE> TokenKek::unwrap_to_object(const p11::Session& s,
 }
 
 Result<Bytes> TokenKek::wrap_object(const p11::Session& s, CK_OBJECT_HANDLE key) const {
-  CK_RSA_PKCS_OAEP_PARAMS oaep = oaep_sha1_params();
+  CK_RSA_PKCS_OAEP_PARAMS oaep = p11::oaep_params(OaepHash::kSha1);
   CK_MECHANISM mech =
       m_rsa ? CK_MECHANISM{CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep} : CK_MECHANISM{m_kwp, nullptr, 0};
   CK_OBJECT_HANDLE wrapping = m_rsa ? m_public : m_private;

@@ -233,4 +233,11 @@ ShaMechanisms sha_mechanisms(std::size_t digest_bytes) {
   }
 }
 
+CK_RSA_PKCS_OAEP_PARAMS oaep_params(OaepHash hash) {
+  const ShaMechanisms m = sha_mechanisms(hash == OaepHash::kSha1     ? 20
+                                         : hash == OaepHash::kSha384 ? 48
+                                                                     : 32);
+  return {m.hash, m.mgf, CKZ_DATA_SPECIFIED, nullptr, 0};
+}
+
 }  // namespace keyport::p11

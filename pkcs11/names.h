@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/algorithms.h"
 #include "pkcs11/cryptoki.h"
 
 namespace keyport::p11 {
@@ -25,6 +26,9 @@ struct ShaMechanisms {
   CK_RSA_PKCS_MGF_TYPE mgf;
 };
 ShaMechanisms sha_mechanisms(std::size_t digest_bytes);
+
+// RSA-OAEP parameters for an OAEP hash: that hash, MGF1 with the same hash, an empty label.
+CK_RSA_PKCS_OAEP_PARAMS oaep_params(OaepHash hash);
 
 // Installs rv_name as the namer keyport::Error::describe() uses. Idempotent.
 void install_rv_namer();

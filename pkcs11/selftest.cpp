@@ -163,13 +163,6 @@ KwpTest test_kwp(const Session& s, CK_MECHANISM_TYPE m) {
   return t;
 }
 
-CK_RSA_PKCS_OAEP_PARAMS oaep_params(OaepHash h) {
-  const ShaMechanisms m = sha_mechanisms(h == OaepHash::kSha1     ? 20
-                                         : h == OaepHash::kSha384 ? 48
-                                                                  : 32);
-  return {m.hash, m.mgf, CKZ_DATA_SPECIFIED, nullptr, 0};
-}
-
 struct RsaPair {
   ScopedObject pub;
   ScopedObject priv;
@@ -182,19 +175,16 @@ const selftest_vectors::OaepCase& oaep_case(OaepHash h) {
                                   : selftest_vectors::kOaepSha384;
 }
 
-// The Wycheproof test key of `h` imported as a session pair. Without a login the private key is
+// The two halves of a session RSA pair for the wrap tests. Without a login the private key is
 // made public (CKA_PRIVATE false) where the module allows it.
-Result<RsaPair> known_rsa_pair(const Session& s, OaepHash h, bool logged_in, CK_RV* rv) {
-  const auto& c = oaep_case(h);
+std::pair<Template, Template> rsa_pair_templates(bool logged_in) {
   Template pub;
   pub.object_class(CKO_PUBLIC_KEY)
       .key_type(CKK_RSA)
       .token(false)
       .private_object(false)
       .wrap(true)
-      .encrypt(true)
-      .modulus(unhex(c.n))
-      .public_exponent(unhex(c.e));
+      .encrypt(true);
   Template priv;
   priv.object_class(CKO_PRIVATE_KEY)
       .key_type(CKK_RSA)
@@ -203,8 +193,16 @@ Result<RsaPair> known_rsa_pair(const Session& s, OaepHash h, bool logged_in, CK_
       .sensitive(true)
       .extractable(false)
       .unwrap(true)
-      .decrypt(true)
-      .modulus(unhex(c.n))
+      .decrypt(true);
+  return {std::move(pub), std::move(priv)};
+}
+
+// The Wycheproof test key of `h` imported as a session pair.
+Result<RsaPair> known_rsa_pair(const Session& s, OaepHash h, bool logged_in, CK_RV* rv) {
+  const auto& c = oaep_case(h);
+  auto [pub, priv] = rsa_pair_templates(logged_in);
+  pub.modulus(unhex(c.n)).public_exponent(unhex(c.e));
+  priv.modulus(unhex(c.n))
       .public_exponent(unhex(c.e))
       .set_secret(CKA_PRIVATE_EXPONENT, SecretBytes(unhex(c.d)))
       .set_secret(CKA_PRIME_1, SecretBytes(unhex(c.p)))
@@ -214,13 +212,7 @@ Result<RsaPair> known_rsa_pair(const Session& s, OaepHash h, bool logged_in, CK_
       .set_secret(CKA_COEFFICIENT, SecretBytes(unhex(c.qi)));
   KEYPORT_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE hpub, s.create_object(pub));
   RsaPair pair{ScopedObject(s, hpub), {}, true};
-  CK_OBJECT_HANDLE hpriv = CK_INVALID_HANDLE;
-  CkTemplate ck = priv.lower();
-  CK_RV got = KP11_CALL_RV(s.module(), C_CreateObject, s.handle(), ck.data(), ck.size(), &hpriv);
-  if (rv != nullptr)
-    *rv = got;
-  if (got != CKR_OK)
-    return tl::unexpected(pkcs11_error(got, "C_CreateObject"));
+  KEYPORT_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE hpriv, s.create_object(priv, rv));
   pair.priv = ScopedObject(s, hpriv);
   return pair;
 }
@@ -228,26 +220,8 @@ Result<RsaPair> known_rsa_pair(const Session& s, OaepHash h, bool logged_in, CK_
 // A session RSA-2048 pair made by the module, for modules that refuse to import private keys.
 Result<RsaPair> generated_rsa_pair(const Session& s, bool logged_in, CK_RV* rv) {
   static const std::uint8_t e[] = {0x01, 0x00, 0x01};
-  Template pub;
-  pub.object_class(CKO_PUBLIC_KEY)
-      .key_type(CKK_RSA)
-      .token(false)
-      .private_object(false)
-      .wrap(true)
-      .encrypt(true)
-      .verify(false)
-      .modulus_bits(2048)
-      .public_exponent(e);
-  Template priv;
-  priv.object_class(CKO_PRIVATE_KEY)
-      .key_type(CKK_RSA)
-      .token(false)
-      .private_object(logged_in)
-      .sensitive(true)
-      .extractable(false)
-      .unwrap(true)
-      .decrypt(true)
-      .sign(false);
+  auto [pub, priv] = rsa_pair_templates(logged_in);
+  pub.modulus_bits(2048).public_exponent(e);
   CK_MECHANISM mech{CKM_RSA_PKCS_KEY_PAIR_GEN, nullptr, 0};
   KEYPORT_ASSIGN_OR_RETURN(auto handles, s.generate_key_pair(mech, pub, priv, rv));
   return RsaPair{ScopedObject(s, handles.first), ScopedObject(s, handles.second), false};

@@ -154,10 +154,14 @@ Result<std::vector<CK_OBJECT_HANDLE>> Session::find_objects(const Template& matc
   return out;
 }
 
-Result<CK_OBJECT_HANDLE> Session::create_object(const Template& t) const {
+Result<CK_OBJECT_HANDLE> Session::create_object(const Template& t, CK_RV* rv) const {
   CkTemplate ck = t.lower();
   CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
-  KEYPORT_TRY(KP11_CALL(*m_module, C_CreateObject, m_handle, ck.data(), ck.size(), &h));
+  const CK_RV got = KP11_CALL_RV(*m_module, C_CreateObject, m_handle, ck.data(), ck.size(), &h);
+  if (rv != nullptr)
+    *rv = got;
+  if (got != CKR_OK)
+    return tl::unexpected(pkcs11_error(got, "C_CreateObject"));
   return h;
 }
 

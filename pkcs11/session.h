@@ -57,7 +57,7 @@ class Session {
   // All objects matching `match` (C_FindObjectsInit/C_FindObjects/C_FindObjectsFinal).
   Result<std::vector<CK_OBJECT_HANDLE>> find_objects(const Template& match,
                                                      std::size_t max = 100000) const;
-  Result<CK_OBJECT_HANDLE> create_object(const Template& t) const;
+  Result<CK_OBJECT_HANDLE> create_object(const Template& t, CK_RV* rv = nullptr) const;
   Status destroy_object(CK_OBJECT_HANDLE object) const;
 
   // Key operations. Each returns the new object or the bytes, or the C_* error; `rv`, when given,

@@ -10,13 +10,6 @@
 namespace keyport::p11 {
 namespace {
 
-CK_RSA_PKCS_OAEP_PARAMS oaep_params(OaepHash h) {
-  const ShaMechanisms m = sha_mechanisms(h == OaepHash::kSha1     ? 20
-                                         : h == OaepHash::kSha384 ? 48
-                                                                  : 32);
-  return {m.hash, m.mgf, CKZ_DATA_SPECIFIED, nullptr, 0};
-}
-
 // Return values that say the module refused the mechanism parameters (the hash), not the data.
 bool is_param_refusal(CK_RV rv) {
   return rv == CKR_ARGUMENTS_BAD || rv == CKR_MECHANISM_PARAM_INVALID ||
