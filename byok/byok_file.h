@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The .byok transfer file (spec/azure-byok-skr.md §1.6):
+// The .byok transfer file (Microsoft Learn, BYOK specification, "Key Transfer Blob"):
 //   {"schema_version":"1.0.0",
 //    "header":{"kid":"https://<host>/keys/<kek>/<version>","alg":"dir","enc":"CKM_RSA_AES_KEY_WRAP"},
 //    "ciphertext":"<base64url, no padding, of RSA-OAEP(k) || AES-KWP(k, key)>",

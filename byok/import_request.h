@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The body of `PUT {vault}/keys/{name}` (Key Vault ImportKey) that uploads a .byok file, exactly
-// as `az keyvault key import --byok-file` and the SDKs send it (spec/azure-byok-skr.md §2.2-2.3,
+// as `az keyvault key import --byok-file` and the SDKs send it (Key Vault REST API ImportKey,
 // §3.2):
 //   {"key": {"kty": "RSA-HSM" | "EC-HSM" | "oct-HSM", "crv": <EC only>,
 //            "key_hsm": <base64url, no padding, of the whole .byok file's bytes>},

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Key material that lives in files, and the plaintext of a BYOK transfer blob
-// (spec/azure-byok-skr.md §1.4): PKCS#8 PrivateKeyInfo DER for RSA and EC keys, the raw key bytes
+// (Microsoft Learn, BYOK specification): PKCS#8 PrivateKeyInfo DER for RSA and EC keys, the raw key bytes
 // for AES keys.
 //
 // - load_key_material() reads the private-key files people actually have (PKCS#8 PEM or DER,
@@ -8,7 +8,7 @@
 //   re-encodes them the way Azure expects: an exact-length PKCS#8 DER, EC keys with their public
 //   key;
 // - inspect_pkcs8() says what a PKCS#8 plaintext holds without trusting its length, for the
-//   linter (SoftHSM 2.6.1 pads it with zeros, spec/softhsm-2.6.1.md §3);
+//   linter (SoftHSM 2.6.1 pads it with zeros, docs/quirks.md softhsm-kwp-zero-padding);
 // - wrap_key_material() turns loaded material into a .byok file with the software RSA-AES wrap.
 //
 // Every byte of key material stays in SecretBytes; nothing here prints or logs it.

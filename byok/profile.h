@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Target profiles: which key types Azure Key Vault (Premium) and Managed HSM accept by BYOK
-// (spec/azure-byok-skr.md §1.7).
+// (Microsoft Learn, "Import HSM-protected keys (BYOK)": supported key types).
 #pragma once
 
 #include <vector>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Attestation-token verification (spec/azure-byok-skr.md §4.3, §5), fail-closed in the manner of
+// Attestation-token verification (Microsoft Learn, policy-grammar "Attestation Token Requirements"; "Microsoft Azure Attestation"), fail-closed in the manner of
 // Tink's JwtValidator: a VerifiedToken exists only when every check passed, and only the
 // verifier can make one.
 //
