@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Key material that lives in files, and the plaintext of a BYOK transfer blob
-// (Microsoft Learn, BYOK specification): PKCS#8 PrivateKeyInfo DER for RSA and EC keys, the raw key bytes
-// for AES keys.
+// (Microsoft Learn, BYOK specification): PKCS#8 PrivateKeyInfo DER for RSA and EC keys, the raw key
+// bytes for AES keys.
 //
 // - load_key_material() reads the private-key files people actually have (PKCS#8 PEM or DER,
 //   encrypted PKCS#8, PKCS#1 "RSA PRIVATE KEY", SEC1 "EC PRIVATE KEY", raw or hex AES keys) and

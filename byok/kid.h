@@ -21,7 +21,7 @@ struct KeyId {
   std::string host;        // "contoso.vault.azure.net" (with ":port" when one was given)
   std::string vault_name;  // first label of the host: "contoso"
   std::string key_name;
-  std::string version;     // empty when unversioned (only if allowed)
+  std::string version;  // empty when unversioned (only if allowed)
   // Known Azure host suffix -> target and cloud; nullopt for any other host (a simulated vault,
   // a private endpoint alias): callers then warn and require an explicit target.
   std::optional<TargetKind> target;

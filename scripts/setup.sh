@@ -15,7 +15,7 @@ packages=(
   # the module matrix (tests/modules): NSS softoken's tools, openCryptoki
   libnss3 libnss3-tools opencryptoki
   # tests
-  catch2 p11-kit jq
+  catch2 p11-kit jq clang-format
 )
 if [ "${1:-}" = fuzz ]; then
   packages+=(clang libclang-rt-14-dev)  # libFuzzer, ASan and UBSan runtimes for clang 14

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Attestation-token verification (Microsoft Learn, policy-grammar "Attestation Token Requirements"; "Microsoft Azure Attestation"), fail-closed in the manner of
-// Tink's JwtValidator: a VerifiedToken exists only when every check passed, and only the
-// verifier can make one.
+// Attestation-token verification (Microsoft Learn, policy-grammar "Attestation Token Requirements";
+// "Microsoft Azure Attestation"), fail-closed in the manner of Tink's JwtValidator: a VerifiedToken
+// exists only when every check passed, and only the verifier can make one.
 //
 // verify() checks, in this order:
 //   1. the compact JWS (skr/jws.h: size <= 64 KiB, no JSON serialisation, three parts, strict

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Both ends of the Release Key response (Key Vault REST API "Release", azure-rest-api-specs keys.json):
+// Both ends of the Release Key response (Key Vault REST API "Release", azure-rest-api-specs
+// keys.json):
 //
 //   HTTP 200 {"value": "<compact JWS>"}
 //   header  {"alg": "RS256", "kid": <upper-case hex SHA-1 of the leaf certificate>,

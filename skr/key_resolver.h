@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Where the signing keys of attestation authorities come from (Microsoft Learn, "Secure key release policy grammar": attestation token requirements; "Microsoft Azure Attestation"):
+// Where the signing keys of attestation authorities come from (Microsoft Learn, "Secure key release
+// policy grammar": attestation token requirements; "Microsoft Azure Attestation"):
 //
 // - StaticKeyResolver: a configured list of trusted authorities, issuer -> JWKS, usually read
 //   from a "trusted authorities" file:

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Key release policies (Microsoft Learn, https://learn.microsoft.com/azure/key-vault/keys/policy-grammar): parsing, validation (every finding points at
-// its JSON path) and evaluation against the claims of a verified attestation token.
+// Key release policies (Microsoft Learn,
+// https://learn.microsoft.com/azure/key-vault/keys/policy-grammar): parsing, validation (every
+// finding points at its JSON path) and evaluation against the claims of a verified attestation
+// token.
 //
 //   policy     = { "version": "1.0.0", "anyOf": [ authority, ... ] }               (>= 1)
 //   authority  = { "authority": <iss>, "allOf" | "anyOf": [ condition, ... ] }      (exactly one)

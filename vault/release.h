@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Secure Key Release in the simulated vault (Key Vault REST API "Release"; Microsoft Learn, policy-grammar):
+// Secure Key Release in the simulated vault (Key Vault REST API "Release"; Microsoft Learn,
+// policy-grammar):
 //
 //   POST /keys/{name}[/{version}]/release   body {"target": <attestation JWT>, "nonce"?, "enc"?}
 //   -> 200 {"value": <compact JWS, RS256, x5c chain to the vault CA>}

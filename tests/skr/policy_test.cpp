@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // skr/policy.h: one table row per grammar rule, per operator and per comparison rule, the policies
-// of Azure's documentation (Microsoft Learn, policy-grammar, and the SKR policy examples) against claim sets shaped like Azure
-// Attestation tokens, parse errors with their JSON paths, and the legacy 0.2 form.
+// of Azure's documentation (Microsoft Learn, policy-grammar, and the SKR policy examples) against
+// claim sets shaped like Azure Attestation tokens, parse errors with their JSON paths, and the
+// legacy 0.2 form.
 #include <catch2/catch.hpp>
 
 #include <string>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // byok/import_request.h: the body of PUT /keys/{name} for a .byok file, as the Azure CLI sends it
-// (Key Vault REST API ImportKey, azure-rest-api-specs keys.json; az keyvault key import). The .byok files are the good ones of the linter corpus
-// (tests/vectors/byok-lint/).
+// (Key Vault REST API ImportKey, azure-rest-api-specs keys.json; az keyvault key import). The .byok
+// files are the good ones of the linter corpus (tests/vectors/byok-lint/).
 #include <catch2/catch.hpp>
 
 #include <filesystem>

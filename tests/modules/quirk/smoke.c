@@ -42,11 +42,11 @@ typedef struct CK_RSA_AES_KEY_WRAP_PARAMS {
 
 static CK_FUNCTION_LIST_PTR F;
 static int failures, passes;
-static const char *pin;
+static const char* pin;
 
-static void check(int ok, const char *name, const char *fmt, ...)
+static void check(int ok, const char* name, const char* fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void check(int ok, const char *name, const char *fmt, ...) {
+static void check(int ok, const char* name, const char* fmt, ...) {
   if (ok) {
     printf("PASS %s\n", name);
     passes++;
@@ -61,13 +61,13 @@ static void check(int ok, const char *name, const char *fmt, ...) {
   }
 }
 
-#define MUST(call)                                                                                \
-  do {                                                                                            \
-    CK_RV rv_ = (call);                                                                           \
-    if (rv_ != CKR_OK) {                                                                          \
-      printf("FAIL %s:%d: %s -> 0x%lx\n", __FILE__, __LINE__, #call, (unsigned long)rv_);         \
-      exit(1);                                                                                    \
-    }                                                                                             \
+#define MUST(call)                                                                        \
+  do {                                                                                    \
+    CK_RV rv_ = (call);                                                                   \
+    if (rv_ != CKR_OK) {                                                                  \
+      printf("FAIL %s:%d: %s -> 0x%lx\n", __FILE__, __LINE__, #call, (unsigned long)rv_); \
+      exit(1);                                                                            \
+    }                                                                                     \
   } while (0)
 
 static CK_BBOOL T = CK_TRUE, FA = CK_FALSE;
@@ -100,7 +100,7 @@ static CK_SESSION_HANDLE open_session(int login) {
   return s;
 }
 
-static CK_ULONG count_objects(CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n) {
+static CK_ULONG count_objects(CK_SESSION_HANDLE s, CK_ATTRIBUTE* tmpl, CK_ULONG n) {
   CK_OBJECT_HANDLE h[64];
   CK_ULONG got = 0, total = 0;
   MUST(F->C_FindObjectsInit(s, tmpl, n));
@@ -117,7 +117,7 @@ static CK_ULONG session_objects(CK_SESSION_HANDLE s) {
   return count_objects(s, &a, 1);
 }
 
-static CK_OBJECT_HANDLE create_aes(CK_SESSION_HANDLE s, const unsigned char *v, CK_ULONG len,
+static CK_OBJECT_HANDLE create_aes(CK_SESSION_HANDLE s, const unsigned char* v, CK_ULONG len,
                                    CK_BBOOL sensitive, CK_BBOOL extractable) {
   CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
   CK_KEY_TYPE kt = CKK_AES;
@@ -126,7 +126,7 @@ static CK_OBJECT_HANDLE create_aes(CK_SESSION_HANDLE s, const unsigned char *v, 
       {CKA_CLASS, &cls, sizeof cls},
       {CKA_KEY_TYPE, &kt, sizeof kt},
       {CKA_TOKEN, &FA, sizeof FA},
-      {CKA_VALUE, (void *)v, len},
+      {CKA_VALUE, (void*)v, len},
       {CKA_SENSITIVE, &sensitive, sizeof sensitive},
       {CKA_EXTRACTABLE, &extractable, sizeof extractable},
       {CKA_ENCRYPT, &T, sizeof T},
@@ -137,8 +137,8 @@ static CK_OBJECT_HANDLE create_aes(CK_SESSION_HANDLE s, const unsigned char *v, 
   return h;
 }
 
-static void gen_rsa(CK_SESSION_HANDLE s, CK_BBOOL extractable, CK_OBJECT_HANDLE *pub,
-                    CK_OBJECT_HANDLE *priv) {
+static void gen_rsa(CK_SESSION_HANDLE s, CK_BBOOL extractable, CK_OBJECT_HANDLE* pub,
+                    CK_OBJECT_HANDLE* priv) {
   CK_MECHANISM m = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
   CK_ULONG bits = 2048;
   unsigned char e[] = {1, 0, 1};
@@ -153,29 +153,29 @@ static void gen_rsa(CK_SESSION_HANDLE s, CK_BBOOL extractable, CK_OBJECT_HANDLE 
       {CKA_UNWRAP, &T, sizeof T},    {CKA_SIGN, &T, sizeof T},
       {CKA_DECRYPT, &T, sizeof T},
   };
-  MUST(F->C_GenerateKeyPair(s, &m, pt, sizeof pt / sizeof pt[0], st, sizeof st / sizeof st[0],
-                            pub, priv));
+  MUST(F->C_GenerateKeyPair(s, &m, pt, sizeof pt / sizeof pt[0], st, sizeof st / sizeof st[0], pub,
+                            priv));
 }
 
 static CK_RV get_attr(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type,
-                      unsigned char *buf, CK_ULONG *len) {
+                      unsigned char* buf, CK_ULONG* len) {
   CK_ATTRIBUTE a = {type, buf, *len};
   CK_RV rv = F->C_GetAttributeValue(s, o, &a, 1);
   *len = a.ulValueLen;
   return rv;
 }
 
-static void rand_bytes(unsigned char *p, size_t n, unsigned seed) {
+static void rand_bytes(unsigned char* p, size_t n, unsigned seed) {
   size_t i;
   for (i = 0; i < n; i++)
     p[i] = (unsigned char)(seed * 131u + i * 29u + 7u);
 }
 
 /* Software AES key wrap; pad=1: RFC 5649, pad=0: RFC 3394. */
-static int sw_wrap(int enc, int pad, const unsigned char *kek, size_t keklen,
-                   const unsigned char *in, size_t inlen, unsigned char *out, size_t *outlen) {
-  const EVP_CIPHER *c;
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+static int sw_wrap(int enc, int pad, const unsigned char* kek, size_t keklen,
+                   const unsigned char* in, size_t inlen, unsigned char* out, size_t* outlen) {
+  const EVP_CIPHER* c;
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
   int l1 = 0, l2 = 0, ok = 0;
   if (keklen == 16)
     c = pad ? EVP_aes_128_wrap_pad() : EVP_aes_128_wrap();
@@ -194,9 +194,9 @@ static int sw_wrap(int enc, int pad, const unsigned char *kek, size_t keklen,
   return ok;
 }
 
-static int oaep_decrypt(EVP_PKEY *k, const unsigned char *in, size_t inlen, unsigned char *out,
-                        size_t *outlen) {
-  EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(k, NULL);
+static int oaep_decrypt(EVP_PKEY* k, const unsigned char* in, size_t inlen, unsigned char* out,
+                        size_t* outlen) {
+  EVP_PKEY_CTX* c = EVP_PKEY_CTX_new(k, NULL);
   int ok = c && EVP_PKEY_decrypt_init(c) == 1 &&
            EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) == 1 &&
            EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_sha1()) == 1 &&
@@ -223,7 +223,7 @@ static const char priv_label[] = "smoke-private";
 static CK_ULONG count_private(CK_SESSION_HANDLE s) {
   CK_OBJECT_CLASS cls = CKO_DATA;
   CK_ATTRIBUTE a[] = {{CKA_CLASS, &cls, sizeof cls},
-                      {CKA_LABEL, (void *)priv_label, sizeof priv_label - 1}};
+                      {CKA_LABEL, (void*)priv_label, sizeof priv_label - 1}};
   return count_objects(s, a, 2);
 }
 
@@ -238,7 +238,7 @@ static void test_setup(void) {
     CK_ATTRIBUTE a[] = {{CKA_CLASS, &cls, sizeof cls},
                         {CKA_TOKEN, &T, sizeof T},
                         {CKA_PRIVATE, &T, sizeof T},
-                        {CKA_LABEL, (void *)priv_label, sizeof priv_label - 1},
+                        {CKA_LABEL, (void*)priv_label, sizeof priv_label - 1},
                         {CKA_VALUE, v, sizeof v - 1}};
     MUST(F->C_CreateObject(s, a, 5, &h));
   }
@@ -251,7 +251,7 @@ static void test_setup(void) {
 
 /* ---- native-rsa-aes ------------------------------------------------------------------------- */
 
-static CK_OBJECT_HANDLE import_pub(CK_SESSION_HANDLE s, EVP_PKEY *k) {
+static CK_OBJECT_HANDLE import_pub(CK_SESSION_HANDLE s, EVP_PKEY* k) {
   BIGNUM *n = NULL, *e = NULL;
   unsigned char nb[512], eb[16];
   int nl, el;
@@ -266,9 +266,9 @@ static CK_OBJECT_HANDLE import_pub(CK_SESSION_HANDLE s, EVP_PKEY *k) {
   BN_free(e);
   {
     CK_ATTRIBUTE t[] = {
-        {CKA_CLASS, &cls, sizeof cls},     {CKA_KEY_TYPE, &kt, sizeof kt},
-        {CKA_TOKEN, &FA, sizeof FA},       {CKA_WRAP, &T, sizeof T},
-        {CKA_MODULUS, nb, (CK_ULONG)nl},   {CKA_PUBLIC_EXPONENT, eb, (CK_ULONG)el},
+        {CKA_CLASS, &cls, sizeof cls},   {CKA_KEY_TYPE, &kt, sizeof kt},
+        {CKA_TOKEN, &FA, sizeof FA},     {CKA_WRAP, &T, sizeof T},
+        {CKA_MODULUS, nb, (CK_ULONG)nl}, {CKA_PUBLIC_EXPONENT, eb, (CK_ULONG)el},
     };
     MUST(F->C_CreateObject(s, t, sizeof t / sizeof t[0], &h));
   }
@@ -278,7 +278,7 @@ static CK_OBJECT_HANDLE import_pub(CK_SESSION_HANDLE s, EVP_PKEY *k) {
 static void test_rsa_aes(void) {
   CK_SESSION_HANDLE s;
   CK_ULONG before, after, len, bits_list[] = {256, 128, 192}, i;
-  EVP_PKEY *kek = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+  EVP_PKEY* kek = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
   unsigned char known[32], out[4096], aes[512], plain[4096];
   size_t aeslen, plen;
   CK_OBJECT_HANDLE pub, target, rpub, rpriv, noext;
@@ -347,10 +347,10 @@ static void test_rsa_aes(void) {
     MUST(get_attr(s, rpub, CKA_MODULUS, mod, &modlen));
     if (rv == CKR_OK && oaep_decrypt(kek, out, 256, aes, &aeslen) &&
         sw_wrap(0, 1, aes, aeslen, out + 256, len - 256, plain, &plen)) {
-      const unsigned char *q = plain;
-      PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &q, (long)plen);
-      EVP_PKEY *pk = p8 ? EVP_PKCS82PKEY(p8) : NULL;
-      BIGNUM *n = NULL;
+      const unsigned char* q = plain;
+      PKCS8_PRIV_KEY_INFO* p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &q, (long)plen);
+      EVP_PKEY* pk = p8 ? EVP_PKCS82PKEY(p8) : NULL;
+      BIGNUM* n = NULL;
       unsigned char nb[512];
       size_t der = (size_t)(q - plain), z;
       if (pk && EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_N, &n) == 1)
@@ -406,17 +406,17 @@ static void test_rsa_aes(void) {
 }
 
 /* Encrypts one block with token key k and with the known value (AES-128 or AES-256) in software. */
-static int same_ecb(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE k, const unsigned char *known,
+static int same_ecb(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE k, const unsigned char* known,
                     size_t klen) {
   CK_MECHANISM m = {CKM_AES_ECB, NULL, 0};
   unsigned char block[16] = "keyport smoke!!", c1[16], c2[32];
   CK_ULONG l = sizeof c1;
   int l2 = 0, ok;
-  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
   if (F->C_EncryptInit(s, &m, k) != CKR_OK || F->C_Encrypt(s, block, 16, c1, &l) != CKR_OK)
     return 0;
-  ok = EVP_EncryptInit_ex(ctx, klen == 16 ? EVP_aes_128_ecb() : EVP_aes_256_ecb(), NULL,
-                          known, NULL) == 1 &&
+  ok = EVP_EncryptInit_ex(ctx, klen == 16 ? EVP_aes_128_ecb() : EVP_aes_256_ecb(), NULL, known,
+                          NULL) == 1 &&
        EVP_CIPHER_CTX_set_padding(ctx, 0) == 1 && EVP_EncryptUpdate(ctx, c2, &l2, block, 16) == 1;
   EVP_CIPHER_CTX_free(ctx);
   return ok && l == 16 && l2 == 16 && memcmp(c1, c2, 16) == 0;
@@ -437,9 +437,8 @@ static void test_rsa_aes_unwrap(void) {
       {CKA_SENSITIVE, &T, sizeof T}, {CKA_EXTRACTABLE, &FA, sizeof FA},
   };
   CK_ATTRIBUTE pt[] = {
-      {CKA_CLASS, &pk, sizeof pk},   {CKA_KEY_TYPE, &rsa, sizeof rsa},
-      {CKA_TOKEN, &FA, sizeof FA},   {CKA_SIGN, &T, sizeof T},
-      {CKA_SENSITIVE, &T, sizeof T}, {CKA_PRIVATE, &T, sizeof T},
+      {CKA_CLASS, &pk, sizeof pk}, {CKA_KEY_TYPE, &rsa, sizeof rsa}, {CKA_TOKEN, &FA, sizeof FA},
+      {CKA_SIGN, &T, sizeof T},    {CKA_SENSITIVE, &T, sizeof T},    {CKA_PRIVATE, &T, sizeof T},
   };
   CK_RV rv;
 
@@ -505,8 +504,7 @@ static void test_rsa_aes_unwrap(void) {
   rv = F->C_UnwrapKey(s, &m, priv, out, len, at, sizeof at / sizeof at[0], &got);
   check(rv != CKR_OK, "rsa-aes unwrap damaged RSA part fails", "rv 0x%lx", (unsigned long)rv);
   rv = F->C_UnwrapKey(s, &m, priv, out, 256, at, sizeof at / sizeof at[0], &got);
-  check(rv == CKR_WRAPPED_KEY_LEN_RANGE, "rsa-aes unwrap too short", "rv 0x%lx",
-        (unsigned long)rv);
+  check(rv == CKR_WRAPPED_KEY_LEN_RANGE, "rsa-aes unwrap too short", "rv 0x%lx", (unsigned long)rv);
   MUST(F->C_DestroyObject(s, pub));
   MUST(F->C_DestroyObject(s, priv));
   MUST(F->C_DestroyObject(s, tpub));
@@ -533,8 +531,8 @@ static void test_pad_pkcs7(void) {
   CK_OBJECT_CLASS sk = CKO_SECRET_KEY;
   CK_KEY_TYPE aes = CKK_AES;
   CK_ATTRIBUTE at[] = {
-      {CKA_CLASS, &sk, sizeof sk},    {CKA_KEY_TYPE, &aes, sizeof aes},
-      {CKA_TOKEN, &FA, sizeof FA},    {CKA_SENSITIVE, &FA, sizeof FA},
+      {CKA_CLASS, &sk, sizeof sk},     {CKA_KEY_TYPE, &aes, sizeof aes},
+      {CKA_TOKEN, &FA, sizeof FA},     {CKA_SENSITIVE, &FA, sizeof FA},
       {CKA_EXTRACTABLE, &T, sizeof T}, {CKA_ENCRYPT, &T, sizeof T},
   };
   CK_MECHANISM_TYPE mechs[256];
@@ -575,8 +573,8 @@ static void test_pad_pkcs7(void) {
     len = sizeof out;
     rv = F->C_WrapKey(s, &pad, w, k, out, &len);
     snprintf(name, sizeof name, "pad-pkcs7 wrap %zu-byte key == RFC 3394(PKCS#7(key))", n);
-    check(rv == CKR_OK && len == elen && memcmp(out, expect, elen) == 0, name,
-          "rv 0x%lx len %lu", (unsigned long)rv, (unsigned long)len);
+    check(rv == CKR_OK && len == elen && memcmp(out, expect, elen) == 0, name, "rv 0x%lx len %lu",
+          (unsigned long)rv, (unsigned long)len);
     got = CK_INVALID_HANDLE;
     rv = F->C_UnwrapKey(s, &pad, w, out, len, at, sizeof at / sizeof at[0], &got);
     {
@@ -597,8 +595,8 @@ static void test_pad_pkcs7(void) {
           (unsigned long)rv);
     got = CK_INVALID_HANDLE;
     rv = F->C_UnwrapKey(s, &vend, w, out, len, at, sizeof at / sizeof at[0], &got);
-    check(rv == CKR_OK && same_ecb(s, got, kv, n), "alias 0x80000171 unwrap",
-          "rv 0x%lx", (unsigned long)rv);
+    check(rv == CKR_OK && same_ecb(s, got, kv, n), "alias 0x80000171 unwrap", "rv 0x%lx",
+          (unsigned long)rv);
     if (got != CK_INVALID_HANDLE)
       MUST(F->C_DestroyObject(s, got));
     MUST(F->C_DestroyObject(s, k));
@@ -610,11 +608,13 @@ static void test_pad_pkcs7(void) {
     CK_KEY_TYPE gk = CKK_GENERIC_SECRET;
     unsigned char g20[20];
     CK_OBJECT_HANDLE gs;
-    CK_ATTRIBUTE gt[] = {{CKA_CLASS, &gc, sizeof gc},       {CKA_KEY_TYPE, &gk, sizeof gk},
-                         {CKA_TOKEN, &FA, sizeof FA},       {CKA_EXTRACTABLE, &T, sizeof T},
-                         {CKA_SENSITIVE, &T, sizeof T},     {CKA_VALUE, g20, sizeof g20}};
-    CK_ATTRIBUTE ut[] = {{CKA_CLASS, &gc, sizeof gc},       {CKA_KEY_TYPE, &gk, sizeof gk},
-                         {CKA_TOKEN, &FA, sizeof FA},       {CKA_EXTRACTABLE, &T, sizeof T},
+    CK_ATTRIBUTE gt[] = {{CKA_CLASS, &gc, sizeof gc},   {CKA_KEY_TYPE, &gk, sizeof gk},
+                         {CKA_TOKEN, &FA, sizeof FA},   {CKA_EXTRACTABLE, &T, sizeof T},
+                         {CKA_SENSITIVE, &T, sizeof T}, {CKA_VALUE, g20, sizeof g20}};
+    CK_ATTRIBUTE ut[] = {{CKA_CLASS, &gc, sizeof gc},
+                         {CKA_KEY_TYPE, &gk, sizeof gk},
+                         {CKA_TOKEN, &FA, sizeof FA},
+                         {CKA_EXTRACTABLE, &T, sizeof T},
                          {CKA_SENSITIVE, &FA, sizeof FA}};
     CK_ULONG vl = sizeof val;
     CK_RV gr;
@@ -626,8 +626,8 @@ static void test_pad_pkcs7(void) {
     len = sizeof out;
     rv = F->C_WrapKey(s, &pad, w, gs, out, &len);
     check(rv == CKR_OK && len == elen && elen == 32 && memcmp(out, expect, elen) == 0,
-          "pad-pkcs7 wrap 20-byte generic secret == RFC 3394(key || 04040404)",
-          "rv 0x%lx len %lu", (unsigned long)rv, (unsigned long)len);
+          "pad-pkcs7 wrap 20-byte generic secret == RFC 3394(key || 04040404)", "rv 0x%lx len %lu",
+          (unsigned long)rv, (unsigned long)len);
     got = CK_INVALID_HANDLE;
     rv = F->C_UnwrapKey(s, &pad, w, out, len, ut, 5, &got);
     gr = rv == CKR_OK ? get_attr(s, got, CKA_VALUE, val, &vl) : rv;
@@ -644,9 +644,8 @@ static void test_pad_pkcs7(void) {
     CK_OBJECT_CLASS pk = CKO_PRIVATE_KEY;
     CK_KEY_TYPE rsa = CKK_RSA;
     CK_ATTRIBUTE pt[] = {
-        {CKA_CLASS, &pk, sizeof pk},   {CKA_KEY_TYPE, &rsa, sizeof rsa},
-        {CKA_TOKEN, &FA, sizeof FA},   {CKA_SIGN, &T, sizeof T},
-        {CKA_SENSITIVE, &T, sizeof T}, {CKA_PRIVATE, &T, sizeof T},
+        {CKA_CLASS, &pk, sizeof pk}, {CKA_KEY_TYPE, &rsa, sizeof rsa}, {CKA_TOKEN, &FA, sizeof FA},
+        {CKA_SIGN, &T, sizeof T},    {CKA_SENSITIVE, &T, sizeof T},    {CKA_PRIVATE, &T, sizeof T},
     };
     unsigned char big[4096], plain[4096], mod[512];
     size_t pl = 0;
@@ -657,11 +656,11 @@ static void test_pad_pkcs7(void) {
     rv = F->C_WrapKey(s, &pad, w, tpriv, big, &bl);
     if (rv == CKR_OK && sw_wrap(0, 0, wv, 32, big, bl, plain, &pl) && pl > 8 &&
         plain[pl - 1] >= 1 && plain[pl - 1] <= 8) {
-      const unsigned char *q = plain;
+      const unsigned char* q = plain;
       size_t n8 = pl - plain[pl - 1];
-      PKCS8_PRIV_KEY_INFO *p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &q, (long)n8);
-      EVP_PKEY *pkey = p8 && q == plain + n8 ? EVP_PKCS82PKEY(p8) : NULL;
-      BIGNUM *bn = NULL;
+      PKCS8_PRIV_KEY_INFO* p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &q, (long)n8);
+      EVP_PKEY* pkey = p8 && q == plain + n8 ? EVP_PKCS82PKEY(p8) : NULL;
+      BIGNUM* bn = NULL;
       unsigned char nb[512];
       if (pkey && EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_N, &bn) == 1)
         same = BN_bn2bin(bn, nb) == (int)modlen && memcmp(nb, mod, modlen) == 0;
@@ -702,9 +701,8 @@ static void test_pad_pkcs7(void) {
 
   /* Bad padding is refused. */
   {
-    static const unsigned char tails[][8] = {{1, 2, 3, 4, 5, 6, 7, 9},
-                                             {1, 2, 3, 4, 5, 6, 2, 3},
-                                             {1, 2, 3, 4, 5, 6, 7, 0}};
+    static const unsigned char tails[][8] = {
+        {1, 2, 3, 4, 5, 6, 7, 9}, {1, 2, 3, 4, 5, 6, 2, 3}, {1, 2, 3, 4, 5, 6, 7, 0}};
     CK_OBJECT_CLASS gc = CKO_SECRET_KEY;
     CK_KEY_TYPE gk = CKK_GENERIC_SECRET;
     for (i = 0; i < 3; i++) {
@@ -814,8 +812,7 @@ static void test_init_args(void) {
         (unsigned long)rv);
   a.pReserved = wrong;
   rv = F->C_Initialize(&a);
-  check(rv == CKR_ARGUMENTS_BAD, "init-args: wrong string refused", "rv 0x%lx",
-        (unsigned long)rv);
+  check(rv == CKR_ARGUMENTS_BAD, "init-args: wrong string refused", "rv 0x%lx", (unsigned long)rv);
   a.pReserved = right;
   rv = F->C_Initialize(&a);
   check(rv == CKR_OK, "init-args: right string accepted", "rv 0x%lx", (unsigned long)rv);
@@ -827,7 +824,7 @@ static void test_init_args(void) {
   check(memcmp(info.libraryDescription, "keyport quirk module ", 21) == 0 &&
             memcmp(info.manufacturerID, "keyport tests ", 14) == 0 &&
             info.libraryVersion.major == 0 && info.libraryVersion.minor == 1,
-        "C_GetInfo names the quirk module", "%.32s", (char *)info.libraryDescription);
+        "C_GetInfo names the quirk module", "%.32s", (char*)info.libraryDescription);
   MUST(F->C_Finalize(NULL));
 }
 
@@ -851,8 +848,8 @@ static void test_no_batch(void) {
         "no-batch: two attributes refused", "rv 0x%lx", (unsigned long)rv);
   two[0].ulValueLen = sizeof cls;
   rv = F->C_GetAttributeValue(s, k, two, 1);
-  check(rv == CKR_OK && cls == CKO_SECRET_KEY, "no-batch: single attribute forwarded",
-        "rv 0x%lx", (unsigned long)rv);
+  check(rv == CKR_OK && cls == CKO_SECRET_KEY, "no-batch: single attribute forwarded", "rv 0x%lx",
+        (unsigned long)rv);
   MUST(F->C_DestroyObject(s, k));
   MUST(F->C_CloseSession(s));
   MUST(F->C_Finalize(NULL));
@@ -864,7 +861,8 @@ static void test_ulong_exact(void) {
   unsigned char kv[32], small[4], big[16];
   char label[64];
   CK_ULONG cls = 0;
-  CK_ATTRIBUTE mix[] = {{CKA_CLASS, small, sizeof small}, {CKA_LABEL, label, sizeof label},
+  CK_ATTRIBUTE mix[] = {{CKA_CLASS, small, sizeof small},
+                        {CKA_LABEL, label, sizeof label},
                         {CKA_VALUE_LEN, big, sizeof big}};
   CK_ATTRIBUTE ok1 = {CKA_CLASS, &cls, sizeof cls}, q = {CKA_KEY_TYPE, NULL, 0};
   CK_RV rv;
@@ -877,8 +875,8 @@ static void test_ulong_exact(void) {
   MUST(F->C_SetAttributeValue(s, k, &setl, 1));
   rv = F->C_GetAttributeValue(s, k, mix, 3);
   check(rv == CKR_ATTRIBUTE_TYPE_INVALID && mix[0].ulValueLen == CK_UNAVAILABLE_INFORMATION &&
-            mix[2].ulValueLen == CK_UNAVAILABLE_INFORMATION &&
-            mix[1].ulValueLen == sizeof lv - 1 && memcmp(label, lv, sizeof lv - 1) == 0,
+            mix[2].ulValueLen == CK_UNAVAILABLE_INFORMATION && mix[1].ulValueLen == sizeof lv - 1 &&
+            memcmp(label, lv, sizeof lv - 1) == 0,
         "ulong-exact: short/long CK_ULONG buffers refused, label still filled",
         "rv 0x%lx lens %lu %lu %lu", (unsigned long)rv, (unsigned long)mix[0].ulValueLen,
         (unsigned long)mix[1].ulValueLen, (unsigned long)mix[2].ulValueLen);
@@ -895,9 +893,9 @@ static void test_ulong_exact(void) {
 
 /* ---- no-login / pin-pad ------------------------------------------------------------------- */
 
-static void *thread_find(void *arg) {
+static void* thread_find(void* arg) {
   CK_SESSION_HANDLE s = open_session(0);
-  *(CK_ULONG *)arg = count_private(s);
+  *(CK_ULONG*)arg = count_private(s);
   F->C_CloseSession(s);
   return NULL;
 }
@@ -915,8 +913,8 @@ static void test_no_login(void) {
   s = open_session(0);
   check(count_private(s) == 1, "no-login: private object visible without a PIN", "not found");
   rv = F->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin));
-  check(rv == CKR_USER_ALREADY_LOGGED_IN, "no-login: C_Login answers already logged in",
-        "rv 0x%lx", (unsigned long)rv);
+  check(rv == CKR_USER_ALREADY_LOGGED_IN, "no-login: C_Login answers already logged in", "rv 0x%lx",
+        (unsigned long)rv);
   MUST(F->C_CloseSession(s));
   for (i = 0; i < 4; i++)
     pthread_create(&th[i], NULL, thread_find, &found[i]);
@@ -945,19 +943,17 @@ static void test_pin_pad(void) {
   check(count_private(s) == 0, "pin-pad: private object hidden before login", "visible");
   rv = F->C_Login(s, CKU_USER, NULL, 0);
   check(rv == CKR_OK, "pin-pad: C_Login(NULL, 0)", "rv 0x%lx", (unsigned long)rv);
-  check(count_private(s) == 1, "pin-pad: private object visible after PIN-pad login",
-        "not found");
+  check(count_private(s) == 1, "pin-pad: private object visible after PIN-pad login", "not found");
   MUST(F->C_Logout(s));
   rv = F->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR) "0000", 4);
-  check(rv == CKR_PIN_INCORRECT, "pin-pad: explicit PIN forwarded", "rv 0x%lx",
-        (unsigned long)rv);
+  check(rv == CKR_PIN_INCORRECT, "pin-pad: explicit PIN forwarded", "rv 0x%lx", (unsigned long)rv);
   MUST(F->C_CloseSession(s));
   MUST(F->C_Finalize(NULL));
 }
 
 /* ---- nul-padded / plain ------------------------------------------------------------------- */
 
-static int nul_tail(const unsigned char *p, size_t n) {
+static int nul_tail(const unsigned char* p, size_t n) {
   size_t i = n;
   while (i > 0 && p[i - 1] == 0)
     i--;
@@ -972,7 +968,7 @@ static void test_nul_padded(void) {
   MUST(F->C_GetSlotInfo(first_slot(), &si));
   check(memcmp(ti.label, "quirk\0", 6) == 0 && nul_tail(ti.label, 32) &&
             nul_tail(ti.manufacturerID, 32) && nul_tail(ti.model, 16),
-        "nul-padded: token info", "label '%.32s'", (char *)ti.label);
+        "nul-padded: token info", "label '%.32s'", (char*)ti.label);
   check(nul_tail(si.slotDescription, 64) && nul_tail(si.manufacturerID, 32),
         "nul-padded: slot info", "failed");
   MUST(F->C_Finalize(NULL));
@@ -994,11 +990,11 @@ static void test_plain(void) {
         "plain: not initialised after C_Finalize", "failed");
 }
 
-int main(int argc, char **argv) {
-  void *dl;
+int main(int argc, char** argv) {
+  void* dl;
   CK_C_GetFunctionList gfl;
-  void *sym;
-  const char *t;
+  void* sym;
+  const char* t;
   if (argc != 3) {
     fprintf(stderr, "usage: %s MODULE TEST\n", argv[0]);
     return 2;
