@@ -21,7 +21,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${KEYPORT_BUILD_DIR:-$root/build}
 "$root/scripts/setup.sh"
-"$root/scripts/build.sh" >/dev/null
+# The demo runs the CLI only: the test suite and the benchmarks are not built here.
+KEYPORT_BUILD_TARGETS=keyport "$root/scripts/build.sh" >/dev/null
 keyport="$build/cli/keyport"
 
 demo="$build/demo"
