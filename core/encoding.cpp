@@ -148,15 +148,6 @@ Base64Shape inspect_base64(std::string_view text) {
   return s;
 }
 
-std::string ascii_lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z')
-      c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 std::string hex_encode(std::span<const std::uint8_t> data) {
   static constexpr char digits[] = "0123456789abcdef";
   std::string out;

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/secret.h"
+#include "core/strings.h"  // ascii_lower, which used to live here
 
 namespace keyport {
 
@@ -46,10 +47,6 @@ struct Base64Shape {
   bool has_other = false;      // anything else outside both alphabets
 };
 Base64Shape inspect_base64(std::string_view text);
-
-// ASCII lower case (A-Z only; other bytes unchanged): for names, hosts and hex that compare
-// case-insensitively.
-std::string ascii_lower(std::string_view text);
 
 // Lowercase hex.
 std::string hex_encode(std::span<const std::uint8_t> data);

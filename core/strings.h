@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: Apache-2.0
+// Locale-free ASCII string helpers. Names, hosts, media types and hex compare case-insensitively
+// in ASCII only: std::tolower and std::isspace follow the C locale, which a host program may
+// change.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace keyport {
+
+// ASCII lower / upper case (A-Z resp. a-z only; every other byte unchanged).
+std::string ascii_lower(std::string_view text);
+std::string ascii_upper(std::string_view text);
+
+// Whether a and b are equal when ASCII letters are compared without case.
+bool iequals(std::string_view a, std::string_view b);
+
+// Whether `text` starts with `prefix`, ASCII letters compared without case.
+bool starts_with_icase(std::string_view text, std::string_view prefix);
+
+// `text` without leading and trailing ASCII whitespace (space, \t, \n, \v, \f, \r).
+std::string_view trim(std::string_view text);
+
+}  // namespace keyport
