@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -17,6 +16,7 @@
 #include "byok/service_profile.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/progress.h"
 #include "core/file_io.h"
 #include "core/log.h"
 #include "pkcs11/keygen.h"
@@ -49,53 +49,6 @@ struct ExportOptions {
   std::optional<std::string> for_profile;
 };
 
-std::atomic<bool> g_cancel{false};
-extern "C" void on_signal(int) {
-  g_cancel.store(true);
-}
-
-// Prints progress to stderr: a bar redrawn in place on a terminal, a line per 10 % otherwise.
-class Progress {
- public:
-  Progress(std::string mode, std::size_t total) : m_total(total), m_start(now()) {
-    if (mode == "auto")
-      mode = ::isatty(STDERR_FILENO) ? "bar" : "none";
-    m_mode = mode;
-  }
-  void update(std::size_t done, std::size_t failed) {
-    if (m_mode == "none" || m_total == 0)
-      return;
-    double elapsed = now() - m_start;
-    double rate = elapsed > 0 ? done / elapsed : 0;
-    double eta = rate > 0 ? (m_total - done) / rate : 0;
-    char line[160];
-    if (m_mode == "bar") {
-      int width = 30;
-      int fill = static_cast<int>(width * done / m_total);
-      std::snprintf(line, sizeof line, "\r[%-*s] %zu/%zu keys  %zu failed  %.0f keys/s  ETA %.0fs ",
-                    width, std::string(static_cast<std::size_t>(fill), '#').c_str(), done, m_total,
-                    failed, rate, eta);
-      std::cerr << line << (done == m_total ? "\n" : "") << std::flush;
-    } else {
-      std::size_t step = std::max<std::size_t>(1, m_total / 10);
-      if (done % step == 0 || done == m_total) {
-        std::snprintf(line, sizeof line, "progress: %zu/%zu keys, %zu failed, %.0f keys/s", done,
-                      m_total, failed, rate);
-        std::cerr << line << std::endl;
-      }
-    }
-  }
-
- private:
-  static double now() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  }
-  std::string m_mode;
-  std::size_t m_total;
-  double m_start;
-};
-
 Status check_exclusive(const ExportOptions& o) {
   int modes = (o.key ? 1 : 0) + (o.select ? 1 : 0) + (o.manifest ? 1 : 0);
   if (modes != 1) {
@@ -113,10 +66,7 @@ Status check_exclusive(const ExportOptions& o) {
                                                        std::to_string(o.keks.size()) + " KEKs, " +
                                                        std::to_string(o.kids.size()) + " kids)");
   }
-  if (o.progress != "auto" && o.progress != "bar" && o.progress != "plain" &&
-      o.progress != "none") {
-    return make_error(ErrorCode::kInvalidArgument, "--progress: auto, bar, plain or none");
-  }
+  KEYPORT_TRY(parse_progress_mode(o.progress));
   if (o.jobs < 1 || o.jobs > 64)
     return make_error(ErrorCode::kInvalidArgument, "--jobs: 1 to 64");
   return {};
@@ -320,7 +270,6 @@ Status run_export(GlobalOptions& g, const ExportOptions& o) {
   bo.force = o.force;
   bo.strategy = strategy;
   bo.generator = transfer::generator_for(ctx.token());
-  bo.cancel = &g_cancel;
   fs::path report_path;
   std::ofstream report;
   if (!plan.single) {
@@ -335,7 +284,9 @@ Status run_export(GlobalOptions& g, const ExportOptions& o) {
     report.open(report_path, std::ios::app);
   }
   std::size_t total = plan.items.size() + plan.unresolved.size(), done = 0, failed = 0;
-  Progress progress(plan.single ? "none" : o.progress, total);
+  KEYPORT_ASSIGN_OR_RETURN(ProgressMode mode, parse_progress_mode(o.progress));
+  ProgressDisplay progress(plan.single ? ProgressMode::kNone : mode, "keys",
+                           static_cast<std::int64_t>(plan.unresolved.size()));
   for (const auto& r : plan.unresolved) {
     ++done;
     ++failed;
@@ -348,14 +299,17 @@ Status run_export(GlobalOptions& g, const ExportOptions& o) {
       ++failed;
     if (report)
       report << dump_json(r.to_json()) << '\n' << std::flush;
-    progress.update(done, failed);
+    const auto d = static_cast<std::int64_t>(done);
+    progress.update({d, static_cast<std::int64_t>(failed), static_cast<std::int64_t>(total), d});
   };
-  auto old_int = std::signal(SIGINT, on_signal);
-  auto old_term = std::signal(SIGTERM, on_signal);
+  std::atomic<bool> cancel{false};
+  bo.cancel = &cancel;
+  std::optional<CancelOnSignal> signals(std::in_place, cancel);
   auto results =
       transfer::run_batch(ctx.module, ctx.slot.id, caps, plan.destinations, plan.items, bo);
-  std::signal(SIGINT, old_int);
-  std::signal(SIGTERM, old_term);
+  const bool cancelled = cancel.load();
+  signals.reset();
+  progress.finish();
   if (!results)
     return tl::unexpected(results.error());
   for (const auto& r : plan.unresolved)
@@ -439,7 +393,7 @@ Status run_export(GlobalOptions& g, const ExportOptions& o) {
     }
     std::cout.flush();
   }
-  if (g_cancel.load())
+  if (cancelled)
     return make_error(ErrorCode::kIo, "interrupted; run the same command again to resume");
   if (failed > 0) {
     return tl::unexpected(Error(ErrorCode::kInternal, std::to_string(failed) + " of " +

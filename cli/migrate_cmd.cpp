@@ -1,16 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // keyport migrate plan|run|verify|retire|status: move the keys of a keyring from an old KEK to a
 // new one with a crash-safe journal (migrate/migration.h).
-#include <unistd.h>
-
 #include <atomic>
-#include <chrono>
-#include <csignal>
-#include <cstdio>
 #include <iostream>
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "core/log.h"
 #include "migrate/cmk_runbook.h"
 #include "migrate/kek_spec.h"
@@ -48,91 +44,6 @@ struct MigrateOptions {
   std::string kty = "RSA-HSM";
   unsigned size = 2048;
   bool portable = false;
-};
-
-std::atomic<bool> g_cancel{false};
-extern "C" void on_migrate_signal(int) {
-  g_cancel.store(true);
-}
-
-// Progress on stderr in the look of `byok export`: a bar redrawn in place on a terminal, a line per
-// 10 % otherwise.
-class ProgressBar {
- public:
-  ProgressBar(std::string mode, std::string unit) : m_unit(std::move(unit)), m_start(now()) {
-    if (mode == "auto") {
-      mode = ::isatty(STDERR_FILENO) ? "bar" : "none";
-    }
-    m_mode = std::move(mode);
-  }
-  void update(const migrate::Progress& p) {
-    if (m_mode == "none" || p.total <= 0) {
-      return;
-    }
-    if (m_first_done < 0) {
-      m_first_done = p.done;  // items done by earlier runs do not count for the rate
-    }
-    const double elapsed = now() - m_start;
-    const double rate = elapsed > 0 ? static_cast<double>(p.done - m_first_done) / elapsed : 0;
-    const double eta = rate > 0 ? static_cast<double>(p.total - p.done - p.failed) / rate : 0;
-    char line[200];
-    if (m_mode == "bar") {
-      const int width = 30;
-      const int fill = static_cast<int>(width * std::min(p.done, p.total) / p.total);
-      std::snprintf(line, sizeof line, "\r[%-*s] %lld/%lld %s  %lld failed  %.0f %s/s  ETA %.0fs ",
-                    width, std::string(static_cast<std::size_t>(fill), '#').c_str(),
-                    static_cast<long long>(p.done), static_cast<long long>(p.total), m_unit.c_str(),
-                    static_cast<long long>(p.failed), rate, m_unit.c_str(), eta);
-      std::cerr << line << std::flush;
-      m_drawn = true;
-    } else {
-      const std::int64_t step = std::max<std::int64_t>(1, p.total / 10);
-      if (p.done / step != m_last_step || p.done + p.failed >= p.total) {
-        m_last_step = p.done / step;
-        std::snprintf(line, sizeof line, "progress: %lld/%lld %s, %lld failed, %.0f %s/s",
-                      static_cast<long long>(p.done), static_cast<long long>(p.total),
-                      m_unit.c_str(), static_cast<long long>(p.failed), rate, m_unit.c_str());
-        std::cerr << line << std::endl;
-      }
-    }
-  }
-  void finish() {
-    if (m_drawn) {
-      std::cerr << "\n";
-    }
-  }
-
- private:
-  static double now() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  }
-  std::string m_mode;
-  std::string m_unit;
-  double m_start;
-  std::int64_t m_first_done = -1;
-  std::int64_t m_last_step = -1;
-  bool m_drawn = false;
-};
-
-// Installs SIGINT/SIGTERM handlers that ask the running batch to stop, for its lifetime.
-class CancelOnSignal {
- public:
-  CancelOnSignal() {
-    g_cancel.store(false);
-    m_int = std::signal(SIGINT, on_migrate_signal);
-    m_term = std::signal(SIGTERM, on_migrate_signal);
-  }
-  ~CancelOnSignal() {
-    std::signal(SIGINT, m_int);
-    std::signal(SIGTERM, m_term);
-  }
-  CancelOnSignal(const CancelOnSignal&) = delete;
-  CancelOnSignal& operator=(const CancelOnSignal&) = delete;
-
- private:
-  void (*m_int)(int) = nullptr;
-  void (*m_term)(int) = nullptr;
 };
 
 struct Keks {
@@ -179,10 +90,7 @@ Status check_common(const MigrateOptions& o) {
   if (o.batch < 1 || o.batch > 100000) {
     return make_error(ErrorCode::kInvalidArgument, "--batch: 1 to 100000");
   }
-  if (o.progress != "auto" && o.progress != "bar" && o.progress != "plain" &&
-      o.progress != "none") {
-    return make_error(ErrorCode::kInvalidArgument, "--progress: auto, bar, plain or none");
-  }
+  KEYPORT_TRY(parse_progress_mode(o.progress));
   return {};
 }
 
@@ -301,15 +209,19 @@ Result<Report> run_with_progress(GlobalOptions& g, const MigrateOptions& o,
   KEYPORT_TRY(check_common(o));
   KEYPORT_ASSIGN_OR_RETURN(auto keyring, open_keyring(o.keyring, false));
   KEYPORT_ASSIGN_OR_RETURN(Keks k, open_keks(g, o));
-  ProgressBar bar(o.progress, "items");
+  KEYPORT_ASSIGN_OR_RETURN(ProgressMode mode, parse_progress_mode(o.progress));
+  ProgressDisplay bar(mode, "items");
   migrate::RunOptions ro;
   ro.jobs = o.jobs;
   ro.batch = o.batch;
-  ro.cancel = &g_cancel;
-  ro.on_progress = [&bar](const migrate::Progress& p) { bar.update(p); };
+  ro.on_progress = [&bar](const migrate::Progress& p) {
+    bar.update({p.done, p.failed, p.total, p.done + p.failed});
+  };
+  std::atomic<bool> cancel{false};
+  ro.cancel = &cancel;
   Result<Report> report = make_error(ErrorCode::kInternal, "not run");
   {
-    CancelOnSignal signals;
+    CancelOnSignal signals(cancel);
     report = step(*keyring, *k.from, *k.to, ro);
   }
   bar.finish();
