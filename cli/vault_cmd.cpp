@@ -4,15 +4,9 @@
 // rotation-policy get|set | clock | platform-cutover | report platform
 //
 // Every command except init and serve works on a local vault folder (--data DIR, default
-// $KEYPORT_VAULT_DATA: the server's REST routes run in this process, as a caller named "cli" with
-// every permission) or on a running server (--url https://host:port with --token-file or
-// $KEYPORT_VAULT_TOKEN, and --ca-file for the vault CA), with the same requests and answers.
-#include <openssl/ecdsa.h>
-#include <openssl/evp.h>
-
-#include <httplib.h>
-#include <signal.h>
-
+// $KEYPORT_VAULT_DATA) or on a running server (--url https://host:port with --token-file or
+// $KEYPORT_VAULT_TOKEN, and --ca-file for the vault CA) through vault::Client (client/client.h),
+// which sends the same requests either way. This file parses options and prints answers.
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -22,14 +16,14 @@
 
 #include "byok/public_key.h"
 #include "cli/commands.h"
+#include "client/client.h"
+#include "client/folder.h"
+#include "client/signing.h"
 #include "core/encoding.h"
 #include "core/file_io.h"
-#include "core/ossl.h"
 #include "skr/jws.h"
+#include "skr/policy.h"
 #include "vault/access.h"
-#include "vault/model.h"
-#include "vault/release.h"
-#include "vault/rotation.h"
 #include "vault/server.h"
 #include "vault/vault.h"
 
@@ -37,81 +31,9 @@ namespace keyport::cli {
 namespace {
 namespace fs = std::filesystem;
 
-// The api-version the CLI sends (the REST reference the vault follows).
-constexpr const char* kApiVersion = "7.5";
-
 std::string env_or(const char* name) {
   const char* v = std::getenv(name);
   return v == nullptr ? std::string() : std::string(v);
-}
-
-// Turns a Key Vault error answer into an Error whose category gives the exit code (cli/main.cpp):
-// 404 -> not found (5), 400 and other 4xx -> bad input (3), 401/403 -> authentication (7),
-// 409 -> exists (6), 5xx -> the vault failed the operation (4). The Key Vault code goes into
-// detail(). Transport failures are kIo (10) and do not come through here.
-Error error_from_response(int status, const std::string& body) {
-  std::string code = "HTTP" + std::to_string(status);
-  std::string message = "the vault answered HTTP " + std::to_string(status);
-  auto parsed = parse_json_strict(body);
-  if (parsed && parsed->is_object() && parsed->contains("error") &&
-      (*parsed)["error"].is_object()) {
-    const Json& e = (*parsed)["error"];
-    if (e.contains("code") && e["code"].is_string()) {
-      code = e["code"].get<std::string>();
-    }
-    if (e.contains("message") && e["message"].is_string()) {
-      message = e["message"].get<std::string>();
-    }
-  }
-  ErrorCode category = ErrorCode::kInvalidArgument;
-  if (status == 404) {
-    category = ErrorCode::kNotFound;
-  } else if (status == 401) {
-    category = ErrorCode::kAuth;
-  } else if (status == 403) {
-    category = ErrorCode::kPermissionDenied;
-  } else if (status == 409) {
-    category = ErrorCode::kAlreadyExists;
-  } else if (status >= 500) {
-    category = ErrorCode::kCrypto;
-  }
-  return Error(category,
-               "vault: " + code + ": " + message + " (HTTP " + std::to_string(status) + ")")
-      .with_detail(code);
-}
-
-// --- how the vault is reached -------------------------------------------------------------------
-
-class Backend {
- public:
-  virtual ~Backend() = default;
-  // `target` is a path with an optional query ("/keys?maxresults=5"); api-version is added when
-  // the target has none. Returns the JSON answer (null for 204) or the vault's error.
-  virtual Result<Json> call(const std::string& method, const std::string& target,
-                            const Json* body) = 0;
-};
-
-std::string with_api_version(const std::string& target) {
-  if (target.find("api-version=") != std::string::npos) {
-    return target;
-  }
-  return target + (target.find('?') == std::string::npos ? "?" : "&") +
-         "api-version=" + kApiVersion;
-}
-
-Result<Json> parse_answer(int status, const std::string& body) {
-  if (status < 200 || status >= 300) {
-    return tl::unexpected(error_from_response(status, body));
-  }
-  if (status == 204 || body.empty()) {
-    return Json();
-  }
-  auto j = parse_json_strict(body);
-  if (!j) {
-    return make_error(ErrorCode::kFormat,
-                      "the vault's answer is not valid JSON: " + j.error().message());
-  }
-  return std::move(*j);
 }
 
 // Options for opening a vault folder with its own token. $KEYPORT_VAULT_PKCS11_MODULE names the
@@ -124,148 +46,7 @@ vault::VaultOptions own_folder_options() {
   return o;
 }
 
-// A local folder: the REST routes run in this process.
-class LocalBackend final : public Backend {
- public:
-  static Result<std::unique_ptr<LocalBackend>> open(const fs::path& dir) {
-    auto v = vault::Vault::open(dir, own_folder_options());
-    if (!v) {
-      Error e = v.error();
-      if (e.code() == ErrorCode::kAlreadyExists) {
-        e = e.with_context("is `keyport vault serve` running on it? then use --url");
-      }
-      return tl::unexpected(std::move(e));
-    }
-    std::unique_ptr<LocalBackend> b(new LocalBackend(std::move(*v)));
-    return b;
-  }
-
-  Result<Json> call(const std::string& method, const std::string& target,
-                    const Json* body) override {
-    vault::RestRequest r;
-    r.method = method;
-    const std::string t = with_api_version(target);
-    const auto q = t.find('?');
-    r.path = t.substr(0, q);
-    std::string query = t.substr(q + 1);
-    std::size_t pos = 0;
-    while (pos <= query.size()) {
-      std::size_t amp = query.find('&', pos);
-      std::string item =
-          query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
-      auto eq = item.find('=');
-      if (!item.empty()) {
-        r.query.emplace_back(httplib::detail::decode_url(item.substr(0, eq), true),
-                             eq == std::string::npos
-                                 ? std::string()
-                                 : httplib::detail::decode_url(item.substr(eq + 1), true));
-      }
-      if (amp == std::string::npos) {
-        break;
-      }
-      pos = amp + 1;
-    }
-    if (body != nullptr) {
-      r.content_type = "application/json";
-      r.body = dump_json(*body);
-    }
-    vault::RestResponse res = m_api.handle_as(m_principal, r);
-    return parse_answer(res.status, res.body);
-  }
-
- private:
-  explicit LocalBackend(std::unique_ptr<vault::Vault> v)
-      : m_vault(std::move(v)),
-        m_api(*m_vault, nullptr),
-        m_principal{"cli", vault::all_permissions()} {}
-  std::unique_ptr<vault::Vault> m_vault;
-  vault::RestApi m_api;
-  vault::Principal m_principal;
-};
-
-// A running server, over HTTPS with keep-alive.
-class RemoteBackend final : public Backend {
- public:
-  static Result<std::unique_ptr<RemoteBackend>> open(const std::string& url,
-                                                     const std::string& token,
-                                                     const std::string& ca_file) {
-    if (url.rfind("https://", 0) != 0) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        "--url " + url + ": must be https://host:port");
-    }
-    std::string hostport = url.substr(8);
-    while (!hostport.empty() && hostport.back() == '/') {
-      hostport.pop_back();
-    }
-    if (hostport.find('/') != std::string::npos) {
-      return make_error(ErrorCode::kInvalidArgument, "--url " + url + ": no path allowed");
-    }
-    std::string host = hostport;
-    int port = 443;
-    if (!hostport.empty() && hostport.front() == '[') {
-      auto close = hostport.find(']');
-      if (close == std::string::npos) {
-        return make_error(ErrorCode::kInvalidArgument, "--url " + url + ": bad IPv6 address");
-      }
-      host = hostport.substr(1, close - 1);
-      if (close + 1 < hostport.size() && hostport[close + 1] == ':') {
-        port = std::atoi(hostport.c_str() + close + 2);
-      }
-    } else if (auto colon = hostport.rfind(':'); colon != std::string::npos) {
-      host = hostport.substr(0, colon);
-      port = std::atoi(hostport.c_str() + colon + 1);
-    }
-    if (host.empty() || port <= 0 || port > 65535) {
-      return make_error(ErrorCode::kInvalidArgument, "--url " + url + ": bad host or port");
-    }
-    if (!ca_file.empty() && !fs::exists(ca_file)) {
-      return make_error(ErrorCode::kNotFound, "--ca-file " + ca_file + " does not exist");
-    }
-    std::signal(SIGPIPE, SIG_IGN);  // a server closing a kept-alive connection must not kill us
-    std::unique_ptr<RemoteBackend> b(new RemoteBackend(host, port, url));
-    if (!ca_file.empty()) {
-      b->m_client.set_ca_cert_path(ca_file);
-    }
-    b->m_client.enable_server_certificate_verification(true);
-    b->m_client.set_keep_alive(true);
-    b->m_client.set_connection_timeout(10);
-    b->m_client.set_read_timeout(120);
-    b->m_client.set_write_timeout(60);
-    b->m_token = token;
-    return b;
-  }
-
-  Result<Json> call(const std::string& method, const std::string& target,
-                    const Json* body) override {
-    httplib::Request req;
-    req.method = method;
-    req.path = with_api_version(target);
-    req.headers.emplace("Authorization", "Bearer " + m_token);
-    req.headers.emplace("Accept", "application/json");
-    if (body != nullptr) {
-      req.body = dump_json(*body);
-      req.headers.emplace("Content-Type", "application/json");
-    }
-    auto res = m_client.send(req);
-    if (!res) {
-      std::string why = httplib::to_string(res.error());
-      if (res.error() == httplib::Error::SSLServerVerification) {
-        why += " (" +
-               std::string(X509_verify_cert_error_string(m_client.get_openssl_verify_result())) +
-               "; give the vault CA with --ca-file)";
-      }
-      return make_error(ErrorCode::kIo, "cannot reach the vault at " + m_url + ": " + why);
-    }
-    return parse_answer(res->status, res->body);
-  }
-
- private:
-  RemoteBackend(const std::string& host, int port, std::string url)
-      : m_client(host, port), m_url(std::move(url)) {}
-  httplib::SSLClient m_client;
-  std::string m_url;
-  std::string m_token;  // the bearer token; sent in the Authorization header only
-};
+// --- how the vault is reached -------------------------------------------------------------------
 
 struct Target {
   std::string data;
@@ -285,7 +66,7 @@ void add_target_options(CLI::App& cmd, Target& t) {
                  "else the system's trust store)");
 }
 
-Result<std::unique_ptr<Backend>> connect(const Target& t) {
+Result<vault::Client> connect(const Target& t) {
   std::string url = t.url;
   std::string data = t.data;
   if (url.empty() && data.empty()) {
@@ -295,37 +76,37 @@ Result<std::unique_ptr<Backend>> connect(const Target& t) {
     }
   }
   if (!url.empty()) {
-    std::string token;
+    vault::HttpsOptions h;
+    h.url = url;
     if (!t.token_file.empty()) {
-      KEYPORT_ASSIGN_OR_RETURN(SecretBytes s, vault::read_token_file(t.token_file));
-      token = std::string(as_chars(s.reveal(SecretAccess::unsafe())));
+      KEYPORT_ASSIGN_OR_RETURN(h.token, vault::read_token_file(t.token_file));
     } else {
-      token = env_or("KEYPORT_VAULT_TOKEN");
+      h.token = SecretBytes::from_string(env_or("KEYPORT_VAULT_TOKEN"));
     }
-    if (token.empty()) {
+    if (h.token.empty()) {
       return make_error(ErrorCode::kAuth,
                         "no bearer token for " + url +
                             ": give --token-file (the server's DIR/admin.token) or set "
                             "KEYPORT_VAULT_TOKEN");
     }
-    const std::string ca = t.ca_file.empty() ? env_or("KEYPORT_VAULT_CA") : t.ca_file;
-    KEYPORT_ASSIGN_OR_RETURN(auto b, RemoteBackend::open(url, token, ca));
-    return std::unique_ptr<Backend>(std::move(b));
+    h.ca_file = t.ca_file.empty() ? env_or("KEYPORT_VAULT_CA") : t.ca_file;
+    auto c = vault::Client::connect(std::move(h));
+    if (!c && c.error().code() == ErrorCode::kInvalidArgument) {
+      return tl::unexpected(c.error().with_context("--url"));
+    }
+    return c;
   }
   if (data.empty()) {
     return make_error(ErrorCode::kInvalidArgument,
                       "which vault? give --data DIR (or $KEYPORT_VAULT_DATA) or --url https://... "
                       "(or $KEYPORT_VAULT_URL)");
   }
-  KEYPORT_ASSIGN_OR_RETURN(auto b, LocalBackend::open(data));
-  return std::unique_ptr<Backend>(std::move(b));
+  vault::FolderOptions f;
+  f.vault = own_folder_options();
+  return vault::Client::open_folder(data, std::move(f));
 }
 
-// --- helpers ----------------------------------------------------------------------------------
-
-std::string key_path(const std::string& name, const std::string& version = {}) {
-  return "/keys/" + name + (version.empty() ? "" : "/" + version);
-}
+// --- printing ---------------------------------------------------------------------------------
 
 std::string time_text(const Json& attrs, const char* member) {
   if (!attrs.contains(member) || !attrs[member].is_number_integer()) {
@@ -365,31 +146,6 @@ void print_bundle(const GlobalOptions& g, const Json& bundle) {
             << "updated:  " << time_text(attrs, "updated") << std::endl;
 }
 
-// Follows nextLink until the last page; returns every item.
-Result<Json> list_all(Backend& b, std::string target) {
-  Json all = Json::array();
-  for (int page = 0; page < 100000; ++page) {
-    KEYPORT_ASSIGN_OR_RETURN(Json r, b.call("GET", target, nullptr));
-    if (r.contains("value") && r["value"].is_array()) {
-      for (auto& v : r["value"]) {
-        all.push_back(std::move(v));
-      }
-    }
-    if (!r.contains("nextLink") || !r["nextLink"].is_string()) {
-      break;
-    }
-    // The nextLink is absolute (the vault's base URL); the same backend follows its path.
-    std::string next = r["nextLink"].get<std::string>();
-    auto scheme = next.find("://");
-    auto slash = next.find('/', scheme == std::string::npos ? 0 : scheme + 3);
-    if (slash == std::string::npos) {
-      return make_error(ErrorCode::kFormat, "the vault sent a nextLink without a path: " + next);
-    }
-    target = next.substr(slash);
-  }
-  return all;
-}
-
 std::string name_of_kid(const std::string& kid, bool with_version) {
   // https://host/keys/<name>[/<version>]
   auto keys = kid.find("/keys/");
@@ -420,16 +176,8 @@ void print_items(const GlobalOptions& g, const Json& items, bool versions) {
   print_table({versions ? "VERSION" : "NAME", "ENABLED", "CREATED", "UPDATED", "KID"}, rows);
 }
 
-const EVP_MD* digest_for_alg(const std::string& alg) {
-  if (alg.find("384") != std::string::npos) {
-    return EVP_sha384();
-  }
-  if (alg.find("512") != std::string::npos) {
-    return EVP_sha512();
-  }
-  return EVP_sha256();
-}
-
+// The digest to sign or verify: --digest HEX as given, or the digest of --in FILE with the hash of
+// the algorithm (vault/algorithms.h's table, through the client).
 Result<Bytes> digest_input(const std::string& alg, const std::optional<std::string>& digest_hex,
                            const std::optional<std::string>& data_file) {
   if (digest_hex.has_value() == data_file.has_value()) {
@@ -439,67 +187,7 @@ Result<Bytes> digest_input(const std::string& alg, const std::optional<std::stri
     return hex_decode(*digest_hex);
   }
   KEYPORT_ASSIGN_OR_RETURN(Bytes data, read_file(*data_file, 1u << 30));
-  Bytes out(EVP_MAX_MD_SIZE);
-  unsigned int n = 0;
-  if (EVP_Digest(data.data(), data.size(), out.data(), &n, digest_for_alg(alg), nullptr) != 1) {
-    return ossl::crypto_failure("digest of " + *data_file);
-  }
-  out.resize(n);
-  return out;
-}
-
-// EC signatures: JOSE r||s <-> DER ECDSA-Sig-Value (what OpenSSL reads and writes).
-Result<Bytes> raw_to_der(const Bytes& raw) {
-  if (raw.empty() || raw.size() % 2 != 0) {
-    return make_error(ErrorCode::kFormat, "an EC signature must be r||s of even length");
-  }
-  const int half = static_cast<int>(raw.size() / 2);
-  ossl::UniquePtr<ECDSA_SIG> sig(ECDSA_SIG_new());
-  BIGNUM* r = BN_bin2bn(raw.data(), half, nullptr);
-  BIGNUM* s = BN_bin2bn(raw.data() + half, half, nullptr);
-  if (!sig || r == nullptr || s == nullptr || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
-    BN_free(r);
-    BN_free(s);
-    return ossl::crypto_failure("ECDSA_SIG");
-  }
-  unsigned char* der = nullptr;
-  int len = i2d_ECDSA_SIG(sig.get(), &der);
-  if (len <= 0) {
-    return ossl::crypto_failure("i2d_ECDSA_SIG");
-  }
-  Bytes out(der, der + len);
-  OPENSSL_free(der);
-  return out;
-}
-
-Result<Bytes> der_to_raw(const Bytes& der, std::size_t field_bytes) {
-  const unsigned char* p = der.data();
-  ossl::UniquePtr<ECDSA_SIG> sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
-  if (!sig || p != der.data() + der.size()) {
-    ossl::drain_errors();
-    return make_error(ErrorCode::kFormat, "the signature is not a DER ECDSA-Sig-Value");
-  }
-  Bytes out(2 * field_bytes);
-  if (BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), out.data(), static_cast<int>(field_bytes)) < 0 ||
-      BN_bn2binpad(ECDSA_SIG_get0_s(sig.get()), out.data() + field_bytes,
-                   static_cast<int>(field_bytes)) < 0) {
-    return make_error(ErrorCode::kFormat, "the signature does not fit the curve");
-  }
-  return out;
-}
-
-std::size_t field_bytes_for_alg(const std::string& alg) {
-  if (alg == "ES384") {
-    return 48;
-  }
-  if (alg == "ES512") {
-    return 66;
-  }
-  return 32;
-}
-
-bool is_ec_alg(const std::string& alg) {
-  return alg.rfind("ES", 0) == 0;
+  return vault::digest_for_sign(alg, data);
 }
 
 // --- commands ---------------------------------------------------------------------------------
@@ -601,8 +289,10 @@ struct CreateOptions {
   std::optional<std::string> for_profile;  // --for: service profile (profiles_cmd.cpp)
 };
 
-// attributes.exportable and release_policy of create-key (skr: small block).
-Status add_release_policy(const CreateOptions& o, Json& body) {
+// attributes.exportable and release_policy of create-key. The policy is linted first (as
+// `keyport policy lint` does): errors refuse the command before anything is sent, warnings are
+// printed.
+Status add_release_policy(const GlobalOptions& g, const CreateOptions& o, Json& body) {
   if (!o.policy) {
     if (o.exportable || o.immutable) {
       return make_error(ErrorCode::kInvalidArgument,
@@ -612,6 +302,20 @@ Status add_release_policy(const CreateOptions& o, Json& body) {
     return {};
   }
   KEYPORT_ASSIGN_OR_RETURN(std::string text, read_text_file(*o.policy, 1u << 20));
+  const skr::PolicyLint lint = skr::lint_policy(text);
+  for (const auto& w : lint.warnings) {
+    note(g, "warning  " + *o.policy + ": " + w.describe());
+  }
+  if (!lint.errors.empty()) {
+    std::string all;
+    for (const auto& e : lint.errors) {
+      all += "\n  error  " + e.describe();
+    }
+    return make_error(ErrorCode::kFormat,
+                      "--policy " + *o.policy + ": not a valid release policy, nothing was sent (" +
+                          std::to_string(lint.errors.size()) + " error(s); keyport policy lint " +
+                          *o.policy + "):" + all);
+  }
   body["attributes"]["exportable"] = true;
   body["release_policy"] = Json{{"contentType", "application/json; charset=utf-8"},
                                 {"data", base64url_encode(as_bytes(text))},
@@ -622,7 +326,7 @@ Status add_release_policy(const CreateOptions& o, Json& body) {
 Status run_create(GlobalOptions& g, const CreateOptions& o) {
   KEYPORT_ASSIGN_OR_RETURN(const byok::ServiceProfile* profile, resolve_profile(o.for_profile));
   Json body = Json::object();
-  KEYPORT_TRY(add_release_policy(o, body));
+  KEYPORT_TRY(add_release_policy(g, o, body));
   if (o.kek) {
     if ((o.kty && *o.kty != "RSA-HSM") || !o.ops.empty() || o.curve) {
       return make_error(ErrorCode::kInvalidArgument,
@@ -651,11 +355,9 @@ Status run_create(GlobalOptions& g, const CreateOptions& o) {
   if (profile != nullptr) {
     KEYPORT_TRY(apply_profile_to_create(*profile, body, o.kek));  // refused: nothing is created
   }
-  // The name goes into the URL path: checked here, so that "a/b" is a bad name (exit 3) rather
-  // than another route (404).
-  KEYPORT_TRY(vault::check_key_name(o.name));
-  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
-  KEYPORT_ASSIGN_OR_RETURN(Json bundle, b->call("POST", key_path(o.name) + "/create", &body));
+  KEYPORT_TRY(vault::Client::check_key_name(o.name));  // before connecting: a usage error
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json bundle, client.create_key(o.name, body));
   if (profile != nullptr) {
     Json report = profile_vault_report(g, *profile, bundle);
     if (g.json) {
@@ -680,8 +382,8 @@ Status run_download(GlobalOptions& g, const DownloadOptions& o) {
     return make_error(ErrorCode::kInvalidArgument, "--encoding: PEM or DER");
   }
   KEYPORT_TRY(check_output_path(o.output, o.force));
-  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
-  KEYPORT_ASSIGN_OR_RETURN(Json bundle, b->call("GET", key_path(o.name, o.version), nullptr));
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json bundle, client.get_key(o.name, o.version));
   const Json& key = bundle.at("key");
   const std::string kty = key.value("kty", "");
   if (kty != "RSA" && kty != "RSA-HSM" && kty != "EC" && kty != "EC-HSM") {
@@ -730,45 +432,31 @@ Status run_import(GlobalOptions& g, const ImportOptions& o) {
   if (o.byok.has_value() == o.jwk.has_value()) {
     return make_error(ErrorCode::kInvalidArgument, "give exactly one of --byok FILE or --jwk FILE");
   }
-  Json body = Json::object();
+  Result<Json> bundle = make_error(ErrorCode::kInternal, "unreachable");
   if (o.byok) {
-    // As `az keyvault key import --byok-file`: kty RSA|EC|oct becomes RSA-HSM|EC-HSM|oct-HSM and
-    // key_hsm is the whole file, base64url without padding.
-    std::string kty = o.kty;
-    if (kty.size() < 4 || kty.substr(kty.size() - 4) != "-HSM") {
-      kty += "-HSM";
-    }
-    if (kty != "RSA-HSM" && kty != "EC-HSM" && kty != "oct-HSM") {
-      return make_error(ErrorCode::kInvalidArgument, "--kty: RSA, EC or oct (BYOK import)");
-    }
-    if ((kty == "EC-HSM") != o.curve.has_value()) {
-      return make_error(ErrorCode::kInvalidArgument,
-                        kty == "EC-HSM" ? "--kty EC needs --curve (P-256, P-384, P-521, P-256K)"
-                                        : "--curve goes with --kty EC only");
-    }
+    // As `az keyvault key import --byok-file` and `keyport byok request`: one body builder
+    // (byok::build_import_request), so both accept the same --kty and --curve spellings.
     KEYPORT_ASSIGN_OR_RETURN(Bytes file, read_file(*o.byok, 1 << 20));
-    Json key{{"kty", kty}, {"key_hsm", base64url_encode(file)}};
-    if (o.curve) {
-      key["crv"] = *o.curve;
+    byok::ImportRequestOptions r;
+    r.name = o.name;
+    r.kty = o.kty;
+    r.curve = o.curve;
+    r.hsm = true;
+    auto body = vault::byok_import_body(file, r);
+    if (!body) {
+      return tl::unexpected(body.error().with_context(*o.byok));
     }
-    body["key"] = std::move(key);
-    body["hsm"] = true;
+    KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+    bundle = client.import_key(o.name, *body);
   } else {
     KEYPORT_ASSIGN_OR_RETURN(SecretBytes text, read_secret_file(*o.jwk, 1 << 20));
-    KEYPORT_ASSIGN_OR_RETURN(Json jwk,
-                             parse_json_strict(as_chars(text.reveal(SecretAccess::unsafe()))));
-    if (!jwk.is_object()) {
-      return make_error(ErrorCode::kFormat, *o.jwk + " must hold one JWK object");
-    }
-    body["key"] = std::move(jwk);
-    if (o.hsm) {
-      body["hsm"] = true;
+    KEYPORT_TRY(vault::Client::check_key_name(o.name));  // part of the URL path, as in create-key
+    KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+    bundle = client.import_jwk(o.name, text, o.hsm);
+    if (!bundle && bundle.error().code() == ErrorCode::kFormat) {
+      return tl::unexpected(bundle.error().with_context(*o.jwk));
     }
   }
-  KEYPORT_TRY(vault::check_key_name(o.name));  // part of the URL path, as in create-key
-  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
-  auto bundle = b->call("PUT", key_path(o.name), &body);
-  body.clear();  // a plain JWK's private members go no further than this call
   if (!bundle) {
     return tl::unexpected(bundle.error());
   }
@@ -783,35 +471,36 @@ struct KeyRef {
 };
 
 Status run_get(GlobalOptions& g, const KeyRef& o) {
-  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
-  KEYPORT_ASSIGN_OR_RETURN(Json bundle, b->call("GET", key_path(o.name, o.version), nullptr));
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json bundle, client.get_key(o.name, o.version));
   print_bundle(g, bundle);
   return {};
 }
 
 Status run_list(GlobalOptions& g, const Target& t, bool deleted) {
-  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(t));
-  KEYPORT_ASSIGN_OR_RETURN(Json items, list_all(*b, deleted ? "/deletedkeys" : "/keys"));
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(t));
+  KEYPORT_ASSIGN_OR_RETURN(Json items, deleted ? client.list_deleted_keys() : client.list_keys());
   print_items(g, items, false);
   return {};
 }
 
 Status run_versions(GlobalOptions& g, const KeyRef& o) {
-  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
-  KEYPORT_ASSIGN_OR_RETURN(Json items, list_all(*b, key_path(o.name) + "/versions"));
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json items, client.list_versions(o.name));
   print_items(g, items, true);
   return {};
 }
 
 Status run_lifecycle(GlobalOptions& g, const KeyRef& o, const std::string& what) {
-  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
   Result<Json> r = make_error(ErrorCode::kInternal, "unreachable");
   if (what == "delete") {
-    r = b->call("DELETE", key_path(o.name), nullptr);
+    r = client.delete_key(o.name);
   } else if (what == "recover") {
-    r = b->call("POST", "/deletedkeys/" + o.name + "/recover", nullptr);
+    r = client.recover_deleted_key(o.name);
   } else {
-    r = b->call("DELETE", "/deletedkeys/" + o.name, nullptr);
+    Status purged = client.purge_deleted_key(o.name);
+    r = purged ? Result<Json>(Json()) : Result<Json>(tl::unexpected(purged.error()));
   }
   if (!r) {
     return tl::unexpected(r.error());
@@ -847,15 +536,14 @@ Status run_sign(GlobalOptions& g, const SignOptions& o) {
   if (o.output) {
     KEYPORT_TRY(check_output_path(*o.output, o.force));
   }
-  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.key.target));
-  Json body{{"alg", o.alg}, {"value", base64url_encode(digest)}};
-  KEYPORT_ASSIGN_OR_RETURN(Json r,
-                           b->call("POST", key_path(o.key.name, o.key.version) + "/sign", &body));
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.key.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json r, client.sign(o.key.name, o.key.version, o.alg, digest));
   KEYPORT_ASSIGN_OR_RETURN(Bytes sig, base64url_decode(r.value("value", "")));
+  const bool der = o.der && vault::is_ecdsa_alg(o.alg);
   if (o.output) {
     Bytes out = sig;
-    if (o.der && is_ec_alg(o.alg)) {
-      KEYPORT_ASSIGN_OR_RETURN(out, raw_to_der(sig));
+    if (der) {
+      KEYPORT_ASSIGN_OR_RETURN(out, vault::ecdsa_raw_to_der_for_alg(o.alg, sig));
     }
     WriteOptions w;
     w.overwrite = o.force;
@@ -873,8 +561,8 @@ Status run_sign(GlobalOptions& g, const SignOptions& o) {
               << "digest:    " << hex_encode(digest) << "\n"
               << "signature: " << r.value("value", "") << std::endl;
     if (o.output) {
-      std::cout << "wrote the signature to " << *o.output
-                << (o.der && is_ec_alg(o.alg) ? " (DER)" : " (raw)") << std::endl;
+      std::cout << "wrote the signature to " << *o.output << (der ? " (DER)" : " (raw)")
+                << std::endl;
     }
   }
   return {};
@@ -889,16 +577,14 @@ Status run_verify(GlobalOptions& g, const SignOptions& o) {
   Bytes sig;
   if (o.signature_file) {
     KEYPORT_ASSIGN_OR_RETURN(sig, read_file(*o.signature_file, 1 << 16));
-    if (o.der && is_ec_alg(o.alg)) {
-      KEYPORT_ASSIGN_OR_RETURN(sig, der_to_raw(sig, field_bytes_for_alg(o.alg)));
+    if (o.der && vault::is_ecdsa_alg(o.alg)) {
+      KEYPORT_ASSIGN_OR_RETURN(sig, vault::ecdsa_der_to_raw_for_alg(o.alg, sig));
     }
   } else {
     KEYPORT_ASSIGN_OR_RETURN(sig, base64url_decode(*o.value));
   }
-  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.key.target));
-  Json body{{"alg", o.alg}, {"digest", base64url_encode(digest)}, {"value", base64url_encode(sig)}};
-  KEYPORT_ASSIGN_OR_RETURN(Json r,
-                           b->call("POST", key_path(o.key.name, o.key.version) + "/verify", &body));
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.key.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json r, client.verify(o.key.name, o.key.version, o.alg, digest, sig));
   const bool ok = r.value("value", false);
   if (g.json) {
     print_json(Json{{"value", ok}, {"alg", o.alg}, {"digest", hex_encode(digest)}});
@@ -919,7 +605,7 @@ void add_key_ref(CLI::App& cmd, KeyRef& k, bool with_version) {
   }
 }
 
-// --- Secure Key Release: release, trust (helper skr) --------------------------------------------
+// --- Secure Key Release: release, trust ---------------------------------------------------------
 
 struct ReleaseCmdOptions {
   KeyRef key;
@@ -938,15 +624,8 @@ Status run_release(GlobalOptions& g, const ReleaseCmdOptions& o) {
   if (o.output && *o.output != "-") {
     KEYPORT_TRY(check_output_path(*o.output, o.force));
   }
-  Json body{{"target", token}};
-  if (o.enc) {
-    body["enc"] = *o.enc;
-  }
-  if (o.nonce) {
-    body["nonce"] = *o.nonce;
-  }
-  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.key.target));
-  auto r = b->call("POST", key_path(o.key.name, o.key.version) + "/release", &body);
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.key.target));
+  auto r = client.release(o.key.name, o.key.version, token, o.enc, o.nonce);
   if (!r) {
     if (r.error().detail() == "Forbidden") {
       return make_error(ErrorCode::kPolicyDenied, "Forbidden",
@@ -999,47 +678,14 @@ struct TrustOptions {
 // Merges a trusted-authorities file (or a keyport attest folder's) into the vault folder's.
 Status run_trust(GlobalOptions& g, const TrustOptions& o) {
   const fs::path dir = o.data.empty() ? fs::path(env_or("KEYPORT_VAULT_DATA")) : fs::path(o.data);
-  if (dir.empty() || !fs::exists(dir / "vault.json")) {
-    return make_error(ErrorCode::kNotFound, "give --data DIR of a vault (vault.json)");
-  }
-  fs::path from = o.from;
-  if (fs::is_directory(from)) {
-    from /= vault::kTrustedAuthoritiesFile;
-  }
-  KEYPORT_ASSIGN_OR_RETURN(std::string text, read_text_file(from, 4u << 20));
-  KEYPORT_ASSIGN_OR_RETURN(Json add, parse_json_strict(text));
-  if (!add.is_object() || !add.contains("authorities") || !add["authorities"].is_array()) {
-    return make_error(ErrorCode::kFormat, from.string() + ": expected {\"authorities\": [...]}");
-  }
-  const fs::path target = dir / vault::kTrustedAuthoritiesFile;
-  Json doc = Json{{"authorities", Json::array()}};
-  if (!o.replace && fs::exists(target)) {
-    KEYPORT_ASSIGN_OR_RETURN(std::string old, read_text_file(target, 4u << 20));
-    KEYPORT_ASSIGN_OR_RETURN(doc, parse_json_strict(old));
-  }
-  std::vector<std::string> added;
-  for (const auto& a : add["authorities"]) {
-    if (!a.is_object() || !a.contains("issuer") || !a["issuer"].is_string()) {
-      return make_error(ErrorCode::kFormat, from.string() + ": every authority needs an issuer");
-    }
-    Json kept = Json::array();
-    for (const auto& e : doc["authorities"]) {
-      if (e.value("issuer", "") != a["issuer"].get<std::string>()) {
-        kept.push_back(e);
-      }
-    }
-    kept.push_back(a);
-    doc["authorities"] = std::move(kept);
-    added.push_back(a["issuer"].get<std::string>());
-  }
-  KEYPORT_TRY(write_file_atomic(target, dump_json(doc, 2) + "\n", WriteOptions{true, 0644}));
+  KEYPORT_ASSIGN_OR_RETURN(vault::TrustResult t, vault::trust_authorities(dir, o.from, o.replace));
   if (g.json) {
-    print_json(Json{{"file", target.string()}, {"trusted", added}});
+    print_json(Json{{"file", t.file.string()}, {"trusted", t.trusted}});
   } else {
-    for (const auto& i : added) {
+    for (const auto& i : t.trusted) {
       std::cout << "the vault now trusts attestation tokens of " << i << "\n";
     }
-    std::cout << "wrote " << target.string() << " (a running server re-reads it)" << std::endl;
+    std::cout << "wrote " << t.file.string() << " (a running server re-reads it)" << std::endl;
   }
   return {};
 }
@@ -1086,15 +732,15 @@ void print_policy(const GlobalOptions& g, const Json& p) {
 }
 
 Status run_rotate(GlobalOptions& g, const KeyRef& o) {
-  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
-  KEYPORT_ASSIGN_OR_RETURN(Json bundle, b->call("POST", key_path(o.name) + "/rotate", nullptr));
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json bundle, client.rotate_key(o.name));
   print_bundle(g, bundle);
   return {};
 }
 
 Status run_policy_get(GlobalOptions& g, const KeyRef& o) {
-  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.target));
-  KEYPORT_ASSIGN_OR_RETURN(Json p, b->call("GET", key_path(o.name) + "/rotationpolicy", nullptr));
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json p, client.get_rotation_policy(o.name));
   print_policy(g, p);
   return {};
 }
@@ -1135,8 +781,8 @@ Status run_policy_set(GlobalOptions& g, const RotationPolicyOptions& o) {
       body["attributes"]["expiryTime"] = *o.expires_in;
     }
   }
-  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.key.target));
-  KEYPORT_ASSIGN_OR_RETURN(Json p, b->call("PUT", key_path(o.key.name) + "/rotationpolicy", &body));
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.key.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json p, client.set_rotation_policy(o.key.name, body));
   print_policy(g, p);
   return {};
 }
@@ -1176,16 +822,6 @@ std::string local_folder(const std::string& data) {
   return data.empty() ? env_or("KEYPORT_VAULT_DATA") : data;
 }
 
-Status check_vault_folder(const std::string& dir) {
-  if (dir.empty()) {
-    return make_error(ErrorCode::kInvalidArgument, "give --data DIR (or $KEYPORT_VAULT_DATA)");
-  }
-  if (!fs::exists(fs::path(dir) / "vault.json")) {
-    return make_error(ErrorCode::kNotFound, dir + " is not a vault folder (no vault.json)");
-  }
-  return {};
-}
-
 struct ClockOptions {
   std::string data;
   std::optional<std::string> advance;
@@ -1194,25 +830,11 @@ struct ClockOptions {
 
 Status run_clock(GlobalOptions& g, const ClockOptions& o) {
   const std::string dir = local_folder(o.data);
-  KEYPORT_TRY(check_vault_folder(dir));
-  if (o.advance && o.reset) {
-    return make_error(ErrorCode::kInvalidArgument, "give --advance or --reset, not both");
-  }
-  KEYPORT_ASSIGN_OR_RETURN(vault::VaultSettings s, vault::read_vault_settings(dir));
-  if (o.advance) {
-    KEYPORT_ASSIGN_OR_RETURN(std::int64_t seconds, vault::parse_iso8601_duration(*o.advance));
-    s.clock_offset += seconds;
-  } else if (o.reset) {
-    s.clock_offset = 0;
-  }
-  if (o.advance || o.reset) {
-    KEYPORT_TRY(vault::write_vault_settings(dir, s));
-  }
-  const std::int64_t vault_now = static_cast<std::int64_t>(std::time(nullptr)) + s.clock_offset;
+  KEYPORT_ASSIGN_OR_RETURN(vault::FolderClock c, vault::folder_clock(dir, o.advance, o.reset));
   if (g.json) {
-    print_json(Json{{"data", dir}, {"clock_offset", s.clock_offset}, {"now", vault_now}});
+    print_json(Json{{"data", dir}, {"clock_offset", c.clock_offset}, {"now", c.now}});
   } else {
-    std::cout << "vault clock: " << utc_text(vault_now) << " (offset " << s.clock_offset
+    std::cout << "vault clock: " << utc_text(c.now) << " (offset " << c.clock_offset
               << " s; a running server sees it at its next request or tick)" << std::endl;
   }
   return {};
@@ -1226,24 +848,20 @@ struct CutoverOptions {
 
 Status run_cutover(GlobalOptions& g, const CutoverOptions& o) {
   const std::string dir = local_folder(o.data);
-  KEYPORT_TRY(check_vault_folder(dir));
+  KEYPORT_TRY(vault::check_vault_folder(dir));
   if (o.before.has_value() == o.clear) {
     return make_error(ErrorCode::kInvalidArgument, "give --before DATE or --clear");
   }
-  KEYPORT_ASSIGN_OR_RETURN(vault::VaultSettings s, vault::read_vault_settings(dir));
+  std::optional<std::int64_t> before;
   if (o.before) {
-    KEYPORT_ASSIGN_OR_RETURN(std::int64_t t, parse_when(*o.before));
-    s.platform1_before = t;
-  } else {
-    s.platform1_before.reset();
+    KEYPORT_ASSIGN_OR_RETURN(before, parse_when(*o.before));
   }
-  KEYPORT_TRY(vault::write_vault_settings(dir, s));
+  KEYPORT_ASSIGN_OR_RETURN(std::optional<std::int64_t> set,
+                           vault::set_platform_cutover(dir, before));
   if (g.json) {
-    print_json(
-        Json{{"data", dir},
-             {"platform1_before", s.platform1_before ? Json(*s.platform1_before) : Json(nullptr)}});
-  } else if (s.platform1_before) {
-    std::cout << "versions of -HSM keys created before " << utc_text(*s.platform1_before)
+    print_json(Json{{"data", dir}, {"platform1_before", set ? Json(*set) : Json(nullptr)}});
+  } else if (set) {
+    std::cout << "versions of -HSM keys created before " << utc_text(*set)
               << " now report hsmPlatform \"1\" (keyport vault report platform lists them)"
               << std::endl;
   } else {
@@ -1253,8 +871,8 @@ Status run_cutover(GlobalOptions& g, const CutoverOptions& o) {
 }
 
 Status run_platform_report(GlobalOptions& g, const Target& t) {
-  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(t));
-  KEYPORT_ASSIGN_OR_RETURN(Json r, b->call("GET", "/keyport/platform-report", nullptr));
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(t));
+  KEYPORT_ASSIGN_OR_RETURN(Json r, client.platform_report());
   if (g.json) {
     print_json(r);
     return {};
@@ -1296,7 +914,7 @@ struct WrapOptions {
 
 // wrapKey / unwrapKey / encrypt / decrypt: the bytes from --value (hex) or --in FILE; the answer
 // to -o FILE (raw bytes) or printed base64url.
-Status run_key_op(GlobalOptions& g, const WrapOptions& o, const std::string& op) {
+Status run_key_op(GlobalOptions& g, const WrapOptions& o, vault::KeyOperation op) {
   if (o.value_hex.has_value() == o.input.has_value()) {
     return make_error(ErrorCode::kInvalidArgument, "give exactly one of --value HEX or --in FILE");
   }
@@ -1310,32 +928,28 @@ Status run_key_op(GlobalOptions& g, const WrapOptions& o, const std::string& op)
   } else {
     KEYPORT_ASSIGN_OR_RETURN(in, read_secret_file(*o.input, 1 << 20));
   }
-  KEYPORT_ASSIGN_OR_RETURN(auto b, connect(o.key.target));
-  Json body{{"alg", o.alg}, {"value", base64url_encode(in.reveal(SecretAccess::unsafe()))}};
-  auto r = b->call("POST", key_path(o.key.name, o.key.version) + "/" + op, &body);
-  body.clear();
-  if (!r) {
-    return tl::unexpected(r.error());
-  }
-  KEYPORT_ASSIGN_OR_RETURN(Bytes out, base64url_decode(r->value("value", "")));
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.key.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json r, client.key_operation(op, o.key.name, o.key.version, o.alg, in));
+  KEYPORT_ASSIGN_OR_RETURN(Bytes out, base64url_decode(r.value("value", "")));
   if (o.output) {
     WriteOptions w;
     w.overwrite = o.force;
     w.mode = 0600;
     KEYPORT_TRY(write_file_atomic(*o.output, out, w));
   }
-  const bool secret_out = op == "unwrapkey" || op == "decrypt";
+  const bool secret_out =
+      op == vault::KeyOperation::kUnwrapKey || op == vault::KeyOperation::kDecrypt;
   if (g.json) {
-    Json j{{"kid", r->value("kid", "")}, {"alg", o.alg}, {"bytes", out.size()}};
+    Json j{{"kid", r.value("kid", "")}, {"alg", o.alg}, {"bytes", out.size()}};
     if (!secret_out || !o.output) {
-      j["value"] = r->value("value", "");
+      j["value"] = r.value("value", "");
     }
     print_json(j);
   } else if (o.output) {
-    std::cout << "kid: " << r->value("kid", "") << "\nwrote " << out.size() << " bytes to "
+    std::cout << "kid: " << r.value("kid", "") << "\nwrote " << out.size() << " bytes to "
               << *o.output << std::endl;
   } else {
-    std::cout << r->value("value", "") << std::endl;
+    std::cout << r.value("value", "") << std::endl;
   }
   return {};
 }
@@ -1400,8 +1014,9 @@ void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
               "A BYOK key exchange key: RSA-HSM, key_ops exactly [\"import\"], 4096 bits unless "
               "--size");
   c->add_option("--policy", create->policy,
-                "Release policy JSON file: makes the key exportable (Secure Key Release; "
-                "keyport policy lint checks it)");
+                "Release policy JSON file: makes the key exportable (Secure Key Release). "
+                "Linted first as keyport policy lint does: errors refuse the command, warnings "
+                "are printed");
   c->add_flag("--exportable", create->exportable, "Exportable (implied by --policy)");
   c->add_flag("--immutable", create->immutable, "The release policy can never change");
   add_json_flag(*c, g);
@@ -1426,7 +1041,8 @@ void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
   im->add_option("--name,-n", import->name, "Key name")->required();
   im->add_option("--byok", import->byok, ".byok file wrapped to a KEK of this vault");
   im->add_option("--jwk", import->jwk, "A private JWK file (plain import)");
-  im->add_option("--kty", import->kty, "BYOK key type: RSA (default), EC or oct");
+  im->add_option("--kty", import->kty,
+                 "BYOK key type: RSA (default), EC or oct, any case (as keyport byok request)");
   im->add_option("--curve", import->curve, "BYOK EC curve: P-256, P-384, P-521, P-256K");
   im->add_flag("--hsm", import->hsm, "Plain import: make an -HSM key");
   add_json_flag(*im, g);
@@ -1608,9 +1224,10 @@ void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
   for (const char* what : {"wrap-key", "unwrap-key", "encrypt", "decrypt"}) {
     auto w = std::make_shared<WrapOptions>();
     const std::string name = what;
-    const std::string op = name == "wrap-key"     ? "wrapkey"
-                           : name == "unwrap-key" ? "unwrapkey"
-                                                  : name;
+    const vault::KeyOperation op = name == "wrap-key"     ? vault::KeyOperation::kWrapKey
+                                   : name == "unwrap-key" ? vault::KeyOperation::kUnwrapKey
+                                   : name == "encrypt"    ? vault::KeyOperation::kEncrypt
+                                                          : vault::KeyOperation::kDecrypt;
     auto* cmd = vault->add_subcommand(
         name, name == "wrap-key"     ? "Wrap key bytes with a key inside the vault (wrapKey)"
               : name == "unwrap-key" ? "Unwrap key bytes with a key inside the vault (unwrapKey)"

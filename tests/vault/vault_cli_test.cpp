@@ -269,3 +269,81 @@ TEST_CASE("vault rotation, clock and platform report through the CLI against a r
   CHECK(reset["clock_offset"] == 0);
   CHECK(rig.keyport("vault clock --data " + sh_quote((rig.dir() / "nothing").string())).rc == 5);
 }
+
+TEST_CASE("vault import takes --kty in any case, as byok request does", "[cli][vault]") {
+  Rig rig("vault-cli-kty");
+  const std::string where = "--data " + sh_quote((rig.dir() / "vault").string());
+  REQUIRE(rig.keyport("vault init " + where + " --name contoso").rc == 0);
+  Json kek =
+      json_of(rig.keyport("vault create-key " + where + " --name KEK --kek --size 2048 --json"));
+  const std::string kid = kek["key"]["kid"].get<std::string>();
+  REQUIRE(rig.keyport("vault download " + where + " --name KEK -o kek.pem").rc == 0);
+  rig.generate("ec-p256", "app-ec");
+  rig.generate("rsa-2048", "app-rsa");
+  for (const char* label : {"app-ec", "app-rsa"}) {
+    Run exp = rig.keyport("byok export --token onprem --key " + std::string(label) +
+                          " --kek kek.pem --kid " + sh_quote(kid) + " -o " + label + ".byok");
+    INFO(exp.describe());
+    REQUIRE(exp.rc == 0);
+  }
+  // `keyport byok request` accepts the lower-case spelling; the import sends the same body.
+  Run request = rig.keyport("byok request app-ec.byok --name app-ec --kty ec --curve P-256");
+  INFO(request.describe());
+  REQUIRE(request.rc == 0);
+  Json ec = json_of(rig.keyport("vault import " + where +
+                                " --name app-ec --byok app-ec.byok --kty ec --curve P-256 --json"));
+  CHECK(ec["key"]["kty"] == "EC-HSM");
+  CHECK(ec["key"]["crv"] == "P-256");
+  Json rsa = json_of(rig.keyport("vault import " + where +
+                                 " --name app-rsa --byok app-rsa.byok --kty rsa --json"));
+  CHECK(rsa["key"]["kty"] == "RSA-HSM");
+  // The -HSM spelling still works, and what the builder refuses is refused before the vault.
+  Json again = json_of(rig.keyport("vault import " + where +
+                                   " --name app-ec --byok app-ec.byok --kty EC-HSM --curve P-256 "
+                                   "--json"));
+  CHECK(again["key"]["kty"] == "EC-HSM");
+  Run no_curve = rig.keyport("vault import " + where + " --name x --byok app-ec.byok --kty ec");
+  CHECK(no_curve.rc == 3);
+  CHECK(no_curve.err.find("--curve") != std::string::npos);
+  Run not_byok = rig.keyport("vault import " + where + " --name x --byok kek.pem --kty ec");
+  CHECK(not_byok.rc == 3);
+  CHECK(rig.keyport("vault get " + where + " --name x").rc == 5);
+}
+
+TEST_CASE("vault create-key --policy lints the release policy before sending it",
+          "[cli][vault][skr]") {
+  Rig rig("vault-cli-policy");
+  const std::string where = "--data " + sh_quote((rig.dir() / "vault").string());
+  REQUIRE(rig.keyport("vault init " + where + " --flavor managed-hsm --name contoso").rc == 0);
+
+  // Two errors: both are listed with their JSON paths, and nothing is created.
+  test::cli::write_text(rig.dir() / "bad.json", R"({"version": "2.0", "anyOf": []})");
+  Run bad = rig.keyport("vault create-key " + where +
+                        " --name skr --kty RSA-HSM --size 2048 --policy bad.json");
+  INFO(bad.describe());
+  CHECK(bad.rc == 3);
+  CHECK(bad.err.find("$.version") != std::string::npos);
+  CHECK(bad.err.find("$.anyOf") != std::string::npos);
+  CHECK(bad.err.find("nothing was sent") != std::string::npos);
+  CHECK(rig.keyport("vault get " + where + " --name skr").rc == 5);
+  // Refused before any vault is reached: this folder does not exist.
+  Run unreached =
+      rig.keyport("vault create-key --data " + sh_quote((rig.dir() / "no-such-vault").string()) +
+                  " --name skr --kty RSA-HSM --policy bad.json");
+  CHECK(unreached.rc == 3);
+  CHECK(unreached.err.find("$.version") != std::string::npos);
+
+  // Warnings are printed and the key is created.
+  test::cli::write_text(
+      rig.dir() / "warn.json",
+      R"({"version": "1.0.0", "anyOf": [{"authority": "http://maa.example", "allOf": [)"
+      R"({"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "sevsnpvm"}]}]})");
+  Run warned = rig.keyport("vault create-key " + where +
+                           " --name skr --kty RSA-HSM --size 2048 --policy warn.json --json");
+  INFO(warned.describe());
+  CHECK(warned.rc == 0);
+  CHECK(warned.err.find("warning") != std::string::npos);
+  CHECK(warned.err.find("$.anyOf[0].authority") != std::string::npos);
+  Json bundle = json_of(rig.keyport("vault get " + where + " --name skr --json"));
+  CHECK(bundle["attributes"]["exportable"] == true);
+}

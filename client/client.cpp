@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "client/client.h"
+
+#include <utility>
+
+#include "client/transports.h"
+#include "core/encoding.h"
+#include "vault/model.h"
+
+namespace keyport::vault {
+namespace {
+
+std::string key_path(std::string_view name, std::string_view version = {}) {
+  std::string p = "/keys/" + std::string(name);
+  if (!version.empty()) {
+    p += "/" + std::string(version);
+  }
+  return p;
+}
+
+std::string with_page_size(std::string path, std::optional<unsigned> page_size) {
+  if (page_size) {
+    path += "?maxresults=" + std::to_string(*page_size);
+  }
+  return path;
+}
+
+Result<Json> parse_answer(const Transport::Answer& a) {
+  if (a.status < 200 || a.status >= 300) {
+    return tl::unexpected(error_from_response(a.status, a.body));
+  }
+  if (a.status == 204 || a.body.empty()) {
+    return Json();
+  }
+  auto j = parse_json_strict(a.body);
+  if (!j) {
+    return make_error(ErrorCode::kFormat,
+                      "the vault's answer is not valid JSON: " + j.error().message());
+  }
+  return std::move(*j);
+}
+
+// "RSA-HSM" -> "RSA": the CLI has always taken both spellings; build_import_request takes the
+// family only.
+std::string family_of_kty(std::string kty) {
+  const std::string suffix = "-hsm";
+  if (kty.size() > suffix.size() && ascii_lower(kty.substr(kty.size() - suffix.size())) == suffix) {
+    kty.resize(kty.size() - suffix.size());
+  }
+  return kty;
+}
+
+}  // namespace
+
+Error error_from_response(int status, std::string_view body) {
+  std::string code = "HTTP" + std::to_string(status);
+  std::string message = "the vault answered HTTP " + std::to_string(status);
+  auto parsed = parse_json_strict(body);
+  if (parsed && parsed->is_object() && parsed->contains("error") &&
+      (*parsed)["error"].is_object()) {
+    const Json& e = (*parsed)["error"];
+    if (e.contains("code") && e["code"].is_string()) {
+      code = e["code"].get<std::string>();
+    }
+    if (e.contains("message") && e["message"].is_string()) {
+      message = e["message"].get<std::string>();
+    }
+  }
+  ErrorCode category = ErrorCode::kInvalidArgument;
+  if (status == 404) {
+    category = ErrorCode::kNotFound;
+  } else if (status == 401) {
+    category = ErrorCode::kAuth;
+  } else if (status == 403) {
+    category = ErrorCode::kPermissionDenied;
+  } else if (status == 409) {
+    category = ErrorCode::kAlreadyExists;
+  } else if (status >= 500) {
+    category = ErrorCode::kCrypto;
+  }
+  return Error(category,
+               "vault: " + code + ": " + message + " (HTTP " + std::to_string(status) + ")")
+      .with_detail(code);
+}
+
+Result<std::string> byok_import_body(std::span<const std::uint8_t> byok_file,
+                                     byok::ImportRequestOptions options) {
+  if (options.kty) {
+    options.kty = family_of_kty(*options.kty);
+  }
+  KEYPORT_ASSIGN_OR_RETURN(byok::ImportRequest request,
+                           byok::build_import_request(byok_file, options));
+  return request.body.dump();
+}
+
+std::string_view to_string(KeyOperation op) {
+  switch (op) {
+    case KeyOperation::kEncrypt:
+      return "encrypt";
+    case KeyOperation::kDecrypt:
+      return "decrypt";
+    case KeyOperation::kWrapKey:
+      return "wrapkey";
+    case KeyOperation::kUnwrapKey:
+      return "unwrapkey";
+  }
+  return "";
+}
+
+Client::Client(std::unique_ptr<Transport> transport) : m_transport(std::move(transport)) {}
+Client::Client(Client&&) noexcept = default;
+Client& Client::operator=(Client&&) noexcept = default;
+Client::~Client() = default;
+
+Result<Client> Client::connect(HttpsOptions options) {
+  KEYPORT_ASSIGN_OR_RETURN(auto t, make_https_transport(std::move(options)));
+  return Client(std::move(t));
+}
+
+Result<Client> Client::open_folder(const std::filesystem::path& dir, FolderOptions options) {
+  KEYPORT_ASSIGN_OR_RETURN(auto t, make_folder_transport(dir, std::move(options)));
+  return Client(std::move(t));
+}
+
+Status Client::check_key_name(std::string_view name) {
+  return vault::check_key_name(name);
+}
+
+Result<Json> Client::call(std::string_view method, const std::string& target,
+                          const std::optional<std::string>& body) {
+  if (!m_transport) {
+    return make_error(ErrorCode::kInternal, "the vault client was moved from");
+  }
+  KEYPORT_ASSIGN_OR_RETURN(Transport::Answer a, m_transport->send(method, target, body));
+  return parse_answer(a);
+}
+
+Result<Json> Client::create_key(std::string_view name, const Json& params) {
+  KEYPORT_TRY(check_key_name(name));
+  return call("POST", key_path(name) + "/create", dump_json(params));
+}
+
+Result<Json> Client::import_key(std::string_view name, const std::string& body) {
+  KEYPORT_TRY(check_key_name(name));
+  return call("PUT", key_path(name), body);
+}
+
+Result<Json> Client::import_byok(std::span<const std::uint8_t> byok_file,
+                                 const byok::ImportRequestOptions& options) {
+  KEYPORT_ASSIGN_OR_RETURN(std::string body, byok_import_body(byok_file, options));
+  return import_key(options.name, body);
+}
+
+Result<Json> Client::import_jwk(std::string_view name, const SecretBytes& jwk_text, bool hsm) {
+  KEYPORT_TRY(check_key_name(name));
+  KEYPORT_ASSIGN_OR_RETURN(Json jwk,
+                           parse_json_strict(as_chars(jwk_text.reveal(SecretAccess::unsafe()))));
+  if (!jwk.is_object()) {
+    return make_error(ErrorCode::kFormat, "a plain import takes one JWK object");
+  }
+  Json body{{"key", std::move(jwk)}};
+  if (hsm) {
+    body["hsm"] = true;
+  }
+  std::optional<std::string> text = dump_json(body);
+  body.clear();  // the JWK's private members go no further than this call
+  auto r = call("PUT", key_path(name), text);
+  // Best effort: std::string has no guaranteed wipe, but the bytes need not outlive the call.
+  std::fill(text->begin(), text->end(), '\0');
+  return r;
+}
+
+Result<Json> Client::get_key(std::string_view name, std::string_view version) {
+  return call("GET", key_path(name, version));
+}
+
+Result<Json> Client::update_key(std::string_view name, std::string_view version,
+                                const Json& params) {
+  return call("PATCH", key_path(name, version), dump_json(params));
+}
+
+Result<Json> Client::list_all(std::string target) {
+  Json all = Json::array();
+  // A vault that keeps sending nextLinks is stopped rather than followed for ever.
+  for (int page = 0; page < 100000; ++page) {
+    KEYPORT_ASSIGN_OR_RETURN(Json r, call("GET", target));
+    if (r.contains("value") && r["value"].is_array()) {
+      for (auto& v : r["value"]) {
+        all.push_back(std::move(v));
+      }
+    }
+    if (!r.contains("nextLink") || !r["nextLink"].is_string()) {
+      return all;
+    }
+    // The nextLink is absolute (the vault's base URL); the same transport follows its path.
+    const std::string next = r["nextLink"].get<std::string>();
+    const auto scheme = next.find("://");
+    const auto slash = next.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+    if (slash == std::string::npos) {
+      return make_error(ErrorCode::kFormat, "the vault sent a nextLink without a path: " + next);
+    }
+    target = next.substr(slash);
+  }
+  return make_error(ErrorCode::kFormat, "the vault's list did not end after 100000 pages");
+}
+
+Result<Json> Client::list_keys(std::optional<unsigned> page_size) {
+  return list_all(with_page_size("/keys", page_size));
+}
+
+Result<Json> Client::list_deleted_keys(std::optional<unsigned> page_size) {
+  return list_all(with_page_size("/deletedkeys", page_size));
+}
+
+Result<Json> Client::list_versions(std::string_view name, std::optional<unsigned> page_size) {
+  return list_all(with_page_size(key_path(name) + "/versions", page_size));
+}
+
+Result<Json> Client::delete_key(std::string_view name) {
+  return call("DELETE", key_path(name));
+}
+
+Result<Json> Client::get_deleted_key(std::string_view name) {
+  return call("GET", "/deletedkeys/" + std::string(name));
+}
+
+Result<Json> Client::recover_deleted_key(std::string_view name) {
+  return call("POST", "/deletedkeys/" + std::string(name) + "/recover");
+}
+
+Status Client::purge_deleted_key(std::string_view name) {
+  KEYPORT_TRY(call("DELETE", "/deletedkeys/" + std::string(name)));
+  return {};
+}
+
+Result<Json> Client::sign(std::string_view name, std::string_view version, std::string_view alg,
+                          std::span<const std::uint8_t> digest) {
+  Json body{{"alg", alg}, {"value", base64url_encode(digest)}};
+  return call("POST", key_path(name, version) + "/sign", dump_json(body));
+}
+
+Result<Json> Client::verify(std::string_view name, std::string_view version, std::string_view alg,
+                            std::span<const std::uint8_t> digest,
+                            std::span<const std::uint8_t> signature) {
+  Json body{
+      {"alg", alg}, {"digest", base64url_encode(digest)}, {"value", base64url_encode(signature)}};
+  return call("POST", key_path(name, version) + "/verify", dump_json(body));
+}
+
+Result<Json> Client::key_operation(KeyOperation op, std::string_view name, std::string_view version,
+                                   std::string_view alg, const SecretBytes& value) {
+  Json body{{"alg", alg}, {"value", base64url_encode(value.reveal(SecretAccess::unsafe()))}};
+  std::optional<std::string> text = dump_json(body);
+  body.clear();
+  auto r = call("POST", key_path(name, version) + "/" + std::string(to_string(op)), text);
+  std::fill(text->begin(), text->end(), '\0');
+  return r;
+}
+
+Result<Json> Client::release(std::string_view name, std::string_view version,
+                             std::string_view target, const std::optional<std::string>& enc,
+                             const std::optional<std::string>& nonce) {
+  Json body{{"target", target}};
+  if (enc) {
+    body["enc"] = *enc;
+  }
+  if (nonce) {
+    body["nonce"] = *nonce;
+  }
+  return call("POST", key_path(name, version) + "/release", dump_json(body));
+}
+
+Result<Json> Client::rotate_key(std::string_view name) {
+  return call("POST", key_path(name) + "/rotate");
+}
+
+Result<Json> Client::get_rotation_policy(std::string_view name) {
+  return call("GET", key_path(name) + "/rotationpolicy");
+}
+
+Result<Json> Client::set_rotation_policy(std::string_view name, const Json& policy) {
+  return call("PUT", key_path(name) + "/rotationpolicy", dump_json(policy));
+}
+
+Result<Json> Client::platform_report() {
+  return call("GET", "/keyport/platform-report");
+}
+
+}  // namespace keyport::vault
