@@ -6,6 +6,7 @@
 
 #include <ctime>
 #include <map>
+#include <shared_mutex>
 #include <utility>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "skr/policy.h"
 #include "vault/model.h"
 #include "vault/tls.h"
+#include "vault/vault_impl.h"
 
 namespace keyport::vault {
 namespace fs = std::filesystem;
@@ -346,7 +348,7 @@ Result<std::string> ReleaseService::vault_ca_pem() {
 Result<Json> ReleaseService::release(const CallContext& ctx, std::string_view name,
                                      std::string_view version, const Json& params,
                                      std::string_view api_version) {
-  auto task = [&](const KeyVersionRecord& rec, const Vault::WithObject& with_object,
+  auto task = [&](const KeyVersionRecord& rec, const WithObject& with_object,
                   std::string& audit) -> Result<Json> {
     KEYPORT_ASSIGN_OR_RETURN(ReleaseRequest req, parse_request(params));
 
@@ -441,7 +443,34 @@ Result<Json> ReleaseService::release(const CallContext& ctx, std::string_view na
             token->issuer() + "; policy clause " + d.passed_path;
     return Json{{"value", std::move(jws)}};
   };
-  return m_vault.run_key_task(ctx, "ReleaseKey", name, version, task);
+  return m_vault.m_impl->run_key_task(ctx, "ReleaseKey", name, version, task);
+}
+
+// The resolve-run-audit frame of a key operation whose work is done elsewhere (the release).
+Result<Json> Vault::Impl::run_key_task(const CallContext& ctx, std::string_view operation,
+                                       std::string_view name, std::string_view version,
+                                       const KeyTask& task) {
+  const std::string op_name(operation);
+  return run(ctx, op_name.c_str(), [&](Op& op) -> Result<Json> {
+    KEYPORT_ASSIGN_OR_RETURN(KeyVersionRecord r, resolve(op, name, version));
+    WithObject with_object = [&](const ObjectTask& fn) -> Status {
+      std::shared_lock<std::shared_mutex> objects(objects_mutex);
+      KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
+      auto h = handles.find(*lease, r.cka_id, r.spec.family);
+      if (!h) {
+        return tl::unexpected(detail::lookup_error(h.error(), r));
+      }
+      return fn(*lease, *h);
+    };
+    std::string reason;
+    Result<Json> out = task(r, with_object, reason);
+    if (out) {
+      op.note = std::move(reason);
+    } else {
+      op.failure_reason = std::move(reason);
+    }
+    return out;
+  });
 }
 
 }  // namespace keyport::vault

@@ -292,28 +292,15 @@ class Vault {
   // Returns audit rows with id > after_id, oldest first.
   Result<std::vector<AuditRecord>> audit_log(std::int64_t after_id = 0) const;
 
-  // --- Operations implemented in other files of this library (vault/release.cpp) ---
-
-  // Work on the token object of one key version: a leased, logged-in session and the object.
-  using ObjectTask = std::function<Status(const p11::Session&, CK_OBJECT_HANDLE)>;
-  // Runs an ObjectTask on the resolved version's object, holding the object lock shared (no purge
-  // meanwhile); KeyNotFound when the object is gone.
-  using WithObject = std::function<Status(const ObjectTask&)>;
-  // A key operation: `record` is the resolved version. `audit_reason`, when the task sets it, is
-  // what the audit row records: the success note, or on failure the real reason of a refusal
-  // whose returned error must not tell the caller why.
-  using KeyTask = std::function<Result<Json>(
-      const KeyVersionRecord& record, const WithObject& with_object, std::string& audit_reason)>;
-  // Resolves the active key `name` (version: latest when empty; KeyNotFound otherwise), runs
-  // `task` and writes one audit row named `operation` with the outcome.
-  Result<Json> run_key_task(const CallContext& ctx, std::string_view operation,
-                            std::string_view name, std::string_view version, const KeyTask& task);
   // The vault's data folder.
   const std::filesystem::path& dir() const;
 
-  struct Impl;
-
  private:
+  // The implementation: vault/vault_impl.h, internal to this library. Secure Key Release
+  // (release.cpp) runs its key operation through it.
+  struct Impl;
+  friend class ReleaseService;
+
   explicit Vault(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> m_impl;
 };

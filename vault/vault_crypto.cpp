@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: Apache-2.0
+// The key operations: Sign and UnwrapKey/Decrypt in the token, Verify and RSA Encrypt/WrapKey
+// (public operations) in OpenSSL, AES key wrap in the token.
+#include <mutex>
+#include <shared_mutex>
+
+#include "pkcs11/names.h"
+#include "vault/vault_impl.h"
+
+namespace keyport::vault {
+
+using detail::family_title;
+using detail::lookup_error;
+using detail::spki_of;
+
+Result<SignAlg> Vault::Impl::sign_alg_for(const KeyVersionRecord& r, const Json& params) {
+  KEYPORT_ASSIGN_OR_RETURN(std::string name, string_member(params, "alg"));
+  auto alg = find_sign_alg(name);
+  if (!alg) {
+    return bad_parameter("Invalid signature algorithm \"" + name + "\".");
+  }
+  const bool rsa_alg = alg->scheme != SignScheme::kEcdsa;
+  if (rsa_alg != (r.spec.family == KeyFamily::kRsa) || r.spec.family == KeyFamily::kAes) {
+    return bad_parameter("Algorithm " + name + " cannot be used with a " +
+                         family_title(r.spec.family) + " key.");
+  }
+  if (alg->curve && r.spec.curve != alg->curve) {
+    return bad_parameter("Algorithm " + name + " needs curve " +
+                         std::string(curve_jwk_name(*alg->curve)) + "; this key is on " +
+                         std::string(curve_jwk_name(*r.spec.curve)) + ".");
+  }
+  return *alg;
+}
+
+Result<Json> Vault::Impl::sign(Op& op, std::string_view name, std::string_view version,
+                               const Json& params) {
+  KEYPORT_ASSIGN_OR_RETURN(KeyVersionRecord r, resolve(op, name, version));
+  KEYPORT_TRY(check_usable(r, "sign", true));
+  KEYPORT_ASSIGN_OR_RETURN(SignAlg alg, sign_alg_for(r, params));
+  KEYPORT_ASSIGN_OR_RETURN(Bytes digest, base64url_member(params, "value"));
+  if (digest.size() != hash_length(alg.hash)) {
+    return bad_parameter("The digest for " + std::string(alg.name) + " must be " +
+                         std::to_string(hash_length(alg.hash)) + " bytes.");
+  }
+  op.note = std::string(alg.name);
+  std::shared_lock<std::shared_mutex> objects(objects_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
+  auto h = handles.find(*lease, r.cka_id, r.spec.family);
+  if (!h) {
+    return tl::unexpected(lookup_error(h.error(), r));
+  }
+  Result<Bytes> sig = Bytes{};
+  switch (alg.scheme) {
+    case SignScheme::kPkcs1: {
+      CK_MECHANISM mech{CKM_RSA_PKCS, nullptr, 0};
+      sig = token_sign(*lease, *h, mech, digest_info(alg.hash, digest));
+      break;
+    }
+    case SignScheme::kPss: {
+      const p11::ShaMechanisms m = p11::sha_mechanisms(hash_length(alg.hash));
+      CK_RSA_PKCS_PSS_PARAMS pss{m.hash, m.mgf, hash_length(alg.hash)};
+      CK_MECHANISM mech{CKM_RSA_PKCS_PSS, &pss, sizeof pss};
+      sig = token_sign(*lease, *h, mech, digest);
+      break;
+    }
+    case SignScheme::kEcdsa: {
+      CK_MECHANISM mech{CKM_ECDSA, nullptr, 0};
+      sig = token_sign(*lease, *h, mech, digest);
+      break;
+    }
+  }
+  if (!sig) {
+    return tl::unexpected(sig.error());
+  }
+  return operation_result(kid_of(config.base_url, r.name, r.version), *sig);
+}
+
+Result<Json> Vault::Impl::verify(Op& op, std::string_view name, std::string_view version,
+                                 const Json& params) {
+  KEYPORT_ASSIGN_OR_RETURN(KeyVersionRecord r, resolve(op, name, version));
+  KEYPORT_TRY(check_usable(r, "verify", false));
+  KEYPORT_ASSIGN_OR_RETURN(SignAlg alg, sign_alg_for(r, params));
+  KEYPORT_ASSIGN_OR_RETURN(Bytes digest, base64url_member(params, "digest"));
+  KEYPORT_ASSIGN_OR_RETURN(Bytes signature, base64url_member(params, "value"));
+  if (digest.size() != hash_length(alg.hash)) {
+    return bad_parameter("The digest for " + std::string(alg.name) + " must be " +
+                         std::to_string(hash_length(alg.hash)) + " bytes.");
+  }
+  KEYPORT_ASSIGN_OR_RETURN(Bytes spki, spki_of(r));
+  KEYPORT_ASSIGN_OR_RETURN(bool ok, verify_digest(spki, alg, digest, signature));
+  op.note = std::string(alg.name) + (ok ? ": valid" : ": invalid");
+  return Json{{"value", ok}};
+}
+
+Result<Json> Vault::Impl::rsa_encrypt(Op& op, const KeyVersionRecord& r, const Json& params) {
+  KEYPORT_ASSIGN_OR_RETURN(std::string alg_name, string_member(params, "alg"));
+  auto padding = find_rsa_enc_alg(alg_name);
+  if (!padding) {
+    return bad_parameter("Invalid algorithm \"" + alg_name +
+                         "\" for an RSA key (RSA1_5, "
+                         "RSA-OAEP, RSA-OAEP-256).");
+  }
+  KEYPORT_ASSIGN_OR_RETURN(SecretBytes plaintext, base64url_secret_member(params, "value"));
+  KEYPORT_ASSIGN_OR_RETURN(Bytes spki, spki_of(r));
+  KEYPORT_ASSIGN_OR_RETURN(
+      Bytes ct, rsa_public_encrypt(spki, *padding, plaintext.reveal(SecretAccess::unsafe())));
+  op.note = alg_name;
+  return operation_result(kid_of(config.base_url, r.name, r.version), ct);
+}
+
+Result<Json> Vault::Impl::rsa_decrypt(Op& op, const KeyVersionRecord& r, const Json& params) {
+  KEYPORT_ASSIGN_OR_RETURN(std::string alg_name, string_member(params, "alg"));
+  auto padding = find_rsa_enc_alg(alg_name);
+  if (!padding) {
+    return bad_parameter("Invalid algorithm \"" + alg_name +
+                         "\" for an RSA key (RSA1_5, "
+                         "RSA-OAEP, RSA-OAEP-256).");
+  }
+  KEYPORT_ASSIGN_OR_RETURN(Bytes ct, base64url_member(params, "value"));
+  const std::size_t k = r.spec.bits / 8;
+  if (ct.size() != k) {
+    return bad_parameter("The ciphertext must be " + std::to_string(k) +
+                         " bytes long for this key.");
+  }
+  op.note = alg_name;
+  std::shared_lock<std::shared_mutex> objects(objects_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
+  auto h = handles.find(*lease, r.cka_id, KeyFamily::kRsa);
+  if (!h) {
+    return tl::unexpected(lookup_error(h.error(), r));
+  }
+  Result<SecretBytes> plain = SecretBytes{};
+  if (*padding == RsaPadding::kPkcs1) {
+    CK_MECHANISM mech{CKM_RSA_PKCS, nullptr, 0};
+    plain = token_decrypt(*lease, *h, mech, ct, k);
+  } else {
+    const HashAlg hash = *padding == RsaPadding::kOaepSha1 ? HashAlg::kSha1 : HashAlg::kSha256;
+    const p11::ShaMechanisms m = p11::sha_mechanisms(hash_length(hash));
+    CK_RSA_PKCS_OAEP_PARAMS oaep{m.hash, m.mgf, CKZ_DATA_SPECIFIED, nullptr, 0};
+    CK_MECHANISM mech{CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep};
+    plain = token_decrypt(*lease, *h, mech, ct, k);
+    if (!plain && plain.error().code() == ErrorCode::kUnsupported) {
+      // SoftHSM 2.6.1 refuses OAEP with SHA-256: raw RSA in the token, OAEP decoding here
+      // (what libp11's engine does).
+      CK_MECHANISM raw{CKM_RSA_X_509, nullptr, 0};
+      auto em = token_decrypt(*lease, *h, raw, ct, k);
+      plain = em ? oaep_decode(hash, *em, k) : Result<SecretBytes>(tl::unexpected(em.error()));
+      op.note += " (raw RSA in the token, OAEP decoded on the host)";
+    }
+  }
+  if (!plain) {
+    if (plain.error().code() == ErrorCode::kIntegrityFailure) {
+      return bad_parameter("Decryption failed: " + std::string(kIntegrityMessage) + ".");
+    }
+    return tl::unexpected(plain.error());
+  }
+  return operation_result(kid_of(config.base_url, r.name, r.version),
+                          plain->reveal(SecretAccess::unsafe()));
+}
+
+Result<Json> Vault::Impl::encrypt(Op& op, std::string_view name, std::string_view version,
+                                  const Json& params) {
+  KEYPORT_ASSIGN_OR_RETURN(KeyVersionRecord r, resolve(op, name, version));
+  KEYPORT_TRY(check_usable(r, "encrypt", true));
+  if (r.spec.family == KeyFamily::kRsa) {
+    return rsa_encrypt(op, r, params);
+  }
+  return bad_parameter("This simulator does not implement encrypt for " +
+                       family_title(r.spec.family) +
+                       " keys (oct keys: use wrapKey with A128KW/A192KW/A256KW).");
+}
+
+Result<Json> Vault::Impl::decrypt(Op& op, std::string_view name, std::string_view version,
+                                  const Json& params) {
+  KEYPORT_ASSIGN_OR_RETURN(KeyVersionRecord r, resolve(op, name, version));
+  KEYPORT_TRY(check_usable(r, "decrypt", false));
+  if (r.spec.family == KeyFamily::kRsa) {
+    return rsa_decrypt(op, r, params);
+  }
+  return bad_parameter("This simulator does not implement decrypt for " +
+                       family_title(r.spec.family) +
+                       " keys (oct keys: use unwrapKey with A128KW/A192KW/A256KW).");
+}
+
+Result<unsigned> Vault::Impl::aes_kw_alg_for(Op& op, const KeyVersionRecord& r,
+                                             const Json& params) {
+  KEYPORT_ASSIGN_OR_RETURN(std::string alg_name, string_member(params, "alg"));
+  auto bits = find_aes_kw_alg(alg_name);
+  if (!bits) {
+    return bad_parameter("Invalid algorithm \"" + alg_name +
+                         "\" for an oct key (A128KW, A192KW, A256KW).");
+  }
+  if (*bits != r.spec.bits) {
+    return bad_parameter("Algorithm " + alg_name + " needs a " + std::to_string(*bits) +
+                         "-bit key; this key has " + std::to_string(r.spec.bits) + " bits.");
+  }
+  op.note = alg_name;
+  return *bits;
+}
+
+Result<Json> Vault::Impl::wrap_key(Op& op, std::string_view name, std::string_view version,
+                                   const Json& params) {
+  KEYPORT_ASSIGN_OR_RETURN(KeyVersionRecord r, resolve(op, name, version));
+  KEYPORT_TRY(check_usable(r, "wrapKey", true));
+  if (r.spec.family == KeyFamily::kRsa) {
+    return rsa_encrypt(op, r, params);
+  }
+  if (r.spec.family != KeyFamily::kAes) {
+    return bad_parameter("wrapKey is not available for EC keys.");
+  }
+  KEYPORT_TRY(aes_kw_alg_for(op, r, params));
+  KEYPORT_ASSIGN_OR_RETURN(SecretBytes key_bytes, base64url_secret_member(params, "value"));
+  if (key_bytes.size() < 16 || key_bytes.size() % 8 != 0 || key_bytes.size() > 4096) {
+    return bad_parameter(
+        "AES key wrap (RFC 3394) needs a key of 16 or more bytes, a multiple "
+        "of 8.");
+  }
+  std::shared_lock<std::shared_mutex> objects(objects_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
+  auto h = handles.find(*lease, r.cka_id, KeyFamily::kAes);
+  if (!h) {
+    return tl::unexpected(lookup_error(h.error(), r));
+  }
+  KEYPORT_ASSIGN_OR_RETURN(Bytes wrapped, token_aes_kw_wrap(*lease, *h, key_bytes));
+  return operation_result(kid_of(config.base_url, r.name, r.version), wrapped);
+}
+
+Result<Json> Vault::Impl::unwrap_key(Op& op, std::string_view name, std::string_view version,
+                                     const Json& params) {
+  KEYPORT_ASSIGN_OR_RETURN(KeyVersionRecord r, resolve(op, name, version));
+  KEYPORT_TRY(check_usable(r, "unwrapKey", false));
+  if (r.spec.family == KeyFamily::kRsa) {
+    return rsa_decrypt(op, r, params);
+  }
+  if (r.spec.family != KeyFamily::kAes) {
+    return bad_parameter("unwrapKey is not available for EC keys.");
+  }
+  KEYPORT_TRY(aes_kw_alg_for(op, r, params));
+  KEYPORT_ASSIGN_OR_RETURN(Bytes wrapped, base64url_member(params, "value"));
+  if (wrapped.size() < 24 || wrapped.size() % 8 != 0) {
+    return bad_parameter("An RFC 3394 wrapped key is 24 or more bytes, a multiple of 8.");
+  }
+  std::shared_lock<std::shared_mutex> objects(objects_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
+  auto h = handles.find(*lease, r.cka_id, KeyFamily::kAes);
+  if (!h) {
+    return tl::unexpected(lookup_error(h.error(), r));
+  }
+  auto key_bytes = token_aes_kw_unwrap(*lease, *h, wrapped);
+  if (!key_bytes) {
+    if (key_bytes.error().code() == ErrorCode::kIntegrityFailure) {
+      return bad_parameter("Unwrap failed: " + std::string(kIntegrityMessage) + ".");
+    }
+    return tl::unexpected(key_bytes.error());
+  }
+  return operation_result(kid_of(config.base_url, r.name, r.version),
+                          key_bytes->reveal(SecretAccess::unsafe()));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Result<Json> Vault::sign(const CallContext& ctx, std::string_view name, std::string_view version,
+                         const Json& params) {
+  return m_impl->run(ctx, "Sign", [&](Op& op) { return m_impl->sign(op, name, version, params); });
+}
+
+Result<Json> Vault::verify(const CallContext& ctx, std::string_view name, std::string_view version,
+                           const Json& params) {
+  return m_impl->run(ctx, "Verify",
+                     [&](Op& op) { return m_impl->verify(op, name, version, params); });
+}
+
+Result<Json> Vault::encrypt(const CallContext& ctx, std::string_view name, std::string_view version,
+                            const Json& params) {
+  return m_impl->run(ctx, "Encrypt",
+                     [&](Op& op) { return m_impl->encrypt(op, name, version, params); });
+}
+
+Result<Json> Vault::decrypt(const CallContext& ctx, std::string_view name, std::string_view version,
+                            const Json& params) {
+  return m_impl->run(ctx, "Decrypt",
+                     [&](Op& op) { return m_impl->decrypt(op, name, version, params); });
+}
+
+Result<Json> Vault::wrap_key(const CallContext& ctx, std::string_view name,
+                             std::string_view version, const Json& params) {
+  return m_impl->run(ctx, "WrapKey",
+                     [&](Op& op) { return m_impl->wrap_key(op, name, version, params); });
+}
+
+Result<Json> Vault::unwrap_key(const CallContext& ctx, std::string_view name,
+                               std::string_view version, const Json& params) {
+  return m_impl->run(ctx, "UnwrapKey",
+                     [&](Op& op) { return m_impl->unwrap_key(op, name, version, params); });
+}
+
+}  // namespace keyport::vault
