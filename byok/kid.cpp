@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <vector>
 
+#include "core/strings.h"
+
 namespace keyport::byok {
 namespace {
 
@@ -29,18 +31,6 @@ constexpr std::string_view kScheme = "https://";
 constexpr std::size_t kVersionChars = 32;
 constexpr std::size_t kMaxNameChars = 127;
 constexpr std::string_view kShape = "https://<host>/keys/<name>/<32-hex version>";
-
-char to_lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    c = to_lower(c);
-  }
-  return out;
-}
 
 bool is_digit(char c) {
   return c >= '0' && c <= '9';
@@ -157,7 +147,7 @@ std::string_view to_string(TargetKind kind) {
 }
 
 Result<TargetKind> parse_target_kind(std::string_view name) {
-  const std::string want = lower(name);
+  const std::string want = ascii_lower(name);
   for (TargetKind kind : {TargetKind::kKeyVault, TargetKind::kManagedHsm}) {
     if (want == to_string(kind)) {
       return kind;
@@ -178,9 +168,9 @@ Result<KeyId> parse_kid(std::string_view url, bool require_version) {
       return kid_error(url, "contains whitespace, control or non-ASCII characters");
     }
   }
-  const std::string scheme_part = lower(url.substr(0, std::min(url.size(), kScheme.size())));
+  const std::string scheme_part = ascii_lower(url.substr(0, std::min(url.size(), kScheme.size())));
   if (scheme_part != kScheme) {
-    if (lower(url.substr(0, 7)) == "http://") {
+    if (ascii_lower(url.substr(0, 7)) == "http://") {
       return kid_error(url, "must use https, not http");
     }
     return kid_error(url, "must start with https:// (expected " + std::string(kShape) + ")");
@@ -204,7 +194,7 @@ Result<KeyId> parse_kid(std::string_view url, bool require_version) {
     return kid_error(url, "user information (\"user@\") is not allowed in the host");
   }
   KeyId id;
-  const std::string host = lower(authority);
+  const std::string host = ascii_lower(authority);
   std::string_view host_only;
   std::string why = check_authority(host, host_only);
   if (!why.empty()) {

@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "migrate/kek.h"
 
-#include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <optional>
 
 #include "byok/crypto.h"
 #include "core/digest.h"
 #include "core/json.h"
+#include "core/strings.h"
 #include "migrate/crypto.h"
 #include "pkcs11/keygen.h"
 #include "pkcs11/names.h"
@@ -96,12 +95,6 @@ class CountedObject {
   p11::ScopedObject m_object;
   std::atomic<std::size_t>& m_live;
 };
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 }  // namespace
 
@@ -403,9 +396,8 @@ Result<Portability> VaultKek::portability() const {
   KEYPORT_ASSIGN_OR_RETURN(auto audit, m_vault->audit_log(0));
   Portability p;
   for (const auto& row : audit) {
-    if (row.operation == "ImportKey" && row.outcome == "success" &&
-        lower(row.key_name) == lower(m_name) && lower(row.version) == lower(m_version) &&
-        row.reason.rfind("BYOK ", 0) == 0) {
+    if (row.operation == "ImportKey" && row.outcome == "success" && iequals(row.key_name, m_name) &&
+        iequals(row.version, m_version) && row.reason.rfind("BYOK ", 0) == 0) {
       p.portable = true;
       p.reason = "version " + m_version +
                  " was imported with BYOK (key_hsm): its material came "

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "migrate/kek_spec.h"
 
-#include <cctype>
 #include <system_error>
 
+#include "core/strings.h"
 #include "pkcs11/pin.h"
 #include "pkcs11/token.h"
 #include "vault/vault.h"
@@ -23,18 +23,6 @@ tl::unexpected<Error> bad_spec(std::string_view text, std::string_view why) {
                                                      std::string(kSyntax) + ")");
 }
 
-bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < prefix.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) {
-      return false;
-    }
-  }
-  return true;
-}
-
 std::string canonical_dir(const fs::path& dir) {
   std::error_code ec;
   fs::path p = fs::weakly_canonical(fs::absolute(dir), ec);
@@ -46,7 +34,7 @@ std::string canonical_dir(const fs::path& dir) {
 Result<KekSpec> KekSpec::parse(std::string_view text) {
   KekSpec spec;
   spec.text = std::string(text);
-  if (starts_with_ci(text, "vault:")) {
+  if (starts_with_icase(text, "vault:")) {
     spec.kind = Kind::kVault;
     std::string_view rest = text.substr(6);
     auto hash = rest.rfind('#');
@@ -99,7 +87,7 @@ Result<KekSpec> KekSpec::parse(std::string_view text) {
     spec.vault_dir = fs::path(std::string(dir));
     return spec;
   }
-  if (starts_with_ci(text, "pkcs11:")) {
+  if (starts_with_icase(text, "pkcs11:")) {
     spec.kind = Kind::kPkcs11;
     auto uri = p11::Uri::parse(text);
     if (!uri) {
@@ -111,7 +99,7 @@ Result<KekSpec> KekSpec::parse(std::string_view text) {
     spec.uri = std::move(*uri);
     return spec;
   }
-  if (starts_with_ci(text, "https://")) {
+  if (starts_with_icase(text, "https://")) {
     spec.kind = Kind::kHttps;
     return spec;
   }

@@ -9,7 +9,9 @@
 
 #include "core/digest.h"
 #include "core/file_io.h"
+#include "core/net.h"
 #include "core/random.h"
+#include "core/strings.h"
 #include "core/x509.h"
 #include "skr/url.h"
 
@@ -52,10 +54,7 @@ std::string fake_hex(const std::string& seed, const std::string& label, std::siz
 }
 
 std::string fake_uuid(const std::string& seed, const std::string& label) {
-  std::string h = fake_hex(seed, label, 16);
-  for (char& c : h) {
-    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  }
+  const std::string h = ascii_upper(fake_hex(seed, label, 16));
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
          "-" + h.substr(20, 12);
 }
@@ -169,21 +168,13 @@ Result<Json> read_json_file(const fs::path& path) {
   return doc;
 }
 
-Result<std::pair<std::string, std::uint16_t>> parse_listen(std::string_view listen) {
-  const auto colon = listen.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) {
-    return make_error(ErrorCode::kInvalidArgument, "--listen takes ADDRESS:PORT, e.g. 127.0.0.1:0");
+// ADDRESS:PORT; port 0 asks for any free port.
+Result<HostPort> parse_listen(std::string_view listen) {
+  auto where = parse_host_port(listen, PortZero::kAllow);
+  if (!where) {
+    return tl::unexpected(where.error().with_context("--listen takes ADDRESS:PORT"));
   }
-  std::string address(listen.substr(0, colon));
-  if (address.size() > 2 && address.front() == '[' && address.back() == ']') {
-    address = address.substr(1, address.size() - 2);
-  }
-  const std::string port_text(listen.substr(colon + 1));
-  if (port_text.empty() || port_text.find_first_not_of("0123456789") != std::string::npos ||
-      port_text.size() > 5 || std::stoul(port_text) > 65535) {
-    return make_error(ErrorCode::kInvalidArgument, "bad port in --listen " + std::string(listen));
-  }
-  return std::make_pair(address, static_cast<std::uint16_t>(std::stoul(port_text)));
+  return where;
 }
 
 }  // namespace
@@ -518,16 +509,16 @@ Result<std::unique_ptr<AuthorityServer>> AuthorityServer::start(const SimulatedA
     res.set_content(std::string(kNotice) + "\nGET /.well-known/openid-configuration\nGET /certs\n",
                     "text/plain");
   });
-  int port = where.second;
+  int port = where.port;
   if (port == 0) {
-    port = svr.bind_to_any_port(where.first);
+    port = svr.bind_to_any_port(where.host);
     if (port <= 0) {
       return make_error(ErrorCode::kIo, "cannot listen on " + std::string(listen));
     }
-  } else if (!svr.bind_to_port(where.first, port)) {
+  } else if (!svr.bind_to_port(where.host, port)) {
     return make_error(ErrorCode::kIo, "cannot listen on " + std::string(listen));
   }
-  self->m_address = where.first;
+  self->m_address = where.host;
   self->m_port = static_cast<std::uint16_t>(port);
   self->m_thread = std::thread([raw] { raw->m_impl->server->listen_after_bind(); });
 

@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "skr/enclave.h"
 
-#include <cctype>
-
 #include "byok/crypto.h"
 #include "byok/key_material.h"
 #include "core/digest.h"
+#include "core/strings.h"
 #include "core/x509.h"
 
 namespace keyport::skr {
@@ -18,24 +17,7 @@ tl::unexpected<Error> rel_error(ErrorCode code, std::string detail, std::string 
 }
 
 std::string upper_hex(std::span<const std::uint8_t> bytes) {
-  std::string h = hex_encode(bytes);
-  for (char& c : h) {
-    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  }
-  return h;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
+  return ascii_upper(hex_encode(bytes));
 }
 
 const char* const kSecretJwkMembers[] = {"d", "p", "q", "dp", "dq", "qi", "k", "oth"};
@@ -238,13 +220,7 @@ Result<VerifiedRelease> verify_release_response(std::string_view body, const Rel
     }
     compact = doc->at("value").get<std::string>();
   } else {
-    compact = std::string(body);
-    while (!compact.empty() && std::isspace(static_cast<unsigned char>(compact.back()))) {
-      compact.pop_back();
-    }
-    compact.erase(0, compact.find_first_not_of(" \t\r\n") == std::string::npos
-                         ? compact.size()
-                         : compact.find_first_not_of(" \t\r\n"));
+    compact = std::string(trim(body));
   }
   auto jws = CompactJws::parse(compact, kReleaseLimits);
   if (!jws) {

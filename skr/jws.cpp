@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/digest.h"
+#include "core/ecdsa.h"
 #include "core/ossl.h"
 #include "core/x509.h"
 
@@ -56,45 +57,8 @@ std::string key_description(const byok::PublicKey& key) {
          " key";
 }
 
-// ES256: r||s (64 bytes) -> DER ECDSA-Sig-Value.
-Result<Bytes> p1363_to_der(std::span<const std::uint8_t> sig) {
-  if (sig.size() != 64) {
-    return jws_error(ErrorCode::kIntegrityFailure, "JWS-SIGNATURE",
-                     "ES256 signature must be 64 bytes (r||s), got " + std::to_string(sig.size()));
-  }
-  ossl::UniquePtr<ECDSA_SIG> es(ECDSA_SIG_new());
-  BIGNUM* r = BN_bin2bn(sig.data(), 32, nullptr);
-  BIGNUM* s = BN_bin2bn(sig.data() + 32, 32, nullptr);
-  if (!es || !r || !s || ECDSA_SIG_set0(es.get(), r, s) != 1) {
-    BN_free(r);
-    BN_free(s);
-    return ossl::crypto_failure("cannot build the ECDSA signature");
-  }
-  unsigned char* der = nullptr;
-  int len = i2d_ECDSA_SIG(es.get(), &der);
-  if (len <= 0) {
-    return ossl::crypto_failure("cannot encode the ECDSA signature");
-  }
-  Bytes out(der, der + len);
-  OPENSSL_free(der);
-  return out;
-}
-
-Result<Bytes> der_to_p1363(std::span<const std::uint8_t> der) {
-  const unsigned char* p = der.data();
-  ossl::UniquePtr<ECDSA_SIG> es(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
-  if (!es) {
-    return ossl::crypto_failure("cannot decode the ECDSA signature");
-  }
-  const BIGNUM* r = nullptr;
-  const BIGNUM* s = nullptr;
-  ECDSA_SIG_get0(es.get(), &r, &s);
-  Bytes out(64);
-  if (BN_bn2binpad(r, out.data(), 32) != 32 || BN_bn2binpad(s, out.data() + 32, 32) != 32) {
-    return ossl::crypto_failure("ECDSA signature component too large");
-  }
-  return out;
-}
+// ES256 is P-256: r and s are 32 bytes each.
+constexpr std::size_t kEs256FieldBytes = 32;
 
 Status configure_pss(EVP_PKEY_CTX* pctx) {
   if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
@@ -486,7 +450,12 @@ Status verify_signature(JwsAlg alg, const byok::PublicKey& key, std::span<const 
   Bytes der_sig;
   std::span<const std::uint8_t> sig = signature;
   if (alg == JwsAlg::kEs256) {
-    KEYPORT_ASSIGN_OR_RETURN(der_sig, p1363_to_der(signature));
+    if (signature.size() != 2 * kEs256FieldBytes) {
+      return jws_error(
+          ErrorCode::kIntegrityFailure, "JWS-SIGNATURE",
+          "ES256 signature must be 64 bytes (r||s), got " + std::to_string(signature.size()));
+    }
+    KEYPORT_ASSIGN_OR_RETURN(der_sig, ecdsa_p1363_to_der(signature));
     sig = der_sig;
   } else if (signature.size() != (key.bits() + 7) / 8) {
     return jws_error(ErrorCode::kIntegrityFailure, "JWS-SIGNATURE",
@@ -563,7 +532,7 @@ Result<Bytes> SoftwareSigner::sign(std::span<const std::uint8_t> input) const {
   }
   sig.resize(len);
   if (m_alg == JwsAlg::kEs256) {
-    return der_to_p1363(sig);
+    return ecdsa_der_to_p1363(sig, kEs256FieldBytes);
   }
   return sig;
 }

@@ -1,25 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "skr/url.h"
 
-#include <cctype>
-#include <charconv>
+#include <algorithm>
+
+#include "core/net.h"
+#include "core/strings.h"
 
 namespace keyport::skr {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return out;
+bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 bool host_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '.' || c == '_';
+}
+
+bool ipv6_char(char c) {
+  return is_hex(c) || c == ':' || c == '.';
 }
 
 }  // namespace
@@ -47,7 +47,7 @@ std::optional<Url> parse_url(std::string_view text) {
     return std::nullopt;
   }
   Url url;
-  url.scheme = lower(text.substr(0, sep));
+  url.scheme = ascii_lower(text.substr(0, sep));
   if (url.scheme != "https" && url.scheme != "http") {
     return std::nullopt;
   }
@@ -63,56 +63,17 @@ std::optional<Url> parse_url(std::string_view text) {
   if (authority.empty() || authority.find('@') != std::string_view::npos) {
     return std::nullopt;
   }
-  std::string_view host;
-  std::string_view port;
-  if (authority.front() == '[') {
-    const auto close = authority.find(']');
-    if (close == std::string_view::npos || close < 2) {
-      return std::nullopt;
-    }
-    host = authority.substr(1, close - 1);
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') {
-        return std::nullopt;
-      }
-      port = after.substr(1);
-      if (port.empty()) {
-        return std::nullopt;
-      }
-    }
-    for (char c : host) {
-      if (!(std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.')) {
-        return std::nullopt;
-      }
-    }
-  } else {
-    const auto colon = authority.find(':');
-    host = authority.substr(0, colon);
-    if (colon != std::string_view::npos) {
-      port = authority.substr(colon + 1);
-      if (port.empty()) {
-        return std::nullopt;
-      }
-    }
-    for (char c : host) {
-      if (!host_char(c)) {
-        return std::nullopt;
-      }
-    }
-  }
-  if (host.empty()) {
+  // Port 0 stands for "not given": parse_host_port_or refuses an explicit ":0".
+  auto where = parse_host_port_or(authority, 0);
+  if (!where) {
     return std::nullopt;
   }
-  url.host = lower(host);
-  if (!port.empty()) {
-    unsigned value = 0;
-    auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (ec != std::errc() || ptr != port.data() + port.size() || value == 0 || value > 65535) {
-      return std::nullopt;
-    }
-    url.port = static_cast<std::uint16_t>(value);
+  const bool bracketed = authority.front() == '[';
+  if (!std::all_of(where->host.begin(), where->host.end(), bracketed ? ipv6_char : host_char)) {
+    return std::nullopt;
   }
+  url.host = ascii_lower(where->host);
+  url.port = where->port;
   return url;
 }
 

@@ -7,6 +7,7 @@
 
 #include <array>
 
+#include "core/ecdsa.h"
 #include "core/ossl.h"
 #include "vault/errors.h"
 
@@ -158,29 +159,6 @@ Bytes digest_info(HashAlg hash, std::span<const std::uint8_t> digest) {
   return out;
 }
 
-Result<Bytes> ecdsa_raw_to_der(std::span<const std::uint8_t> raw) {
-  if (raw.empty() || raw.size() % 2 != 0) {
-    return make_error(ErrorCode::kInvalidArgument, "ECDSA signature has an odd length");
-  }
-  const std::size_t half = raw.size() / 2;
-  ossl::UniquePtr<ECDSA_SIG> sig(ECDSA_SIG_new());
-  BIGNUM* r = BN_bin2bn(raw.data(), static_cast<int>(half), nullptr);
-  BIGNUM* s = BN_bin2bn(raw.data() + half, static_cast<int>(half), nullptr);
-  if (!sig || r == nullptr || s == nullptr || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
-    BN_free(r);
-    BN_free(s);
-    return ossl::crypto_failure("cannot build an ECDSA signature");
-  }
-  unsigned char* der = nullptr;
-  int len = i2d_ECDSA_SIG(sig.get(), &der);
-  if (len <= 0) {
-    return ossl::crypto_failure("cannot encode an ECDSA signature");
-  }
-  Bytes out(der, der + len);
-  OPENSSL_free(der);
-  return out;
-}
-
 Result<Bytes> rsa_public_encrypt(std::span<const std::uint8_t> spki_der, RsaPadding padding,
                                  std::span<const std::uint8_t> plaintext) {
   KEYPORT_ASSIGN_OR_RETURN(auto key, load_spki(spki_der));
@@ -226,7 +204,7 @@ Result<bool> verify_digest(std::span<const std::uint8_t> spki_der, const SignAlg
   KEYPORT_ASSIGN_OR_RETURN(auto key, load_spki(spki_der));
   Bytes sig(signature.begin(), signature.end());
   if (alg.scheme == SignScheme::kEcdsa) {
-    auto der = ecdsa_raw_to_der(signature);
+    auto der = ecdsa_p1363_to_der(signature);
     if (!der) {
       return false;
     }

@@ -39,8 +39,6 @@ std::optional<unsigned> find_aes_kw_alg(std::string_view name);
 
 // Returns DER DigestInfo(hash, digest) (the input of CKM_RSA_PKCS for RS*).
 Bytes digest_info(HashAlg hash, std::span<const std::uint8_t> digest);
-// Returns the DER ECDSA-Sig-Value for a raw r||s signature.
-Result<Bytes> ecdsa_raw_to_der(std::span<const std::uint8_t> raw);
 
 // Returns the ciphertext of `plaintext` under the RSA public key (DER SPKI), or BadParameter when
 // the plaintext is too long for the padding.
