@@ -27,7 +27,6 @@ namespace {
 constexpr const char* kServerFile = "server.json";
 constexpr const char* kAccessFile = "access.json";
 constexpr const char* kTokenFile = "admin.token";
-constexpr const char* kVaultFile = "vault.json";
 constexpr const char* kJsonType = "application/json; charset=utf-8";
 constexpr std::size_t kMaxPage = 25;
 constexpr const char* kTenantAuthority =
@@ -877,22 +876,6 @@ Result<Listen> parse_listen(const std::string& text) {
   return l;
 }
 
-// vault.json as far as the server needs it (Vault::open validates it fully).
-Result<std::pair<Json, VaultConfig>> read_vault_json(const fs::path& dir) {
-  const fs::path file = dir / kVaultFile;
-  KEYPORT_ASSIGN_OR_RETURN(std::string text, read_text_file(file, 1 << 16));
-  KEYPORT_ASSIGN_OR_RETURN(Json j, parse_json_strict(text));
-  if (!j.is_object()) {
-    return make_error(ErrorCode::kFormat, file.string() + " must hold a JSON object");
-  }
-  VaultConfig c;
-  KEYPORT_ASSIGN_OR_RETURN(std::string flavor, json_string(j, "flavor", file.string()));
-  KEYPORT_ASSIGN_OR_RETURN(c.flavor, parse_flavor(flavor));
-  KEYPORT_ASSIGN_OR_RETURN(c.name, json_string(j, "name", file.string()));
-  KEYPORT_ASSIGN_OR_RETURN(c.base_url, json_string(j, "base_url", file.string()));
-  return std::make_pair(std::move(j), std::move(c));
-}
-
 std::string reason_code(int status) {
   switch (status) {
     case 400:
@@ -1097,16 +1080,16 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
   }
 
   // The vault's configuration, if it has one yet.
-  std::optional<std::pair<Json, VaultConfig>> existing;
-  if (fs::exists(o.data_dir / kVaultFile)) {
-    KEYPORT_ASSIGN_OR_RETURN(auto vj, read_vault_json(o.data_dir));
-    if (o.flavor && *o.flavor != vj.second.flavor) {
+  std::optional<VaultConfig> existing;
+  if (fs::exists(o.data_dir / kVaultConfigFile)) {
+    KEYPORT_ASSIGN_OR_RETURN(VaultConfig vc, VaultConfig::load(o.data_dir));
+    if (o.flavor && *o.flavor != vc.flavor) {
       return make_error(ErrorCode::kInvalidArgument,
                         "--flavor " + std::string(to_string(*o.flavor)) + ": the vault in " +
-                            o.data_dir.string() + " is a " +
-                            std::string(to_string(vj.second.flavor)) + " vault");
+                            o.data_dir.string() + " is a " + std::string(to_string(vc.flavor)) +
+                            " vault");
     }
-    existing = std::move(vj);
+    existing = std::move(vc);
   }
 
   // Who may call.
@@ -1135,7 +1118,7 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
   } else {
     std::string vault_host;
     if (existing) {
-      vault_host = host_part(lower(existing->second.base_url));
+      vault_host = host_part(lower(existing->base_url));
     }
     KEYPORT_ASSIGN_OR_RETURN(impl->tls,
                              ensure_vault_tls(o.data_dir / "tls", tls_names(vault_host)));
@@ -1191,13 +1174,11 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
                 c.name + "\" in " + o.data_dir.string());
   } else {
     const std::string base =
-        effective_base_url(existing->second.base_url, existing->second, listen.host, impl->port);
-    if (lower(base) != lower(existing->second.base_url)) {
-      Json j = existing->first;
-      j["base_url"] = base;
-      WriteOptions w;
-      w.overwrite = true;
-      KEYPORT_TRY(write_file_atomic(o.data_dir / kVaultFile, dump_json(j, 2) + "\n", w));
+        effective_base_url(existing->base_url, *existing, listen.host, impl->port);
+    if (lower(base) != lower(existing->base_url)) {
+      VaultConfig updated = *existing;
+      updated.base_url = base;
+      KEYPORT_TRY(updated.save(o.data_dir, /*overwrite=*/true));
     }
   }
 

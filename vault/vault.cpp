@@ -30,30 +30,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kVaultFile = "vault.json";
 constexpr const char* kDbFile = "vault.db";
 constexpr const char* kLockFile = "vault.lock";
 
-Result<VaultConfig> read_config(const fs::path& dir) {
-  KEYPORT_ASSIGN_OR_RETURN(std::string text, read_text_file(dir / kVaultFile, 1 << 16));
-  KEYPORT_ASSIGN_OR_RETURN(Json j, parse_json_strict(text));
-  const std::string where = (dir / kVaultFile).string();
-  if (!j.is_object()) {
-    return make_error(ErrorCode::kFormat, where + " must hold a JSON object");
-  }
-  KEYPORT_TRY(json_only_members(j, {"schema", "flavor", "name", "base_url", "created"}, where));
-  VaultConfig c;
-  KEYPORT_ASSIGN_OR_RETURN(std::string flavor, json_string(j, "flavor", where));
-  KEYPORT_ASSIGN_OR_RETURN(c.flavor, parse_flavor(flavor));
-  KEYPORT_ASSIGN_OR_RETURN(c.name, json_string(j, "name", where));
-  KEYPORT_ASSIGN_OR_RETURN(c.base_url, json_string(j, "base_url", where));
-  const Json* created = member(j, "created");
-  if (created == nullptr || !created->is_number_integer()) {
-    return make_error(ErrorCode::kFormat, where + ": \"created\" must be an integer");
-  }
-  c.created = created->get<std::int64_t>();
-  return c;
-}
 }  // namespace
 
 namespace detail {
@@ -140,21 +119,6 @@ Error lookup_error(const Error& e, const KeyVersionRecord& r) {
 using detail::lookup_error;
 using detail::normalise_base_url;
 using detail::valid_vault_name;
-
-std::string_view to_string(Flavor flavor) {
-  return flavor == Flavor::kManagedHsm ? "managed-hsm" : "key-vault";
-}
-
-Result<Flavor> parse_flavor(std::string_view name) {
-  if (name == "key-vault") {
-    return Flavor::kKeyVault;
-  }
-  if (name == "managed-hsm") {
-    return Flavor::kManagedHsm;
-  }
-  return make_error(ErrorCode::kInvalidArgument,
-                    "unknown vault flavor \"" + std::string(name) + "\" (key-vault, managed-hsm)");
-}
 
 Clock system_clock() {
   return [] {
@@ -423,19 +387,13 @@ Status Vault::init(const fs::path& dir, VaultConfig config, const Clock& clock) 
   if (ec) {
     return make_error(ErrorCode::kIo, "cannot create " + dir.string() + ": " + ec.message());
   }
-  Json j = Json::object();
-  j["schema"] = 1;
-  j["flavor"] = std::string(to_string(config.flavor));
-  j["name"] = config.name;
-  j["base_url"] = config.base_url;
-  j["created"] = config.created;
-  return write_file_atomic(dir / kVaultFile, dump_json(j, 2) + "\n");
+  return config.save(dir);
 }
 
 Result<std::unique_ptr<Vault>> Vault::open(const fs::path& dir, VaultOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
-  KEYPORT_ASSIGN_OR_RETURN(impl->config, read_config(dir));
+  KEYPORT_ASSIGN_OR_RETURN(impl->config, VaultConfig::load(dir));
   KEYPORT_ASSIGN_OR_RETURN(auto url, normalise_base_url(impl->config.base_url));
   impl->config.base_url = url.first;
   impl->host = url.second;

@@ -42,29 +42,11 @@
 #include "core/secret.h"
 #include "pkcs11/module.h"
 #include "pkcs11/wrap.h"
+#include "vault/config.h"
 #include "vault/errors.h"
 #include "vault/store.h"
 
 namespace keyport::vault {
-
-enum class Flavor { kKeyVault, kManagedHsm };
-
-// Returns "key-vault" or "managed-hsm".
-std::string_view to_string(Flavor flavor);
-// Returns the flavor named `name`, or kInvalidArgument.
-Result<Flavor> parse_flavor(std::string_view name);
-
-// What vault.json holds.
-struct VaultConfig {
-  Flavor flavor = Flavor::kKeyVault;
-  // The vault's name ([0-9a-zA-Z-], 1..63 characters).
-  std::string name;
-  // "https://<host>[:port]" without a path. Empty: https://<name>.vault.azure.net (key-vault) or
-  // https://<name>.managedhsm.azure.net (managed-hsm). A local server uses e.g.
-  // https://127.0.0.1:8443. Key identifiers (kid) are <base_url>/keys/<name>/<version>.
-  std::string base_url;
-  std::int64_t created = 0;  // unix seconds; set by Vault::init
-};
 
 // The vault's notion of "now", in unix seconds. Injected so that tests (and the key-rotation
 // work) can move time; defaults to the system clock.
