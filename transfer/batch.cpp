@@ -14,6 +14,7 @@
 #include "byok/byok_file.h"
 #include "core/digest.h"
 #include "core/file_io.h"
+#include "core/strings.h"
 #include "pkcs11/quirks.h"
 
 namespace keyport::transfer {
@@ -153,13 +154,6 @@ Result<std::vector<std::vector<std::string>>> parse_csv(const std::string& text)
   return rows;
 }
 
-std::string trim(const std::string& s) {
-  auto b = s.find_first_not_of(" \t");
-  if (b == std::string::npos)
-    return "";
-  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
-}
-
 }  // namespace
 
 Result<std::vector<ManifestEntry>> read_manifest(const fs::path& path) {
@@ -213,7 +207,7 @@ Result<std::vector<ManifestEntry>> read_manifest(const fs::path& path) {
     return make_error(ErrorCode::kFormat, "manifest " + path.string() + " is empty");
   std::map<std::string, std::size_t> col;
   for (std::size_t i = 0; i < rows[0].size(); ++i)
-    col[trim(rows[0][i])] = i;
+    col[std::string(trim(rows[0][i]))] = i;
   for (const char* need : {"key", "kek"}) {
     if (!col.count(need)) {
       return make_error(ErrorCode::kFormat, "manifest " + path.string() +
@@ -233,7 +227,7 @@ Result<std::vector<ManifestEntry>> read_manifest(const fs::path& path) {
       auto it = col.find(name);
       if (it == col.end() || it->second >= row.size())
         return std::nullopt;
-      std::string v = trim(row[it->second]);
+      std::string v(trim(row[it->second]));
       if (v.empty())
         return std::nullopt;
       return v;
