@@ -3,7 +3,6 @@
 // authority), keyport enclave keygen | unwrap (the receiving end of Secure Key Release).
 #include <signal.h>
 
-#include <cctype>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -13,10 +12,9 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "core/file_io.h"
-#include "core/random.h"
+#include "core/strings.h"
 #include "core/x509.h"
-#include "pkcs11/keygen.h"
-#include "pkcs11/wrap.h"
+#include "enclave/token_release.h"
 #include "skr/attestation.h"
 #include "skr/authority.h"
 #include "skr/enclave.h"
@@ -31,17 +29,6 @@ using namespace keyport::skr;
 constexpr const char* kSimulatedNote =
     "SIMULATED: keyport's attestation authority attests nothing; it signs the claims it is "
     "asked to sign. Use it for tests and demos only.";
-
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) {
-    s.pop_back();
-  }
-  std::size_t i = 0;
-  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) {
-    ++i;
-  }
-  return s.substr(i);
-}
 
 bool is_simulated(const Json& claims) {
   auto it = claims.find("x-keyport-simulated");
@@ -182,7 +169,7 @@ Result<std::map<std::string, std::string>> parse_connect_to(const std::vector<st
 
 Result<std::string> read_token(const std::string& path) {
   KEYPORT_ASSIGN_OR_RETURN(std::string text, read_text_file(path, 1u << 20));
-  text = trim(text);
+  text = std::string(trim(text));
   if (!text.empty() && text.front() == '{') {
     // An attest response {"token": "..."} is accepted as well as the bare JWT.
     auto doc = parse_json_strict(text);
@@ -432,55 +419,6 @@ struct KeygenOptions {
   bool force = false;
 };
 
-// An RSA-2048 key pair inside the token: private part sensitive, NOT extractable, for unwrapping
-// (and decrypting) only; public part for wrapping and encryption.
-Result<byok::PublicKey> generate_token_runtime_key(const p11::Session& s,
-                                                   const std::string& label) {
-  auto existing = s.find_objects(p11::Template().label(label));
-  if (existing && !existing->empty()) {
-    return make_error(ErrorCode::kAlreadyExists,
-                      "the token already has an object labelled \"" + label + "\"");
-  }
-  const Bytes id = random_bytes(16);
-  const std::uint8_t e65537[] = {0x01, 0x00, 0x01};
-  p11::Template pub;
-  pub.object_class(CKO_PUBLIC_KEY)
-      .key_type(CKK_RSA)
-      .token(true)
-      .private_object(false)
-      .label(label)
-      .id(id)
-      .modulus_bits(2048)
-      .public_exponent(e65537)
-      .encrypt(true)
-      .wrap(true)
-      .verify(false);
-  p11::Template priv;
-  priv.object_class(CKO_PRIVATE_KEY)
-      .key_type(CKK_RSA)
-      .token(true)
-      .private_object(true)
-      .label(label)
-      .id(id)
-      .sensitive(true)
-      .extractable(false)
-      .decrypt(true)
-      .unwrap(true)
-      .sign(false);
-  CK_MECHANISM mech{CKM_RSA_PKCS_KEY_PAIR_GEN, nullptr, 0};
-  KEYPORT_ASSIGN_OR_RETURN(auto pair, s.generate_key_pair(mech, pub, priv));
-  const auto [hpub, hpriv] = pair;
-  auto extractable = s.get_bool(hpriv, CKA_EXTRACTABLE);
-  if (!extractable || *extractable) {
-    (void)s.destroy_object(hpriv);
-    (void)s.destroy_object(hpub);
-    return make_error(ErrorCode::kPkcs11, "the token did not make the runtime key non-extractable");
-  }
-  KEYPORT_ASSIGN_OR_RETURN(Bytes n, s.get_bytes(hpub, CKA_MODULUS));
-  KEYPORT_ASSIGN_OR_RETURN(Bytes e, s.get_bytes(hpub, CKA_PUBLIC_EXPONENT));
-  return byok::PublicKey::from_rsa_components(n, e);
-}
-
 Status run_keygen(GlobalOptions& g, const KeygenOptions& o) {
   const bool in_token = !o.token.token.empty();
   std::optional<byok::PublicKey> pub;
@@ -496,7 +434,7 @@ Status run_keygen(GlobalOptions& g, const KeygenOptions& o) {
       KEYPORT_TRY(check_output_path(*o.pub, o.force));
     }
     KEYPORT_ASSIGN_OR_RETURN(TokenContext ctx, open_token(g, o.token, true));
-    KEYPORT_ASSIGN_OR_RETURN(auto k, generate_token_runtime_key(*ctx.session, *o.label));
+    KEYPORT_ASSIGN_OR_RETURN(auto k, enclave::generate_runtime_key(*ctx.session, *o.label));
     pub = std::move(k);
   } else {
     if (o.output.empty()) {
@@ -550,20 +488,6 @@ struct UnwrapOptions {
   bool force = false;
 };
 
-Result<std::string> expected_kid(const UnwrapOptions& o, const byok::PublicKey& runtime,
-                                 const VerifiedRelease& r) {
-  const std::string kid = o.runtime_kid ? *o.runtime_kid : jwk_thumbprint(runtime);
-  if (r.key_hsm().kid != kid) {
-    return make_error(ErrorCode::kInvalidArgument, "REL-KID",
-                      "the release is wrapped to the runtime key \"" + r.key_hsm().kid +
-                          "\", but this key's kid is \"" + kid + "\"" +
-                          (o.runtime_kid ? std::string()
-                                         : " (its RFC 7638 thumbprint; pass --runtime-kid when "
-                                           "the attestation token named it otherwise)"));
-  }
-  return kid;
-}
-
 Json release_summary(const VerifiedRelease& r) {
   return Json{{"kid", r.key_kid()},
               {"kty", r.kty()},
@@ -572,89 +496,33 @@ Json release_summary(const VerifiedRelease& r) {
               {"signed_by", r.signer_subject()}};
 }
 
-p11::Template released_template(const VerifiedRelease& r, const std::string& label,
-                                std::span<const std::uint8_t> id) {
-  p11::Template t;
-  t.token(true).private_object(true).sensitive(true).extractable(false).label(label).id(id);
-  switch (r.family()) {
-    case KeyFamily::kAes:
-      t.object_class(CKO_SECRET_KEY).key_type(CKK_AES).encrypt(true).decrypt(true);
-      break;
-    case KeyFamily::kRsa:
-      t.object_class(CKO_PRIVATE_KEY).key_type(CKK_RSA).sign(true).decrypt(true);
-      break;
-    case KeyFamily::kEc:
-      t.object_class(CKO_PRIVATE_KEY).key_type(CKK_EC).sign(true);
-      break;
-  }
-  return t;
-}
-
 Status unwrap_in_token(GlobalOptions& g, const UnwrapOptions& o, const VerifiedRelease& r) {
   KEYPORT_ASSIGN_OR_RETURN(TokenContext ctx, open_token(g, o.token, true));
-  const p11::Session& s = *ctx.session;
-  KEYPORT_ASSIGN_OR_RETURN(p11::KeyObject rt, p11::find_key(s, *o.key_label));
-  if (rt.spec.family != KeyFamily::kRsa) {
-    return make_error(ErrorCode::kInvalidArgument, "--key must name an RSA runtime key");
-  }
-  KEYPORT_ASSIGN_OR_RETURN(p11::PublicComponents parts, p11::read_public_components(s, rt));
-  KEYPORT_ASSIGN_OR_RETURN(auto runtime_pub,
-                           byok::PublicKey::from_rsa_components(parts.modulus, parts.exponent));
-  KEYPORT_ASSIGN_OR_RETURN(std::string kid, expected_kid(o, runtime_pub, r));
-  const std::string label =
-      o.store_label ? *o.store_label
-                    : "released-" + r.key_kid().substr(r.key_kid().find_last_of('/') + 1);
-  auto clash = s.find_objects(p11::Template().label(label));
-  if (clash && !clash->empty()) {
-    return make_error(ErrorCode::kAlreadyExists,
-                      "the token already has an object labelled \"" + label + "\" (--label)");
-  }
-  KEYPORT_ASSIGN_OR_RETURN(auto caps, p11::probe_wrap_capabilities(s, ctx.token()));
-  const Bytes id = random_bytes(16);
-  KEYPORT_ASSIGN_OR_RETURN(
-      CK_OBJECT_HANDLE h,
-      p11::unwrap_rsa_aes(s, caps, p11::WrapStrategy::kAuto, r.key_hsm().enc, rt.handle,
-                          (runtime_pub.bits() + 7) / 8, r.key_hsm().ciphertext,
-                          released_template(r, label, id)));
-  p11::ScopedObject stored(s, h);
-  // Check what landed in the token against the response's public key, without reading secrets.
+  enclave::TokenUnwrapRequest rq;
+  rq.runtime_key = *o.key_label;
+  rq.runtime_kid = o.runtime_kid;
+  rq.label = o.store_label;
+  KEYPORT_ASSIGN_OR_RETURN(enclave::StoredRelease stored,
+                           enclave::unwrap_release_in_token(*ctx.session, ctx.token(), r, rq));
   Json what = release_summary(r);
-  what["stored_label"] = label;
-  what["stored_id"] = hex_encode(id);
-  if (r.family() == KeyFamily::kRsa && r.public_key()) {
-    KEYPORT_ASSIGN_OR_RETURN(Bytes n, s.get_bytes(h, CKA_MODULUS));
-    KEYPORT_ASSIGN_OR_RETURN(Bytes e, s.get_bytes(h, CKA_PUBLIC_EXPONENT));
-    KEYPORT_ASSIGN_OR_RETURN(auto stored_pub, byok::PublicKey::from_rsa_components(n, e));
-    if (!(stored_pub == *r.public_key())) {
-      return make_error(ErrorCode::kIntegrityFailure, "REL-MISMATCH",
-                        "the unwrapped RSA key does not match the response's public key");
-    }
-    what["public_key_sha256"] = stored_pub.sha256_fingerprint();
-  } else if (r.family() == KeyFamily::kEc && r.public_key()) {
-    KEYPORT_ASSIGN_OR_RETURN(Bytes params, s.get_bytes(h, CKA_EC_PARAMS));
-    KEYPORT_ASSIGN_OR_RETURN(Curve c, curve_from_oid_der(params));
-    if (c != r.public_key()->curve()) {
-      return make_error(ErrorCode::kIntegrityFailure, "REL-MISMATCH",
-                        "the unwrapped EC key is on another curve than the response's key");
-    }
-    what["public_key_sha256"] = r.public_key()->sha256_fingerprint();
-  } else {
-    auto kcv = p11::aes_check_value(s, h);
-    if (kcv && kcv->size() >= 3) {
-      what["kcv"] = hex_encode(std::span<const std::uint8_t>(kcv->data(), 3));
-    }
+  what["stored_label"] = stored.label;
+  what["stored_id"] = hex_encode(stored.id);
+  if (stored.public_key_sha256) {
+    what["public_key_sha256"] = *stored.public_key_sha256;
   }
-  KEYPORT_ASSIGN_OR_RETURN(KeySpec spec, p11::key_spec_of(s, h));
-  what["type"] = spec.bits != 0 ? spec.name() : std::string(spec.azure_cli_kty());
+  if (stored.kcv) {
+    what["kcv"] = *stored.kcv;
+  }
+  what["type"] =
+      stored.spec.bits != 0 ? stored.spec.name() : std::string(stored.spec.azure_cli_kty());
   what["token"] = ctx.token().label;
-  (void)stored.release();  // keep it
   if (g.json) {
     print_json(what);
   } else {
     std::cout << "released key " << r.key_kid() << " (" << r.kty() << ") unwrapped inside token \""
-              << ctx.token().label << "\" as \"" << label << "\" (id " << hex_encode(id)
-              << "), non-extractable; runtime key \"" << *o.key_label << "\" (kid " << kid << ")"
-              << std::endl;
+              << ctx.token().label << "\" as \"" << stored.label << "\" (id "
+              << hex_encode(stored.id) << "), non-extractable; runtime key \"" << *o.key_label
+              << "\" (kid " << stored.runtime_kid << ")" << std::endl;
   }
   return {};
 }
@@ -692,7 +560,8 @@ Status run_unwrap(GlobalOptions& g, const UnwrapOptions& o) {
   if (runtime.spec.family != KeyFamily::kRsa || !runtime.public_key) {
     return make_error(ErrorCode::kInvalidArgument, "--runtime-key must be an RSA private key");
   }
-  KEYPORT_ASSIGN_OR_RETURN(std::string kid, expected_kid(o, *runtime.public_key, release));
+  KEYPORT_ASSIGN_OR_RETURN(std::string kid,
+                           enclave::check_runtime_kid(release, *runtime.public_key, o.runtime_kid));
   KEYPORT_ASSIGN_OR_RETURN(ReleasedKey key, unwrap_released_key(release, runtime.encoded, kid));
   Json what = release_summary(release);
   what["type"] = key.spec.name();
