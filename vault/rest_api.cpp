@@ -1,0 +1,352 @@
+// SPDX-License-Identifier: Apache-2.0
+// RestApi: one HTTP request to one response. Routes (rest_routes.cpp), checks api-version,
+// authenticates (rest_auth.cpp), checks the permission, parses the body, calls the operation's
+// handler and pages lists.
+#include <algorithm>
+#include <cctype>
+
+#include "core/encoding.h"
+#include "core/log.h"
+#include "vault/rest_internal.h"
+
+namespace keyport::vault {
+
+namespace rest {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string trim(std::string_view s) {
+  std::size_t b = 0;
+  std::size_t e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) {
+    ++b;
+  }
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) {
+    --e;
+  }
+  return std::string(s.substr(b, e - b));
+}
+
+}  // namespace rest
+
+using rest::bearer_token;
+using rest::lower;
+using rest::match_route;
+using rest::OpCall;
+using rest::RestOp;
+using rest::RouteMatch;
+using rest::trim;
+
+namespace {
+
+constexpr std::size_t kMaxPage = 25;
+
+// --- responses --------------------------------------------------------------------------------
+
+RestResponse json_response(int status, const Json& body) {
+  RestResponse r;
+  r.status = status;
+  r.body = dump_json(body);
+  return r;
+}
+
+RestResponse error_response(int status, std::string_view code, std::string message,
+                            std::string_view inner = {}) {
+  Json err{{"code", std::string(code)}, {"message", std::move(message)}};
+  if (!inner.empty()) {
+    err["innererror"] = Json{{"code", std::string(inner)}};
+  }
+  return json_response(status, Json{{"error", std::move(err)}});
+}
+
+RestResponse vault_error(const Error& e) {
+  return json_response(http_status_for(e), error_body(e));
+}
+
+RestResponse bad_request(std::string message) {
+  return error_response(400, kBadParameter, std::move(message));
+}
+
+const std::string* query_value(const RestRequest& r, std::string_view name) {
+  for (const auto& [k, v] : r.query) {
+    if (lower(k) == name) {
+      return &v;
+    }
+  }
+  return nullptr;
+}
+
+// --- paging -----------------------------------------------------------------------------------
+
+std::string skiptoken_for(std::size_t offset) {
+  return base64url_encode(as_bytes("keyport-offset:" + std::to_string(offset)));
+}
+
+Result<std::size_t> offset_of(const std::string& token) {
+  auto raw = base64url_decode(token);
+  const std::string prefix = "keyport-offset:";
+  if (raw) {
+    std::string text(as_chars(*raw));
+    if (text.rfind(prefix, 0) == 0 && text.size() > prefix.size() &&
+        text.size() < prefix.size() + 10 &&
+        std::all_of(text.begin() + static_cast<std::ptrdiff_t>(prefix.size()), text.end(),
+                    [](unsigned char c) { return std::isdigit(c) != 0; })) {
+      return static_cast<std::size_t>(std::stoul(text.substr(prefix.size())));
+    }
+  }
+  return bad_parameter("The value of $skiptoken is not valid.");
+}
+
+struct Paging {
+  std::size_t max = kMaxPage;
+  std::size_t offset = 0;
+};
+
+// maxresults and $skiptoken of a list request, checked before the vault runs the list (so that a
+// 400 is not audited as a successful GetKeys).
+Result<Paging> paging_of(const RestRequest& request) {
+  Paging p;
+  if (const std::string* m = query_value(request, "maxresults")) {
+    const bool digits =
+        !m->empty() && m->size() < 6 &&
+        std::all_of(m->begin(), m->end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+    p.max = digits ? static_cast<std::size_t>(std::stoul(*m)) : 0;
+    if (p.max < 1 || p.max > kMaxPage) {
+      return bad_parameter("The value of maxresults (" + *m + ") must be between 1 and 25.");
+    }
+  }
+  if (const std::string* t = query_value(request, "$skiptoken")) {
+    KEYPORT_ASSIGN_OR_RETURN(p.offset, offset_of(*t));
+  }
+  return p;
+}
+
+// Cuts one page out of a KeyListResult / DeletedKeyListResult and links the next.
+Json page_of(Json list, const Paging& paging, const RestRequest& request,
+             const std::string& base_url, const std::string& api_version) {
+  const std::size_t max = paging.max;
+  const std::size_t offset = paging.offset;
+  Json all = list.contains("value") ? std::move(list["value"]) : Json::array();
+  Json page = Json::array();
+  for (std::size_t i = offset; i < all.size() && i < offset + max; ++i) {
+    page.push_back(std::move(all[i]));
+  }
+  Json out{{"value", std::move(page)}, {"nextLink", nullptr}};
+  if (offset + max < all.size()) {
+    std::string path = request.path;
+    if (path.size() > 1 && path.back() == '/') {
+      path.pop_back();
+    }
+    out["nextLink"] = base_url + path + "?api-version=" + api_version +
+                      "&$skiptoken=" + skiptoken_for(offset + max) +
+                      "&maxresults=" + std::to_string(max);
+  }
+  return out;
+}
+
+// --- request bodies ---------------------------------------------------------------------------
+
+Result<Json> parse_body(const RestRequest& request, std::size_t max_body) {
+  if (trim(request.body).empty()) {
+    return bad_parameter("The request body is missing: this operation takes a JSON object.");
+  }
+  std::string media = lower(trim(request.content_type.substr(0, request.content_type.find(';'))));
+  if (media != "application/json") {
+    return bad_parameter(
+        "The request's Content-Type (" +
+        (request.content_type.empty() ? std::string("none") : "'" + request.content_type + "'") +
+        ") is not supported: send application/json.");
+  }
+  JsonLimits limits;
+  limits.max_bytes = max_body;
+  auto doc = parse_json_strict(request.body, limits);
+  if (!doc) {
+    return bad_parameter("The request body is not valid JSON: " + doc.error().message());
+  }
+  if (!doc->is_object()) {
+    return bad_parameter("The request body must be a JSON object.");
+  }
+  return std::move(*doc);
+}
+
+}  // namespace
+
+// --- api versions -----------------------------------------------------------------------------
+
+const std::vector<std::string>& supported_api_versions() {
+  static const std::vector<std::string> v{"7.0", "7.1", "7.2", "7.3",
+                                          "7.4", "7.5", "7.6", "2025-07-01"};
+  return v;
+}
+
+std::string_view latest_api_version() {
+  return supported_api_versions().back();
+}
+
+// --- RestApi ----------------------------------------------------------------------------------
+
+RestApi::RestApi(Vault& vault, Authenticator* auth, std::size_t max_body, ReleaseOptions release)
+    : m_vault(vault),
+      m_auth(auth),
+      m_max_body(max_body),
+      m_release(std::make_shared<ReleaseService>(vault, std::move(release))) {}
+
+RestResponse RestApi::handle(const RestRequest& request) const noexcept {
+  try {
+    return dispatch(nullptr, request);
+  } catch (const std::exception& e) {
+    log::error(std::string("REST handler failed: ") + e.what());
+  } catch (...) {
+    log::error("REST handler failed with an unknown exception");
+  }
+  return error_response(500, kInternalServerError, "The server failed to handle the request.");
+}
+
+RestResponse RestApi::handle_as(const Principal& caller,
+                                const RestRequest& request) const noexcept {
+  try {
+    return dispatch(&caller, request);
+  } catch (const std::exception& e) {
+    log::error(std::string("REST handler failed: ") + e.what());
+  } catch (...) {
+    log::error("REST handler failed with an unknown exception");
+  }
+  return error_response(500, kInternalServerError, "The server failed to handle the request.");
+}
+
+RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& request) const {
+  // 1. Route: 404 for paths Key Vault does not have, 405 for methods a path does not take.
+  RouteMatch m = match_route(request.method, request.path);
+  switch (m.kind) {
+    case RouteMatch::Kind::kNoRoute:
+      return error_response(404, "NotFound",
+                            "No HTTP resource was found that matches the request URI '" +
+                                m_vault.config().base_url + request.path + "'.");
+    case RouteMatch::Kind::kBadMethod: {
+      RestResponse r = error_response(
+          405, "MethodNotAllowed",
+          "The requested resource does not support http method '" + request.method + "'.");
+      r.headers.emplace_back("Allow", m.allow);
+      return r;
+    }
+    case RouteMatch::Kind::kNotImplemented:
+    case RouteMatch::Kind::kRoute:
+      break;
+  }
+
+  // 2. api-version.
+  const std::string* api_version = query_value(request, "api-version");
+  if (api_version == nullptr || api_version->empty()) {
+    return bad_request(
+        "The api-version query parameter (?api-version=) is required for all "
+        "requests.");
+  }
+  const auto& versions = supported_api_versions();
+  if (std::find(versions.begin(), versions.end(), *api_version) == versions.end()) {
+    return bad_request("The specified version (" + *api_version +
+                       ") is not recognized. Consider using the latest supported version (" +
+                       std::string(latest_api_version()) + ").");
+  }
+
+  // 3. Who is calling. Before any body check: SDKs send their first request without a token and
+  // without its body, and expect the challenge.
+  Principal principal;
+  if (preauth != nullptr) {
+    principal = *preauth;
+  } else {
+    std::string_view token = bearer_token(request.authorization);
+    std::optional<Principal> found;
+    if (!token.empty() && m_auth != nullptr) {
+      found = m_auth->authenticate(token);
+    }
+    if (!found) {
+      RestResponse r = error_response(
+          401, kUnauthorized,
+          token.empty() ? "AKV10000: Request is missing a Bearer or PoP token."
+                        : "The bearer token is not valid for this vault (it is not in the "
+                          "vault's access file).");
+      r.headers.emplace_back("WWW-Authenticate", challenge());
+      return r;
+    }
+    if (m_auth->insecure()) {
+      log::warn("--insecure-any-token: accepted a request without checking its token (" +
+                request.method + " " + request.path + ")");
+    }
+    principal = std::move(*found);
+  }
+
+  RestResponse result;
+  if (m.kind == RouteMatch::Kind::kNotImplemented) {
+    result = error_response(501, "NotImplemented",
+                            m.feature + " is not implemented by the keyport simulated vault.");
+    result.caller = principal.name;
+    return result;
+  }
+  const RestOp& op = *m.op;
+
+  // 4. Permission.
+  if (!principal.allows(op.permission)) {
+    result = error_response(403, kForbidden,
+                            "The user, group or application 'name=" + principal.name +
+                                "' does not have keys " + std::string(to_string(op.permission)) +
+                                " permission on key vault '" + m_vault.config().name +
+                                ";location=local'. Ask the vault's administrator to add it to "
+                                "the access file.",
+                            "ForbiddenByPolicy");
+    result.caller = principal.name;
+    result.operation = op.operation_id;
+    return result;
+  }
+
+  // 5. Body.
+  Json body;
+  if (op.needs_body) {
+    auto parsed = parse_body(request, m_max_body);
+    if (!parsed) {
+      result = vault_error(parsed.error());
+      result.caller = principal.name;
+      result.operation = op.operation_id;
+      return result;
+    }
+    body = std::move(*parsed);
+  }
+
+  // 5b. Paging parameters of lists.
+  const bool is_list = op.paged;
+  Paging paging;
+  if (is_list) {
+    auto p = paging_of(request);
+    if (!p) {
+      result = vault_error(p.error());
+      result.caller = principal.name;
+      result.operation = op.operation_id;
+      return result;
+    }
+    paging = *p;
+  }
+
+  // 6. The vault.
+  const CallContext ctx{principal.name};
+  Result<Json> r =
+      op.handler(OpCall{m_vault, *m_release, ctx, m.name, m.version, body, *api_version});
+  if (r && is_list) {
+    r = page_of(std::move(*r), paging, request, m_vault.config().base_url, *api_version);
+  }
+  if (!r) {
+    result = vault_error(r.error());
+  } else if (op.success_status == 204) {
+    result.status = 204;
+  } else {
+    result = json_response(200, *r);
+  }
+  result.caller = principal.name;
+  result.operation = op.operation_id;
+  return result;
+}
+
+}  // namespace keyport::vault

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+// Who is calling: the authenticators (the access file, --insecure-any-token), the bearer token of
+// an Authorization header, and the challenge of a 401.
+#include <sys/stat.h>
+
+#include "core/log.h"
+#include "vault/rest_internal.h"
+
+namespace keyport::vault {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kTenantAuthority =
+    "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000";
+
+// What identifies one version of the access file: a write in place changes size or mtime, an
+// atomic replace (rename) changes the inode even within one mtime tick.
+std::string access_file_stamp(const fs::path& file) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) {
+    return {};
+  }
+  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<AccessFileAuthenticator>> AccessFileAuthenticator::open(fs::path file) {
+  KEYPORT_ASSIGN_OR_RETURN(AccessList list, AccessList::load(file));
+  std::unique_ptr<AccessFileAuthenticator> a(
+      new AccessFileAuthenticator(std::move(file), std::move(list)));
+  return a;
+}
+
+AccessFileAuthenticator::AccessFileAuthenticator(fs::path file, AccessList list)
+    : m_file(std::move(file)), m_list(std::move(list)), m_stamp(access_file_stamp(m_file)) {}
+
+// One stat(2) per request (about a microsecond): a token granted by editing the file works on the
+// very next request, which is what a runbook that edits the file and then calls the vault expects.
+void AccessFileAuthenticator::maybe_reload() {
+  std::string stamp = access_file_stamp(m_file);
+  if (stamp.empty() || stamp == m_stamp) {
+    return;
+  }
+  m_stamp = std::move(stamp);
+  auto list = AccessList::load(m_file);
+  if (!list) {
+    log::error(
+        "access file " + m_file.string() +
+        " changed but does not load; keeping the previous tokens: " + list.error().message());
+    return;
+  }
+  m_list = std::move(*list);
+  log::info("access file " + m_file.string() + " reloaded (" + std::to_string(m_list.size()) +
+            " tokens)");
+}
+
+std::optional<Principal> AccessFileAuthenticator::authenticate(std::string_view token) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  maybe_reload();
+  return m_list.authenticate(token);
+}
+
+std::optional<Principal> AnyTokenAuthenticator::authenticate(std::string_view token) {
+  if (token.empty()) {
+    return std::nullopt;
+  }
+  return Principal{"insecure-any-token", all_permissions()};
+}
+
+std::string RestApi::challenge() const {
+  const char* resource = m_vault.config().flavor == Flavor::kManagedHsm
+                             ? "https://managedhsm.azure.net"
+                             : "https://vault.azure.net";
+  return std::string("Bearer authorization=\"") + kTenantAuthority + "\", resource=\"" + resource +
+         "\"";
+}
+
+namespace rest {
+
+// "Bearer <token>" -> token; "" when absent or another scheme.
+std::string_view bearer_token(std::string_view header) {
+  std::size_t sp = header.find(' ');
+  if (sp == std::string_view::npos || lower(header.substr(0, sp)) != "bearer") {
+    return {};
+  }
+  std::string_view t = header.substr(sp);
+  while (!t.empty() && t.front() == ' ') {
+    t.remove_prefix(1);
+  }
+  while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) {
+    t.remove_suffix(1);
+  }
+  return t;
+}
+
+}  // namespace rest
+}  // namespace keyport::vault

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+// INTERNAL to keyport::vault: what the REST files share.
+//   rest_routes.cpp  the operations table (each operation with its handler) and path matching;
+//   rest_auth.cpp    the authenticators, bearer-token parsing, the 401 challenge;
+//   rest_api.cpp     RestApi: route, api-version, authenticate, authorise, body, call, page;
+//   server.cpp       the HTTPS server (cpp-httplib, TLS wiring, access log, serve_until_signal).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/error.h"
+#include "core/json.h"
+#include "vault/access.h"
+#include "vault/release.h"
+#include "vault/server.h"
+#include "vault/vault.h"
+
+namespace keyport::vault::rest {
+
+std::string lower(std::string_view s);
+std::string trim(std::string_view s);
+
+// What a handler gets: the request's parts the vault call needs.
+struct OpCall {
+  Vault& vault;
+  ReleaseService& release;
+  const CallContext& ctx;
+  const std::string& name;
+  const std::string& version;
+  const Json& body;
+  const std::string& api_version;
+};
+
+// One REST operation: its operationId, the access-policy permission it needs, and its handler.
+struct RestOp {
+  const char* operation_id;
+  Permission permission;
+  bool needs_body;
+  bool paged;          // a list: maxresults and $skiptoken apply to its answer
+  int success_status;  // 200, or 204 (no body)
+  Result<Json> (*handler)(const OpCall& call);
+};
+
+struct RouteMatch {
+  enum class Kind { kRoute, kNoRoute, kBadMethod, kNotImplemented };
+  Kind kind = Kind::kNoRoute;
+  const RestOp* op = nullptr;  // kRoute
+  std::string name;
+  std::string version;
+  std::string allow;    // kBadMethod: the methods the path takes
+  std::string feature;  // kNotImplemented: what is missing
+};
+
+// Routes a request: Key Vault paths, case-insensitive on `keys`/`deletedkeys` and the operation
+// names, `{version}` optional where Key Vault allows it, a trailing slash tolerated.
+RouteMatch match_route(const std::string& method, std::string path);
+
+// "Bearer <token>" -> token; "" when absent or another scheme.
+std::string_view bearer_token(std::string_view header);
+
+}  // namespace keyport::vault::rest

@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: Apache-2.0
+// The REST operations table (each operation with its permission and its handler) and the Key
+// Vault path shapes that lead to them.
+#include <iterator>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "vault/rest_internal.h"
+
+namespace keyport::vault::rest {
+namespace {
+
+// Indexes into kOps (the order of the table).
+enum class OpId {
+  kCreate,
+  kImport,
+  kGet,
+  kList,
+  kVersions,
+  kUpdate,
+  kDelete,
+  kListDeleted,
+  kGetDeleted,
+  kRecover,
+  kPurge,
+  kSign,
+  kVerify,
+  kEncrypt,
+  kDecrypt,
+  kWrapKey,
+  kUnwrapKey,
+  kRotate,
+  kGetRotationPolicy,
+  kSetRotationPolicy,
+  kPlatformReport,
+  kRelease,
+  kCount,
+};
+
+Result<Json> purge(const OpCall& c) {
+  KEYPORT_TRY(c.vault.purge_deleted_key(c.ctx, c.name));
+  return Json();
+}
+
+// In OpId order. operationId, permission, needs a body, paged, success status, handler.
+constexpr RestOp kOps[] = {
+    {"CreateKey", Permission::kCreate, true, false, 200,
+     [](const OpCall& c) { return c.vault.create_key(c.ctx, c.name, c.body); }},
+    {"ImportKey", Permission::kImport, true, false, 200,
+     [](const OpCall& c) { return c.vault.import_key(c.ctx, c.name, c.body); }},
+    {"GetKey", Permission::kGet, false, false, 200,
+     [](const OpCall& c) { return c.vault.get_key(c.ctx, c.name, c.version); }},
+    {"GetKeys", Permission::kList, false, true, 200,
+     [](const OpCall& c) { return c.vault.list_keys(c.ctx); }},
+    {"GetKeyVersions", Permission::kList, false, true, 200,
+     [](const OpCall& c) { return c.vault.list_key_versions(c.ctx, c.name); }},
+    {"UpdateKey", Permission::kUpdate, true, false, 200,
+     [](const OpCall& c) { return c.vault.update_key(c.ctx, c.name, c.version, c.body); }},
+    {"DeleteKey", Permission::kDelete, false, false, 200,
+     [](const OpCall& c) { return c.vault.delete_key(c.ctx, c.name); }},
+    {"GetDeletedKeys", Permission::kList, false, true, 200,
+     [](const OpCall& c) { return c.vault.list_deleted_keys(c.ctx); }},
+    {"GetDeletedKey", Permission::kGet, false, false, 200,
+     [](const OpCall& c) { return c.vault.get_deleted_key(c.ctx, c.name); }},
+    {"RecoverDeletedKey", Permission::kRecover, false, false, 200,
+     [](const OpCall& c) { return c.vault.recover_deleted_key(c.ctx, c.name); }},
+    {"PurgeDeletedKey", Permission::kPurge, false, false, 204, purge},
+    {"Sign", Permission::kSign, true, false, 200,
+     [](const OpCall& c) { return c.vault.sign(c.ctx, c.name, c.version, c.body); }},
+    {"Verify", Permission::kVerify, true, false, 200,
+     [](const OpCall& c) { return c.vault.verify(c.ctx, c.name, c.version, c.body); }},
+    {"Encrypt", Permission::kEncrypt, true, false, 200,
+     [](const OpCall& c) { return c.vault.encrypt(c.ctx, c.name, c.version, c.body); }},
+    {"Decrypt", Permission::kDecrypt, true, false, 200,
+     [](const OpCall& c) { return c.vault.decrypt(c.ctx, c.name, c.version, c.body); }},
+    {"WrapKey", Permission::kWrapKey, true, false, 200,
+     [](const OpCall& c) { return c.vault.wrap_key(c.ctx, c.name, c.version, c.body); }},
+    {"UnwrapKey", Permission::kUnwrapKey, true, false, 200,
+     [](const OpCall& c) { return c.vault.unwrap_key(c.ctx, c.name, c.version, c.body); }},
+    // Access-policy permissions "rotate", "getrotationpolicy", "setrotationpolicy" (Key Vault's
+    // how-to-configure-key-rotation: with access policies these three are required).
+    {"RotateKey", Permission::kRotate, false, false, 200,
+     [](const OpCall& c) { return c.vault.rotate_key(c.ctx, c.name); }},
+    {"GetKeyRotationPolicy", Permission::kGetRotationPolicy, false, false, 200,
+     [](const OpCall& c) { return c.vault.get_rotation_policy(c.ctx, c.name); }},
+    {"UpdateKeyRotationPolicy", Permission::kSetRotationPolicy, true, false, 200,
+     [](const OpCall& c) { return c.vault.update_rotation_policy(c.ctx, c.name, c.body); }},
+    // keyport's own route (not Key Vault's): GET /keyport/platform-report.
+    {"PlatformReport", Permission::kList, false, false, 200,
+     [](const OpCall& c) { return c.vault.platform_report(c.ctx); }},
+    // Secure Key Release (vault/release.h): access-policy permission "release".
+    {"ReleaseKey", Permission::kRelease, true, false, 200,
+     [](const OpCall& c) {
+       return c.release.release(c.ctx, c.name, c.version, c.body, c.api_version);
+     }},
+};
+static_assert(std::size(kOps) == static_cast<std::size_t>(OpId::kCount),
+              "kOps has one entry per OpId, in OpId order");
+
+const RestOp* op_of(OpId id) {
+  return &kOps[static_cast<std::size_t>(id)];
+}
+
+// The key operations of POST /keys/{name}[/{version}]/<op>.
+std::optional<OpId> crypto_op(const std::string& segment) {
+  if (segment == "sign") {
+    return OpId::kSign;
+  }
+  if (segment == "verify") {
+    return OpId::kVerify;
+  }
+  if (segment == "encrypt") {
+    return OpId::kEncrypt;
+  }
+  if (segment == "decrypt") {
+    return OpId::kDecrypt;
+  }
+  if (segment == "wrapkey") {
+    return OpId::kWrapKey;
+  }
+  if (segment == "unwrapkey") {
+    return OpId::kUnwrapKey;
+  }
+  return std::nullopt;
+}
+
+// One path shape: the methods it takes and what each does.
+struct Shape {
+  std::vector<std::pair<std::string_view, std::optional<OpId>>>
+      methods;  // nullopt: not implemented
+  std::string feature;
+};
+
+RouteMatch resolve(const std::string& method, const Shape& shape, std::string name,
+                   std::string version) {
+  RouteMatch m;
+  for (const auto& [verb, op] : shape.methods) {
+    m.allow += (m.allow.empty() ? "" : ", ") + std::string(verb);
+  }
+  for (const auto& [verb, op] : shape.methods) {
+    if (verb != method) {
+      continue;
+    }
+    if (!op) {
+      m.kind = RouteMatch::Kind::kNotImplemented;
+      m.feature = shape.feature;
+      return m;
+    }
+    m.kind = RouteMatch::Kind::kRoute;
+    m.op = op_of(*op);
+    m.name = std::move(name);
+    m.version = std::move(version);
+    return m;
+  }
+  m.kind = RouteMatch::Kind::kBadMethod;
+  return m;
+}
+
+}  // namespace
+
+RouteMatch match_route(const std::string& method, std::string path) {
+  if (path.empty() || path.front() != '/') {
+    return {};
+  }
+  if (path.size() > 1 && path.back() == '/') {
+    path.pop_back();  // a trailing slash: "/keys/name/" is the latest version of name
+  }
+  std::vector<std::string> seg;
+  std::size_t pos = 1;
+  while (true) {
+    std::size_t next = path.find('/', pos);
+    seg.push_back(path.substr(pos, next == std::string::npos ? std::string::npos : next - pos));
+    if (next == std::string::npos) {
+      break;
+    }
+    pos = next + 1;
+  }
+  const std::string root = lower(seg[0]);
+  const std::size_t n = seg.size();
+  const std::optional<OpId> none;
+  if (root == "keys") {
+    if (n == 1) {
+      return resolve(method, {{{"GET", OpId::kList}}, ""}, "", "");
+    }
+    if (n == 2) {
+      if (lower(seg[1]) == "restore") {
+        return resolve(method, {{{"POST", none}}, "RestoreKey"}, "", "");
+      }
+      return resolve(method,
+                     {{{"GET", OpId::kGet},
+                       {"PUT", OpId::kImport},
+                       {"PATCH", OpId::kUpdate},
+                       {"DELETE", OpId::kDelete}},
+                      ""},
+                     seg[1], "");
+    }
+    const std::string third = lower(seg[2]);
+    if (n == 3) {
+      if (third == "create") {
+        return resolve(method, {{{"POST", OpId::kCreate}}, ""}, seg[1], "");
+      }
+      if (third == "versions") {
+        return resolve(method, {{{"GET", OpId::kVersions}}, ""}, seg[1], "");
+      }
+      if (auto op = crypto_op(third)) {
+        return resolve(method, {{{"POST", *op}}, ""}, seg[1], "");
+      }
+      if (third == "release") {
+        return resolve(method, {{{"POST", OpId::kRelease}}, ""}, seg[1], "");
+      }
+      if (third == "rotate") {
+        return resolve(method, {{{"POST", OpId::kRotate}}, ""}, seg[1], "");
+      }
+      if (third == "backup") {
+        return resolve(method, {{{"POST", none}}, "BackupKey"}, "", "");
+      }
+      if (third == "rotationpolicy") {
+        return resolve(method,
+                       {{{"GET", OpId::kGetRotationPolicy}, {"PUT", OpId::kSetRotationPolicy}}, ""},
+                       seg[1], "");
+      }
+      if (third == "attestation") {
+        return resolve(method, {{{"GET", none}}, "GetKeyAttestation"}, "", "");
+      }
+      return resolve(method, {{{"GET", OpId::kGet}, {"PATCH", OpId::kUpdate}}, ""}, seg[1], seg[2]);
+    }
+    if (n == 4) {
+      const std::string fourth = lower(seg[3]);
+      if (auto op = crypto_op(fourth)) {
+        return resolve(method, {{{"POST", *op}}, ""}, seg[1], seg[2]);
+      }
+      if (fourth == "release") {
+        return resolve(method, {{{"POST", OpId::kRelease}}, ""}, seg[1], seg[2]);
+      }
+      if (fourth == "attestation") {
+        return resolve(method, {{{"GET", none}}, "GetKeyAttestation"}, "", "");
+      }
+    }
+    return {};
+  }
+  if (root == "keyport" && n == 2 && lower(seg[1]) == "platform-report") {
+    return resolve(method, {{{"GET", OpId::kPlatformReport}}, ""}, "", "");
+  }
+  if (root == "deletedkeys") {
+    if (n == 1) {
+      return resolve(method, {{{"GET", OpId::kListDeleted}}, ""}, "", "");
+    }
+    if (n == 2) {
+      return resolve(method, {{{"GET", OpId::kGetDeleted}, {"DELETE", OpId::kPurge}}, ""}, seg[1],
+                     "");
+    }
+    if (n == 3 && lower(seg[2]) == "recover") {
+      return resolve(method, {{{"POST", OpId::kRecover}}, ""}, seg[1], "");
+    }
+  }
+  return {};
+}
+
+}  // namespace keyport::vault::rest
