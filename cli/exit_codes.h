@@ -8,17 +8,19 @@ namespace keyport::cli {
 
 enum ExitCode : int {
   kExitOk = 0,
-  kExitFailure = 1,      // internal error
-  kExitUsage = 2,        // command line does not parse (CLI11)
-  kExitBadInput = 3,     // a file, option value or argument is malformed or inconsistent
-  kExitHsmOrCrypto = 4,  // a PKCS#11 call or a cryptographic operation failed
-  kExitNotFound = 5,     // token, key, file or object does not exist
-  kExitExists = 6,       // output file or label exists (use --force / another label)
-  kExitAuth = 7,         // wrong or missing PIN or credential, permission denied
-  kExitUnsupported = 8,  // valid, but the target profile or the module cannot do it
-  kExitDenied = 9,       // a release policy or an attestation check said no
-  kExitIo = 10,          // file system or network I/O failed
-  kExitPartial = 11,     // a batch finished but some items failed
+  kExitFailure = 1,        // internal error
+  kExitUsage = 2,          // command line does not parse (CLI11)
+  kExitBadInput = 3,       // a file, option value or argument is malformed or inconsistent
+  kExitHsmOrCrypto = 4,    // a PKCS#11 call or a cryptographic operation failed
+  kExitNotFound = 5,       // token, key, file or object does not exist
+  kExitExists = 6,         // output file or label exists (use --force / another label)
+  kExitAuth = 7,           // wrong or missing PIN or credential, permission denied
+  kExitUnsupported = 8,    // valid, but the target profile or the module cannot do it
+  kExitDenied = 9,         // a release policy or an attestation check said no
+  kExitIo = 10,            // file system or network I/O failed
+  kExitPartial = 11,       // a batch finished but some items failed
+  kExitPrecondition = 12,  // refused until an earlier step is done (e.g. migrate verify)
+  kExitUnavailable = 13,   // a remote service failed on its side (HTTP 5xx); retry later
 };
 
 inline int exit_code_for(ErrorCode code) {
@@ -46,6 +48,10 @@ inline int exit_code_for(ErrorCode code) {
       return kExitIo;
     case ErrorCode::kInternal:
       return kExitFailure;
+    case ErrorCode::kFailedPrecondition:
+      return kExitPrecondition;
+    case ErrorCode::kUnavailable:
+      return kExitUnavailable;
   }
   return kExitFailure;
 }

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -30,12 +31,9 @@ void disable_core_dumps() {
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   using namespace keyport;
   using namespace keyport::cli;
-  disable_core_dumps();
 
   GlobalOptions g;
   CLI::App app{"keyport: move keys between PKCS#11 HSMs and Azure Key Vault / Managed HSM (BYOK)",
@@ -46,7 +44,8 @@ int main(int argc, char** argv) {
   app.footer(
       "Exit codes: 0 ok, 2 usage, 3 bad input, 4 PKCS#11 or crypto failure, 5 not found, 6 "
       "exists,\n"
-      "7 PIN/permission, 8 unsupported by target or module, 9 denied, 10 I/O, 11 partial batch.\n"
+      "7 PIN/permission, 8 unsupported by target or module, 9 denied, 10 I/O, 11 partial batch,\n"
+      "12 an earlier step is missing (e.g. migrate verify), 13 remote service unavailable.\n"
       "PINs: --pin-source env:VAR | file:PATH, or $KEYPORT_PIN, or a prompt. Logs: "
       "KEYPORT_LOG=debug.");
   app.add_option("--module", g.module_path,
@@ -96,4 +95,21 @@ int main(int argc, char** argv) {
     return e.detail() == "partial" ? kExitPartial : exit_code_for(e.code());
   }
   return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  disable_core_dumps();
+  // Errors are values, but a throwing call a library did not wrap (nlohmann's at() on a server
+  // answer it did not expect, bad_alloc) must still end with a message and an exit code, not
+  // std::terminate and a core-less abort.
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "keyport: internal error: " << e.what() << std::endl;
+  } catch (...) {
+    std::cerr << "keyport: internal error: unknown exception" << std::endl;
+  }
+  return keyport::cli::kExitFailure;
 }

@@ -39,6 +39,10 @@ std::string_view to_string(ErrorCode code) {
       return "io";
     case ErrorCode::kInternal:
       return "internal";
+    case ErrorCode::kFailedPrecondition:
+      return "failed-precondition";
+    case ErrorCode::kUnavailable:
+      return "unavailable";
   }
   return "unknown";
 }

@@ -28,6 +28,8 @@ enum class ErrorCode {
   kAttestationInvalid,  // an attestation token failed verification
   kIo,                  // file system or network I/O failed
   kInternal,            // a bug
+  kFailedPrecondition,  // refused because an earlier step is missing (retire before verify)
+  kUnavailable,         // a remote service failed on its side (HTTP 5xx): retry later
 };
 
 std::string_view to_string(ErrorCode code);

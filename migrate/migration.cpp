@@ -702,7 +702,7 @@ Result<RetireReport> retire_migration(Keyring& keyring, const KekId& from, const
   KEYPORT_ASSIGN_OR_RETURN(std::int64_t bad, count_items(db, existing->id, "'failed', 'mismatch'"));
   KEYPORT_ASSIGN_OR_RETURN(std::int64_t active, count_under(db, from, true));
   if (not_verified > 0 || bad > 0) {
-    return make_error(ErrorCode::kPermissionDenied,
+    return make_error(ErrorCode::kFailedPrecondition,
                       "refusing to retire: " + std::to_string(not_verified) + " of " +
                           std::to_string(active) + " items under " + from.describe() +
                           " are not verified (" + std::to_string(bad) +

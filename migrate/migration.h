@@ -135,7 +135,7 @@ struct RetireReport {
   Json to_json() const;
 };
 
-// Refuses (kPermissionDenied, with the counts) unless every item of the migration verified and
+// Refuses (kFailedPrecondition, with the counts) unless every item of the migration verified and
 // nothing under `from` is left unmigrated. Then, in one transaction, marks the old wrappings
 // "retired" or (remove_old_wrappings) deletes them, and the migration "retired". Never touches
 // either KEK.

@@ -189,7 +189,7 @@ TEST_CASE(
   CHECK(verify->failures[0].key_id == bad_id);
 
   auto retire = migrate::retire_migration(*kr, from->id(), to->id(), true);
-  CHECK_ERROR_CODE(retire, ErrorCode::kPermissionDenied);
+  CHECK_ERROR_CODE(retire, ErrorCode::kFailedPrecondition);
   CHECK(retire.error().message().find("1 of 300") != std::string::npos);
   CHECK(wrappings_under(db, from->id()) == 300);
   // A mismatching new wrapping (another key under the new KEK) is caught too.

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "cli/exit_codes.h"
 #include "core/algorithms.h"
 #include "core/encoding.h"
 #include "core/file_io.h"
@@ -168,4 +169,19 @@ TEST_CASE("a batch writer publishes staged files on commit and removes them on a
   CHECK(*read_text_file(dir / "a") == "A");
   CHECK(*read_text_file(dir / "b") == "someone else's");
   CHECK(count_entries() == 2);
+}
+
+TEST_CASE("error categories have stable names and their own exit codes", "[unit][core]") {
+  using cli::exit_code_for;
+  CHECK(to_string(ErrorCode::kFailedPrecondition) == "failed-precondition");
+  CHECK(to_string(ErrorCode::kUnavailable) == "unavailable");
+  CHECK(to_string(ErrorCode::kPermissionDenied) == "permission-denied");
+  // README "Exit codes": a refusal for a missing earlier step is not a PIN problem (7), and a
+  // server's own failure is not a cryptographic one (4).
+  CHECK(exit_code_for(ErrorCode::kFailedPrecondition) == 12);
+  CHECK(exit_code_for(ErrorCode::kUnavailable) == 13);
+  CHECK(exit_code_for(ErrorCode::kPermissionDenied) == 7);
+  CHECK(exit_code_for(ErrorCode::kAuth) == 7);
+  CHECK(exit_code_for(ErrorCode::kCrypto) == 4);
+  CHECK(exit_code_for(ErrorCode::kInternal) == 1);
 }
