@@ -12,6 +12,7 @@
 #include "core/file_io.h"
 #include "core/json.h"
 #include "core/random.h"
+#include "core/strings.h"
 
 namespace keyport::vault {
 namespace {
@@ -44,13 +45,6 @@ constexpr PermissionName kPermissions[] = {
 };
 
 constexpr std::size_t kMinTokenLength = 16;
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 std::array<std::uint8_t, 32> digest_of(std::string_view token) {
   std::array<std::uint8_t, 32> out{};
@@ -218,17 +212,14 @@ Result<SecretBytes> read_token_file(const std::filesystem::path& file) {
   while (end < bytes.size() && bytes[end] != '\n' && bytes[end] != '\r') {
     ++end;
   }
-  std::size_t begin = 0;
-  while (begin < end && std::isspace(bytes[begin])) {
-    ++begin;
-  }
-  while (end > begin && std::isspace(bytes[end - 1])) {
-    --end;
-  }
-  if (begin == end) {
+  // A view of the first line, not a copy: the bytes are a secret.
+  const std::string_view line(reinterpret_cast<const char*>(bytes.data()), end);
+  const std::string_view token = trim(line);
+  if (token.empty()) {
     return make_error(ErrorCode::kInvalidArgument, file.string() + " holds no token");
   }
-  return SecretBytes(bytes.subspan(begin, end - begin));
+  return SecretBytes(
+      bytes.subspan(static_cast<std::size_t>(token.data() - line.data()), token.size()));
 }
 
 }  // namespace keyport::vault

@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "core/random.h"
+#include "core/strings.h"
 #include "skr/policy.h"
 #include "vault/errors.h"
 
@@ -14,19 +15,6 @@ namespace {
 constexpr std::size_t kMaxTags = 15;
 constexpr std::size_t kMaxTagName = 512;
 constexpr std::size_t kMaxTagValue = 256;
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 Result<std::optional<std::int64_t>> time_member(const Json& attrs, std::string_view name) {
   const Json* v = member(attrs, name);

@@ -13,6 +13,7 @@
 #include "byok/public_key.h"
 #include "core/file_io.h"
 #include "core/log.h"
+#include "core/net.h"
 #include "core/x509.h"
 #include "pkcs11/wrap.h"
 #include "skr/attestation.h"
@@ -34,15 +35,6 @@ constexpr std::int64_t kSigningLifetime = 365 * 86400;
 
 tl::unexpected<Error> refused() {
   return make_error(ErrorCode::kPermissionDenied, std::string(kForbidden), kReleaseRefused);
-}
-
-// "127.0.0.1:8443" -> "127.0.0.1", "[::1]:8443" -> "::1", "contoso.vault.azure.net" unchanged.
-std::string host_only(const std::string& host_port) {
-  if (!host_port.empty() && host_port.front() == '[') {
-    return host_port.substr(1, host_port.find(']') - 1);
-  }
-  const auto colon = host_port.find(':');
-  return colon == std::string::npos ? host_port : host_port.substr(0, colon);
 }
 
 bool is_ip_literal(const std::string& host) {

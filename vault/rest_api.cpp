@@ -7,40 +7,16 @@
 
 #include "core/encoding.h"
 #include "core/log.h"
+#include "core/strings.h"
 #include "vault/rest_internal.h"
 
 namespace keyport::vault {
 
-namespace rest {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-std::string trim(std::string_view s) {
-  std::size_t b = 0;
-  std::size_t e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) {
-    ++b;
-  }
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) {
-    --e;
-  }
-  return std::string(s.substr(b, e - b));
-}
-
-}  // namespace rest
-
 using rest::bearer_token;
-using rest::lower;
 using rest::match_route;
 using rest::OpCall;
 using rest::RestOp;
 using rest::RouteMatch;
-using rest::trim;
 
 namespace {
 
@@ -74,7 +50,7 @@ RestResponse bad_request(std::string message) {
 
 const std::string* query_value(const RestRequest& r, std::string_view name) {
   for (const auto& [k, v] : r.query) {
-    if (lower(k) == name) {
+    if (iequals(k, name)) {
       return &v;
     }
   }
@@ -155,7 +131,8 @@ Result<Json> parse_body(const RestRequest& request, std::size_t max_body) {
   if (trim(request.body).empty()) {
     return bad_parameter("The request body is missing: this operation takes a JSON object.");
   }
-  std::string media = lower(trim(request.content_type.substr(0, request.content_type.find(';'))));
+  const std::string media = ascii_lower(
+      trim(std::string_view(request.content_type).substr(0, request.content_type.find(';'))));
   if (media != "application/json") {
     return bad_parameter(
         "The request's Content-Type (" +

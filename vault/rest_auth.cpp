@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "core/log.h"
+#include "core/strings.h"
 #include "vault/rest_internal.h"
 
 namespace keyport::vault {
@@ -83,7 +84,7 @@ namespace rest {
 // "Bearer <token>" -> token; "" when absent or another scheme.
 std::string_view bearer_token(std::string_view header) {
   std::size_t sp = header.find(' ');
-  if (sp == std::string_view::npos || lower(header.substr(0, sp)) != "bearer") {
+  if (sp == std::string_view::npos || !iequals(header.substr(0, sp), "bearer")) {
     return {};
   }
   std::string_view t = header.substr(sp);

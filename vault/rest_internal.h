@@ -18,9 +18,6 @@
 
 namespace keyport::vault::rest {
 
-std::string lower(std::string_view s);
-std::string trim(std::string_view s);
-
 // What a handler gets: the request's parts the vault call needs.
 struct OpCall {
   Vault& vault;

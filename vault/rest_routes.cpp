@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // The REST operations table (each operation with its permission and its handler) and the Key
 // Vault path shapes that lead to them.
-#include <iterator>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include "core/strings.h"
 #include "vault/rest_internal.h"
 
 namespace keyport::vault::rest {
@@ -176,7 +176,7 @@ RouteMatch match_route(const std::string& method, std::string path) {
     }
     pos = next + 1;
   }
-  const std::string root = lower(seg[0]);
+  const std::string root = ascii_lower(seg[0]);
   const std::size_t n = seg.size();
   const std::optional<OpId> none;
   if (root == "keys") {
@@ -184,7 +184,7 @@ RouteMatch match_route(const std::string& method, std::string path) {
       return resolve(method, {{{"GET", OpId::kList}}, ""}, "", "");
     }
     if (n == 2) {
-      if (lower(seg[1]) == "restore") {
+      if (ascii_lower(seg[1]) == "restore") {
         return resolve(method, {{{"POST", none}}, "RestoreKey"}, "", "");
       }
       return resolve(method,
@@ -195,7 +195,7 @@ RouteMatch match_route(const std::string& method, std::string path) {
                       ""},
                      seg[1], "");
     }
-    const std::string third = lower(seg[2]);
+    const std::string third = ascii_lower(seg[2]);
     if (n == 3) {
       if (third == "create") {
         return resolve(method, {{{"POST", OpId::kCreate}}, ""}, seg[1], "");
@@ -226,7 +226,7 @@ RouteMatch match_route(const std::string& method, std::string path) {
       return resolve(method, {{{"GET", OpId::kGet}, {"PATCH", OpId::kUpdate}}, ""}, seg[1], seg[2]);
     }
     if (n == 4) {
-      const std::string fourth = lower(seg[3]);
+      const std::string fourth = ascii_lower(seg[3]);
       if (auto op = crypto_op(fourth)) {
         return resolve(method, {{{"POST", *op}}, ""}, seg[1], seg[2]);
       }
@@ -239,7 +239,7 @@ RouteMatch match_route(const std::string& method, std::string path) {
     }
     return {};
   }
-  if (root == "keyport" && n == 2 && lower(seg[1]) == "platform-report") {
+  if (root == "keyport" && n == 2 && ascii_lower(seg[1]) == "platform-report") {
     return resolve(method, {{{"GET", OpId::kPlatformReport}}, ""}, "", "");
   }
   if (root == "deletedkeys") {
@@ -250,7 +250,7 @@ RouteMatch match_route(const std::string& method, std::string path) {
       return resolve(method, {{{"GET", OpId::kGetDeleted}, {"DELETE", OpId::kPurge}}, ""}, seg[1],
                      "");
     }
-    if (n == 3 && lower(seg[2]) == "recover") {
+    if (n == 3 && ascii_lower(seg[2]) == "recover") {
       return resolve(method, {{{"POST", OpId::kRecover}}, ""}, seg[1], "");
     }
   }

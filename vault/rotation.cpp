@@ -8,6 +8,7 @@
 
 #include "core/file_io.h"
 #include "core/log.h"
+#include "core/strings.h"
 #include "vault/errors.h"
 #include "vault/model.h"
 
@@ -21,20 +22,6 @@ constexpr std::int64_t kDefaultNotify = 30 * kDay;
 constexpr std::int64_t kMaxDuration = 100 * 365 * kDay;
 constexpr const char* kSettingsFile = "settings.json";
 
-std::string upper(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  return out;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 const char* type_name(LifetimeActionType t) {
   return t == LifetimeActionType::kRotate ? "Rotate" : "Notify";
 }
@@ -44,7 +31,7 @@ Result<std::int64_t> duration_member(const Json& obj, std::string_view name, std
   if (v == nullptr || !v->is_string()) {
     return bad_parameter(std::string(name) + " must be an ISO 8601 duration string (e.g. P90D).");
   }
-  text = upper(v->get<std::string>());
+  text = ascii_upper(v->get<std::string>());
   auto seconds = parse_iso8601_duration(text);
   if (!seconds) {
     return bad_parameter(std::string(name) + ": " + seconds.error().message());
@@ -63,7 +50,7 @@ Result<LifetimeAction> parse_action(const Json& item, std::size_t index) {
     return bad_parameter(where + ".action.type must be \"Rotate\" or \"Notify\".");
   }
   LifetimeAction a;
-  const std::string t = lower(type->get<std::string>());  // compared case-insensitively
+  const std::string t = ascii_lower(type->get<std::string>());  // compared case-insensitively
   if (t == "rotate") {
     a.type = LifetimeActionType::kRotate;
   } else if (t == "notify") {
@@ -119,8 +106,9 @@ Result<std::int64_t> parse_iso8601_duration(std::string_view text) {
   bool any = false;
   std::string order = "YMWD";  // the units still allowed, in order
   std::int64_t number = -1;
-  for (std::size_t i = 1; i < text.size(); ++i) {
-    const char c = static_cast<char>(std::toupper(static_cast<unsigned char>(text[i])));
+  const std::string upper_text = ascii_upper(text);
+  for (std::size_t i = 1; i < upper_text.size(); ++i) {
+    const char c = upper_text[i];
     if (std::isdigit(static_cast<unsigned char>(c)) != 0) {
       number = (number < 0 ? 0 : number) * 10 + (c - '0');
       if (number > kMaxDuration) {

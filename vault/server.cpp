@@ -18,13 +18,13 @@
 
 #include "core/file_io.h"
 #include "core/log.h"
+#include "core/net.h"
+#include "core/strings.h"
 #include "vault/rest_internal.h"
 #include "vault/tls.h"
 
 namespace keyport::vault {
 namespace fs = std::filesystem;
-
-using rest::lower;
 
 namespace {
 
@@ -39,12 +39,9 @@ constexpr const char* kJsonType = "application/json; charset=utf-8";
 
 namespace {
 
+// The host of "https://host[:port]" (an IPv6 address without its brackets).
 std::string host_part(const std::string& base_url) {
-  std::string host = base_url.substr(base_url.find("://") + 3);
-  if (!host.empty() && host.front() == '[') {
-    return host.substr(1, host.find(']') - 1);
-  }
-  return host.substr(0, host.find(':'));
+  return host_only(std::string_view(base_url).substr(base_url.find("://") + 3));
 }
 
 bool is_local_host(const std::string& host) {
@@ -56,7 +53,7 @@ std::string url_host(const std::string& host) {
   if (h == "0.0.0.0" || h == "::" || h.empty()) {
     char name[256] = {};
     if (::gethostname(name, sizeof name - 1) == 0 && name[0] != '\0') {
-      h = lower(name);
+      h = ascii_lower(name);
     } else {
       h = "127.0.0.1";
     }
@@ -69,9 +66,9 @@ std::string url_host(const std::string& host) {
 std::string effective_base_url(const std::string& configured, const VaultConfig& config,
                                const std::string& host, int port) {
   const std::string default_host =
-      lower(config.name) +
+      ascii_lower(config.name) +
       (config.flavor == Flavor::kManagedHsm ? ".managedhsm.azure.net" : ".vault.azure.net");
-  const std::string h = host_part(lower(configured));
+  const std::string h = host_part(ascii_lower(configured));
   if (!configured.empty() && h != default_host && !is_local_host(h)) {
     return configured;
   }
@@ -135,36 +132,13 @@ class AccessLog {
   std::FILE* m_file = nullptr;
 };
 
-struct Listen {
-  std::string host;
-  int port = 0;
-};
-
-Result<Listen> parse_listen(const std::string& text) {
-  Listen l;
-  std::string port;
-  if (!text.empty() && text.front() == '[') {
-    auto close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return make_error(ErrorCode::kInvalidArgument, "--listen " + text + ": expected [IPv6]:port");
-    }
-    l.host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-  } else {
-    auto colon = text.rfind(':');
-    if (colon == std::string::npos || colon == 0) {
-      return make_error(ErrorCode::kInvalidArgument, "--listen " + text + ": expected host:port");
-    }
-    l.host = text.substr(0, colon);
-    port = text.substr(colon + 1);
+// --listen: "host:port" or "[IPv6]:port"; port 0 picks a free port.
+Result<HostPort> parse_listen(const std::string& text) {
+  auto parsed = parse_host_port(text, PortZero::kAllow);
+  if (!parsed) {
+    return make_error(ErrorCode::kInvalidArgument, "--listen " + parsed.error().message());
   }
-  if (port.empty() || port.size() > 5 ||
-      !std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); }) ||
-      std::stoi(port) > 65535) {
-    return make_error(ErrorCode::kInvalidArgument, "--listen " + text + ": bad port");
-  }
-  l.port = std::stoi(port);
-  return l;
+  return parsed;
 }
 
 std::string reason_code(int status) {
@@ -363,7 +337,7 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
   if (o.threads < 1 || o.threads > 256) {
     return make_error(ErrorCode::kInvalidArgument, "the server needs 1 to 256 threads");
   }
-  KEYPORT_ASSIGN_OR_RETURN(Listen listen, parse_listen(o.listen));
+  KEYPORT_ASSIGN_OR_RETURN(HostPort listen, parse_listen(o.listen));
   std::error_code ec;
   fs::create_directories(o.data_dir, ec);
   if (ec) {
@@ -409,7 +383,7 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
   } else {
     std::string vault_host;
     if (existing) {
-      vault_host = host_part(lower(existing->base_url));
+      vault_host = host_part(ascii_lower(existing->base_url));
     }
     KEYPORT_ASSIGN_OR_RETURN(impl->tls,
                              ensure_vault_tls(o.data_dir / "tls", tls_names(vault_host)));
@@ -466,7 +440,7 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
   } else {
     const std::string base =
         effective_base_url(existing->base_url, *existing, listen.host, impl->port);
-    if (lower(base) != lower(existing->base_url)) {
+    if (!iequals(base, existing->base_url)) {
       VaultConfig updated = *existing;
       updated.base_url = base;
       KEYPORT_TRY(updated.save(o.data_dir, /*overwrite=*/true));

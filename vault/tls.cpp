@@ -11,7 +11,9 @@
 #include <ctime>
 
 #include "core/file_io.h"
+#include "core/net.h"
 #include "core/random.h"
+#include "core/strings.h"
 
 namespace keyport::vault {
 namespace fs = std::filesystem;
@@ -209,19 +211,12 @@ std::vector<std::string> tls_names(const std::string& vault_host) {
   std::vector<std::string> names{"127.0.0.1", "::1", "localhost"};
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) == 0) {
-    std::string h(host);
-    std::transform(h.begin(), h.end(), h.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const std::string h = ascii_lower(host);
     if (is_dns_name(h)) {
       names.push_back(h);
     }
   }
-  std::string v = vault_host;
-  if (!v.empty() && v.front() == '[') {
-    v = v.substr(1, v.find(']') - 1);  // [::1]:8443
-  } else if (auto colon = v.rfind(':'); colon != std::string::npos && v.find(':') == colon) {
-    v = v.substr(0, colon);  // host:port
-  }
+  const std::string v = host_only(vault_host);
   if ((is_dns_name(v) || is_ip_literal(v)) &&
       std::find(names.begin(), names.end(), v) == names.end()) {
     names.push_back(v);

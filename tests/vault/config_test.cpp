@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// vault::VaultConfig: the one reader and writer of DIR/vault.json.
+// vault::VaultConfig, the one reader and writer of DIR/vault.json; the server's --listen parsing.
 #include <catch2/catch.hpp>
 
 #include <fstream>
 
 #include "tests/support/support.h"
 #include "vault/config.h"
+#include "vault/server.h"
 
 using namespace keyport;
 namespace fs = std::filesystem;
@@ -98,4 +99,18 @@ TEST_CASE("vault.json: save and load round-trip; save does not clobber unless to
   CHECK(reloaded->base_url == "https://127.0.0.1:9443");
   CHECK(reloaded->name == c.name);
   CHECK(reloaded->created == c.created);
+}
+
+// The server parses --listen with core/net.h: an IPv6 address needs brackets ("::1:8443" was
+// taken as host "::1" before), and a port is digits only.
+TEST_CASE("the server refuses a --listen address it would have to guess", "[vault][unit]") {
+  for (const char* listen : {"::1:8443", "127.0.0.1:+80", "127.0.0.1", ":8443", "[::1]8443"}) {
+    vault::ServerOptions o;
+    o.data_dir = test::make_scratch_subdir("vault-listen");
+    o.listen = listen;
+    auto started = vault::Server::start(std::move(o));
+    REQUIRE_FALSE(started);
+    CHECK(started.error().code() == ErrorCode::kInvalidArgument);
+    CHECK(started.error().message().rfind("--listen ", 0) == 0);
+  }
 }
