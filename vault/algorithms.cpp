@@ -27,20 +27,6 @@ constexpr SignAlg kSignAlgs[] = {
     {"ES256K", SignScheme::kEcdsa, HashAlg::kSha256, Curve::kP256K},
 };
 
-const EVP_MD* evp_md(HashAlg h) {
-  switch (h) {
-    case HashAlg::kSha1:
-      return EVP_sha1();
-    case HashAlg::kSha256:
-      return EVP_sha256();
-    case HashAlg::kSha384:
-      return EVP_sha384();
-    case HashAlg::kSha512:
-      return EVP_sha512();
-  }
-  return EVP_sha256();
-}
-
 // DER prefixes of DigestInfo (RFC 8017 §9.2 note 1).
 constexpr std::uint8_t kSha256Prefix[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60,
                                           0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
@@ -88,6 +74,20 @@ Result<SecretBytes> mgf1(HashAlg hash, std::span<const std::uint8_t> seed, std::
 }
 
 }  // namespace
+
+const EVP_MD* evp_md(HashAlg h) {
+  switch (h) {
+    case HashAlg::kSha1:
+      return EVP_sha1();
+    case HashAlg::kSha256:
+      return EVP_sha256();
+    case HashAlg::kSha384:
+      return EVP_sha384();
+    case HashAlg::kSha512:
+      return EVP_sha512();
+  }
+  return EVP_sha256();
+}
 
 std::size_t hash_length(HashAlg h) {
   switch (h) {

@@ -4,6 +4,8 @@
 // for the raw-RSA decrypt path. Internal to keyport::vault.
 #pragma once
 
+#include <openssl/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -18,6 +20,8 @@ namespace keyport::vault {
 
 enum class HashAlg { kSha1, kSha256, kSha384, kSha512 };
 std::size_t hash_length(HashAlg h);
+// OpenSSL's digest for `h` (EVP_sha1() ...): one mapping for the vault and its clients.
+const EVP_MD* evp_md(HashAlg h);
 
 enum class SignScheme { kPkcs1, kPss, kEcdsa };
 
