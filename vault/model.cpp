@@ -89,8 +89,9 @@ bool valid_key_name(std::string_view name) {
   if (name.empty() || name.size() > 127) {
     return false;
   }
+  // ASCII only, whatever the C locale says is a letter (std::isalnum follows it).
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
   });
 }
 

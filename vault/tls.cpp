@@ -38,8 +38,10 @@ bool is_dns_name(const std::string& name) {
       name.front() == '-') {
     return false;
   }
+  // ASCII only, whatever the C locale says is a letter (std::isalnum follows it).
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+           c == '.';
   });
 }
 
