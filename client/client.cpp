@@ -76,7 +76,7 @@ Error error_from_response(int status, std::string_view body) {
   } else if (status == 409) {
     category = ErrorCode::kAlreadyExists;
   } else if (status >= 500) {
-    category = ErrorCode::kCrypto;
+    category = ErrorCode::kUnavailable;
   }
   return Error(category,
                "vault: " + code + ": " + message + " (HTTP " + std::to_string(status) + ")")

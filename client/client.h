@@ -36,9 +36,9 @@ namespace keyport::vault {
 inline constexpr std::string_view kClientApiVersion = "7.5";
 
 // Turns a Key Vault error answer into an Error whose category gives the CLI's exit code: 404 ->
-// kNotFound, 401 -> kAuth, 403 -> kPermissionDenied, 409 -> kAlreadyExists, 5xx -> kCrypto (the
-// vault failed the operation), any other status -> kInvalidArgument. The Key Vault error code (or
-// "HTTP<status>") goes into detail().
+// kNotFound, 401 -> kAuth, 403 -> kPermissionDenied, 409 -> kAlreadyExists, 5xx -> kUnavailable
+// (the vault failed on its side: retry later), any other status -> kInvalidArgument. The Key Vault
+// error code (or "HTTP<status>") goes into detail().
 Error error_from_response(int status, std::string_view body);
 
 // One request and its answer, however the vault is reached.
@@ -86,7 +86,8 @@ std::string_view to_string(KeyOperation op);
 class Client {
  public:
   // Over HTTPS. kInvalidArgument for a URL that is not https://host[:port], kNotFound for a
-  // missing CA file, kAuth for an empty token. Nothing is sent yet.
+  // missing CA file, kAuth for an empty token. Nothing is sent yet. Ignores SIGPIPE for the
+  // process: a server closing a kept-alive connection must not kill the caller.
   static Result<Client> connect(HttpsOptions options);
   // A vault folder opened in this process (Vault::open's errors; kAlreadyExists says the folder
   // is in use, e.g. by `keyport vault serve`).

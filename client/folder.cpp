@@ -5,6 +5,7 @@
 
 #include "core/file_io.h"
 #include "core/json.h"
+#include "vault/config.h"
 #include "vault/release.h"
 #include "vault/rotation.h"
 
@@ -15,9 +16,14 @@ Status check_vault_folder(const fs::path& dir) {
   if (dir.empty()) {
     return make_error(ErrorCode::kInvalidArgument, "give --data DIR (or $KEYPORT_VAULT_DATA)");
   }
-  if (!fs::exists(dir / "vault.json")) {
-    return make_error(ErrorCode::kNotFound,
-                      dir.string() + " is not a vault folder (no vault.json)");
+  // The vault library's own reader: a folder whose vault.json it would refuse is no vault either.
+  auto config = VaultConfig::load(dir);
+  if (!config) {
+    if (config.error().code() == ErrorCode::kNotFound) {
+      return make_error(ErrorCode::kNotFound,
+                        dir.string() + " is not a vault folder (no " + kVaultConfigFile + ")");
+    }
+    return tl::unexpected(config.error());
   }
   return {};
 }
@@ -52,9 +58,10 @@ Result<std::optional<std::int64_t>> set_platform_cutover(const fs::path& dir,
 }
 
 Result<TrustResult> trust_authorities(const fs::path& dir, const fs::path& from_arg, bool replace) {
-  if (dir.empty() || !fs::exists(dir / "vault.json")) {
+  if (dir.empty()) {
     return make_error(ErrorCode::kNotFound, "give --data DIR of a vault (vault.json)");
   }
+  KEYPORT_TRY(check_vault_folder(dir));
   fs::path from = from_arg;
   if (fs::is_directory(from)) {
     from /= kTrustedAuthoritiesFile;

@@ -15,7 +15,8 @@
 
 namespace keyport::vault {
 
-// kNotFound unless `dir` is a vault folder (it has vault.json).
+// OK when `dir` is a vault folder: VaultConfig::load reads its vault.json. kNotFound without one;
+// a vault.json the vault would refuse is refused here too (kFormat, kInvalidArgument).
 Status check_vault_folder(const std::filesystem::path& dir);
 
 struct FolderClock {

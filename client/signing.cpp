@@ -21,27 +21,13 @@ Result<SignAlg> sign_alg(std::string_view alg) {
   return *a;
 }
 
-const EVP_MD* evp_md_of(HashAlg h) {
-  switch (h) {
-    case HashAlg::kSha1:
-      return EVP_sha1();
-    case HashAlg::kSha256:
-      return EVP_sha256();
-    case HashAlg::kSha384:
-      return EVP_sha384();
-    case HashAlg::kSha512:
-      return EVP_sha512();
-  }
-  return EVP_sha256();
-}
-
 }  // namespace
 
 Result<Bytes> digest_for_sign(std::string_view alg, std::span<const std::uint8_t> data) {
   KEYPORT_ASSIGN_OR_RETURN(SignAlg a, sign_alg(alg));
   Bytes out(EVP_MAX_MD_SIZE);
   unsigned int n = 0;
-  if (EVP_Digest(data.data(), data.size(), out.data(), &n, evp_md_of(a.hash), nullptr) != 1) {
+  if (EVP_Digest(data.data(), data.size(), out.data(), &n, evp_md(a.hash), nullptr) != 1) {
     return ossl::crypto_failure("digest for " + std::string(alg));
   }
   out.resize(n);

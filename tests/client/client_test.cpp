@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "client/client.h"
+#include "client/folder.h"
 #include "client/signing.h"
 #include "core/digest.h"
 #include "core/encoding.h"
@@ -216,8 +217,8 @@ TEST_CASE("vault::error_from_response maps HTTP statuses to error categories", "
   CHECK(vault::error_from_response(403, "").code() == ErrorCode::kPermissionDenied);
   CHECK(vault::error_from_response(409, "").code() == ErrorCode::kAlreadyExists);
   CHECK(vault::error_from_response(413, "").code() == ErrorCode::kInvalidArgument);
-  CHECK(vault::error_from_response(500, "not json").code() == ErrorCode::kCrypto);
-  CHECK(vault::error_from_response(503, "").code() == ErrorCode::kCrypto);
+  CHECK(vault::error_from_response(500, "not json").code() == ErrorCode::kUnavailable);
+  CHECK(vault::error_from_response(503, "").code() == ErrorCode::kUnavailable);
 }
 
 TEST_CASE("vault::Client signing helpers use the vault's algorithm table", "[vault][client]") {
@@ -283,4 +284,55 @@ TEST_CASE("vault::byok_import_body takes the key type in any case, with or witho
   CHECK_ERROR_CODE(vault::byok_import_body(*file, bad), ErrorCode::kInvalidArgument);
   bad.kty = "EC";  // no curve
   CHECK_ERROR_CODE(vault::byok_import_body(*file, bad), ErrorCode::kInvalidArgument);
+}
+
+TEST_CASE("vault folder settings and trusted authorities are changed through the vault's files",
+          "[vault][client]") {
+  const fs::path dir = test::make_scratch_subdir("client-folder") / "vault";
+  CHECK_ERROR_CODE(vault::check_vault_folder(dir), ErrorCode::kNotFound);
+  CHECK_ERROR_CODE(vault::folder_clock(dir, std::nullopt, false), ErrorCode::kNotFound);
+  fs::create_directories(dir);
+  REQUIRE_OK(write_file_atomic(dir / "vault.json", std::string("{\"flavor\": 1}")));
+  CHECK_ERROR_CODE(vault::check_vault_folder(dir), ErrorCode::kFormat);
+  fs::remove(dir / "vault.json");
+  vault::VaultConfig config;
+  config.name = "contoso";
+  REQUIRE_OK(vault::Vault::init(dir, config));
+  REQUIRE_OK(vault::check_vault_folder(dir));
+
+  auto clock = vault::folder_clock(dir, "P2D", false);
+  REQUIRE_OK(clock);
+  CHECK(clock->clock_offset == 2 * 86400);
+  CHECK(vault::folder_clock(dir, "P1D", false).value().clock_offset == 3 * 86400);
+  CHECK_ERROR_CODE(vault::folder_clock(dir, "P1D", true), ErrorCode::kInvalidArgument);
+  CHECK_ERROR_CODE(vault::folder_clock(dir, "1 day", false), ErrorCode::kInvalidArgument);
+  CHECK(vault::folder_clock(dir, std::nullopt, true).value().clock_offset == 0);
+
+  CHECK(vault::set_platform_cutover(dir, 1767225600).value() ==
+        std::optional<std::int64_t>(1767225600));
+  CHECK_FALSE(vault::set_platform_cutover(dir, std::nullopt).value().has_value());
+
+  // Merged by issuer: a second file replaces the entry of the same issuer and keeps the others.
+  const fs::path a = dir.parent_path() / "a.json";
+  const fs::path b = dir.parent_path() / "b.json";
+  REQUIRE_OK(write_file_atomic(
+      a,
+      std::string(R"({"authorities": [{"issuer": "https://one"}, {"issuer": "https://two"}]})")));
+  REQUIRE_OK(write_file_atomic(
+      b, std::string(R"({"authorities": [{"issuer": "https://two", "jwks": {"keys": []}}]})")));
+  REQUIRE_OK(vault::trust_authorities(dir, a, false));
+  auto merged = vault::trust_authorities(dir, b, false);
+  REQUIRE_OK(merged);
+  CHECK(merged->trusted == std::vector<std::string>{"https://two"});
+  auto doc = parse_json_strict(read_text_file(merged->file).value());
+  REQUIRE_OK(doc);
+  REQUIRE((*doc)["authorities"].size() == 2u);
+  CHECK((*doc)["authorities"][0]["issuer"] == "https://one");
+  CHECK((*doc)["authorities"][1].contains("jwks"));
+  REQUIRE_OK(vault::trust_authorities(dir, b, true));
+  CHECK(parse_json_strict(read_text_file(merged->file).value()).value()["authorities"].size() ==
+        1u);
+  REQUIRE_OK(write_file_atomic(b, std::string(R"({"authorities": [{"name": "x"}]})"),
+                               WriteOptions{true, 0644}));
+  CHECK_ERROR_CODE(vault::trust_authorities(dir, b, false), ErrorCode::kFormat);
 }
