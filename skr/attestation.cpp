@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "core/strings.h"
 #include "core/x509.h"
 #include "skr/policy.h"
 
@@ -166,10 +167,7 @@ Result<VerifiedToken> AttestationVerifier::verify(
   }
   // 2. typ
   if (auto typ = jws->header().find("typ"); typ != jws->header().end()) {
-    std::string t = typ->is_string() ? typ->get<std::string>() : "";
-    for (char& c : t) {
-      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    }
+    const std::string t = typ->is_string() ? ascii_upper(typ->get<std::string>()) : "";
     if (t != "JWT") {
       return att_error("JWT-TYP", "header \"typ\" is " + typ->dump() + ", not \"JWT\"");
     }

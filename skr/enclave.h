@@ -17,7 +17,8 @@
 // key) and its signing key and chain. The enclave side calls verify_release_response(), which
 // checks the chain against the vault CA it was given, the signature with the leaf, the header's
 // kid/x5t/x5t#S256 against the leaf, and the payload's shape; then unwrap_released_key() opens
-// key_hsm with the runtime private key (software) -- or the CLI does so inside a token.
+// key_hsm with the runtime private key (software); enclave/ (unwrap_release_in_token) does it
+// inside a PKCS#11 token.
 #pragma once
 
 #include <cstdint>

@@ -3,10 +3,10 @@
 
 #include <httplib.h>
 
-#include <charconv>
 #include <chrono>
 
 #include "core/file_io.h"
+#include "core/net.h"
 #include "skr/policy.h"
 #include "skr/url.h"
 
@@ -21,24 +21,14 @@ std::int64_t now_of(const Clock& clock) {
   return clock ? clock() : system_now();
 }
 
+// A --connect-to target, "IP:PORT" or "[IPv6]:PORT", through the one host:port parser.
 Result<std::pair<std::string, int>> split_host_port(const std::string& value) {
-  const auto colon = value.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
+  auto hp = parse_host_port(value);
+  if (!hp) {
     return make_error(ErrorCode::kInvalidArgument,
-                      "connect-to target must be IP:PORT, got \"" + value + "\"");
+                      "connect-to target must be IP:PORT: " + hp.error().message());
   }
-  int port = 0;
-  const std::string p = value.substr(colon + 1);
-  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
-  if (ec != std::errc() || ptr != p.data() + p.size() || port <= 0 || port > 65535) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "bad port in connect-to target \"" + value + "\"");
-  }
-  std::string host = value.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  return std::make_pair(host, port);
+  return std::make_pair(hp->host, static_cast<int>(hp->port));
 }
 
 }  // namespace
