@@ -159,23 +159,27 @@ std::string hex_encode(std::span<const std::uint8_t> data) {
   return out;
 }
 
+int hex_digit_value(char c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
 Result<Bytes> hex_decode(std::string_view text) {
   if (text.size() % 2 != 0) {
     return make_error(ErrorCode::kFormat, "hex: odd number of digits");
   }
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
-  };
   Bytes out(text.size() / 2);
   for (std::size_t i = 0; i < out.size(); ++i) {
-    int hi = nibble(text[2 * i]);
-    int lo = nibble(text[2 * i + 1]);
+    int hi = hex_digit_value(text[2 * i]);
+    int lo = hex_digit_value(text[2 * i + 1]);
     if (hi < 0 || lo < 0) {
       return make_error(ErrorCode::kFormat, "hex: invalid digit at offset " +
                                                 std::to_string(hi < 0 ? 2 * i : 2 * i + 1));

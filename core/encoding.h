@@ -48,6 +48,9 @@ struct Base64Shape {
 };
 Base64Shape inspect_base64(std::string_view text);
 
+// The value of one hex digit (0-9, a-f, A-F), or -1 for any other character.
+int hex_digit_value(char c);
+
 // Lowercase hex.
 std::string hex_encode(std::span<const std::uint8_t> data);
 // Accepts upper or lower case, even length only; optional "0x" prefix is NOT accepted.

@@ -33,6 +33,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/encoding.h"
+
 namespace keyport::p11 {
 namespace {
 
@@ -165,19 +167,6 @@ bool is_allowed_raw(unsigned char c, Part part) {
   return c == '/' || c == '?' || c == '|';
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 // Percent-decodes `raw` into `out` (at least raw.size() bytes) and returns the decoded length.
 // Messages about a secret value say what is wrong but never which character.
 Result<std::size_t> percent_decode(std::string_view raw, Part part, std::string_view name,
@@ -186,11 +175,13 @@ Result<std::size_t> percent_decode(std::string_view raw, Part part, std::string_
   for (std::size_t i = 0; i < raw.size(); ++i) {
     const char c = raw[i];
     if (c == '%') {
-      if (raw.size() - i < 3 || hex_value(raw[i + 1]) < 0 || hex_value(raw[i + 2]) < 0) {
+      if (raw.size() - i < 3 || hex_digit_value(raw[i + 1]) < 0 ||
+          hex_digit_value(raw[i + 2]) < 0) {
         return uri_error("malformed percent-encoding in the value of " + quoted(name) +
                          " (expected '%' and two hex digits)");
       }
-      out[n++] = static_cast<std::uint8_t>(hex_value(raw[i + 1]) * 16 + hex_value(raw[i + 2]));
+      out[n++] =
+          static_cast<std::uint8_t>(hex_digit_value(raw[i + 1]) * 16 + hex_digit_value(raw[i + 2]));
       i += 2;
       continue;
     }

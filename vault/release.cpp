@@ -446,13 +446,7 @@ Result<Json> Vault::Impl::run_key_task(const CallContext& ctx, std::string_view 
   return run(ctx, op_name.c_str(), [&](Op& op) -> Result<Json> {
     KEYPORT_ASSIGN_OR_RETURN(KeyVersionRecord r, resolve(op, name, version));
     WithObject with_object = [&](const ObjectTask& fn) -> Status {
-      std::shared_lock<std::shared_mutex> objects(objects_mutex);
-      KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
-      auto h = handles.find(*lease, r.cka_id, r.spec.family);
-      if (!h) {
-        return tl::unexpected(detail::lookup_error(h.error(), r));
-      }
-      return fn(*lease, *h);
+      return with_key_object(r, r.spec.family, fn);
     };
     std::string reason;
     Result<Json> out = task(r, with_object, reason);

@@ -10,7 +10,6 @@
 namespace keyport::vault {
 
 using detail::family_title;
-using detail::lookup_error;
 using detail::spki_of;
 
 Result<SignAlg> Vault::Impl::sign_alg_for(const KeyVersionRecord& r, const Json& params) {
@@ -43,32 +42,26 @@ Result<Json> Vault::Impl::sign(Op& op, std::string_view name, std::string_view v
                          std::to_string(hash_length(alg.hash)) + " bytes.");
   }
   op.note = std::string(alg.name);
-  std::shared_lock<std::shared_mutex> objects(objects_mutex);
-  KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
-  auto h = handles.find(*lease, r.cka_id, r.spec.family);
-  if (!h) {
-    return tl::unexpected(lookup_error(h.error(), r));
-  }
-  Result<Bytes> sig = Bytes{};
-  switch (alg.scheme) {
-    case SignScheme::kPkcs1: {
-      CK_MECHANISM mech{CKM_RSA_PKCS, nullptr, 0};
-      sig = token_sign(*lease, *h, mech, digest_info(alg.hash, digest));
-      break;
-    }
-    case SignScheme::kPss: {
-      const p11::ShaMechanisms m = p11::sha_mechanisms(hash_length(alg.hash));
-      CK_RSA_PKCS_PSS_PARAMS pss{m.hash, m.mgf, hash_length(alg.hash)};
-      CK_MECHANISM mech{CKM_RSA_PKCS_PSS, &pss, sizeof pss};
-      sig = token_sign(*lease, *h, mech, digest);
-      break;
-    }
-    case SignScheme::kEcdsa: {
-      CK_MECHANISM mech{CKM_ECDSA, nullptr, 0};
-      sig = token_sign(*lease, *h, mech, digest);
-      break;
-    }
-  }
+  auto sig = with_key_object(
+      r, r.spec.family, [&](const p11::Session& s, CK_OBJECT_HANDLE h) -> Result<Bytes> {
+        switch (alg.scheme) {
+          case SignScheme::kPkcs1: {
+            CK_MECHANISM mech{CKM_RSA_PKCS, nullptr, 0};
+            return token_sign(s, h, mech, digest_info(alg.hash, digest));
+          }
+          case SignScheme::kPss: {
+            const p11::ShaMechanisms m = p11::sha_mechanisms(hash_length(alg.hash));
+            CK_RSA_PKCS_PSS_PARAMS pss{m.hash, m.mgf, hash_length(alg.hash)};
+            CK_MECHANISM mech{CKM_RSA_PKCS_PSS, &pss, sizeof pss};
+            return token_sign(s, h, mech, digest);
+          }
+          case SignScheme::kEcdsa: {
+            CK_MECHANISM mech{CKM_ECDSA, nullptr, 0};
+            return token_sign(s, h, mech, digest);
+          }
+        }
+        return make_error(ErrorCode::kInternal, "unknown signature scheme");
+      });
   if (!sig) {
     return tl::unexpected(sig.error());
   }
@@ -123,31 +116,27 @@ Result<Json> Vault::Impl::rsa_decrypt(Op& op, const KeyVersionRecord& r, const J
                          " bytes long for this key.");
   }
   op.note = alg_name;
-  std::shared_lock<std::shared_mutex> objects(objects_mutex);
-  KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
-  auto h = handles.find(*lease, r.cka_id, KeyFamily::kRsa);
-  if (!h) {
-    return tl::unexpected(lookup_error(h.error(), r));
-  }
-  Result<SecretBytes> plain = SecretBytes{};
-  if (*padding == RsaPadding::kPkcs1) {
-    CK_MECHANISM mech{CKM_RSA_PKCS, nullptr, 0};
-    plain = token_decrypt(*lease, *h, mech, ct, k);
-  } else {
-    const HashAlg hash = *padding == RsaPadding::kOaepSha1 ? HashAlg::kSha1 : HashAlg::kSha256;
-    const p11::ShaMechanisms m = p11::sha_mechanisms(hash_length(hash));
-    CK_RSA_PKCS_OAEP_PARAMS oaep{m.hash, m.mgf, CKZ_DATA_SPECIFIED, nullptr, 0};
-    CK_MECHANISM mech{CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep};
-    plain = token_decrypt(*lease, *h, mech, ct, k);
-    if (!plain && plain.error().code() == ErrorCode::kUnsupported) {
-      // SoftHSM 2.6.1 refuses OAEP with SHA-256: raw RSA in the token, OAEP decoding here
-      // (what libp11's engine does).
-      CK_MECHANISM raw{CKM_RSA_X_509, nullptr, 0};
-      auto em = token_decrypt(*lease, *h, raw, ct, k);
-      plain = em ? oaep_decode(hash, *em, k) : Result<SecretBytes>(tl::unexpected(em.error()));
-      op.note += " (raw RSA in the token, OAEP decoded on the host)";
-    }
-  }
+  auto plain = with_key_object(
+      r, KeyFamily::kRsa, [&](const p11::Session& s, CK_OBJECT_HANDLE h) -> Result<SecretBytes> {
+        if (*padding == RsaPadding::kPkcs1) {
+          CK_MECHANISM mech{CKM_RSA_PKCS, nullptr, 0};
+          return token_decrypt(s, h, mech, ct, k);
+        }
+        const HashAlg hash = *padding == RsaPadding::kOaepSha1 ? HashAlg::kSha1 : HashAlg::kSha256;
+        const p11::ShaMechanisms m = p11::sha_mechanisms(hash_length(hash));
+        CK_RSA_PKCS_OAEP_PARAMS oaep{m.hash, m.mgf, CKZ_DATA_SPECIFIED, nullptr, 0};
+        CK_MECHANISM mech{CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep};
+        auto out = token_decrypt(s, h, mech, ct, k);
+        if (!out && out.error().code() == ErrorCode::kUnsupported) {
+          // SoftHSM 2.6.1 refuses OAEP with SHA-256: raw RSA in the token, OAEP decoding here
+          // (what libp11's engine does).
+          CK_MECHANISM raw{CKM_RSA_X_509, nullptr, 0};
+          auto em = token_decrypt(s, h, raw, ct, k);
+          op.note += " (raw RSA in the token, OAEP decoded on the host)";
+          return em ? oaep_decode(hash, *em, k) : Result<SecretBytes>(tl::unexpected(em.error()));
+        }
+        return out;
+      });
   if (!plain) {
     if (plain.error().code() == ErrorCode::kIntegrityFailure) {
       return bad_parameter("Decryption failed: " + std::string(kIntegrityMessage) + ".");
@@ -215,13 +204,11 @@ Result<Json> Vault::Impl::wrap_key(Op& op, std::string_view name, std::string_vi
         "AES key wrap (RFC 3394) needs a key of 16 or more bytes, a multiple "
         "of 8.");
   }
-  std::shared_lock<std::shared_mutex> objects(objects_mutex);
-  KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
-  auto h = handles.find(*lease, r.cka_id, KeyFamily::kAes);
-  if (!h) {
-    return tl::unexpected(lookup_error(h.error(), r));
-  }
-  KEYPORT_ASSIGN_OR_RETURN(Bytes wrapped, token_aes_kw_wrap(*lease, *h, key_bytes));
+  KEYPORT_ASSIGN_OR_RETURN(
+      Bytes wrapped,
+      with_key_object(r, KeyFamily::kAes, [&](const p11::Session& s, CK_OBJECT_HANDLE h) {
+        return token_aes_kw_wrap(s, h, key_bytes);
+      }));
   return operation_result(kid_of(config.base_url, r.name, r.version), wrapped);
 }
 
@@ -240,13 +227,10 @@ Result<Json> Vault::Impl::unwrap_key(Op& op, std::string_view name, std::string_
   if (wrapped.size() < 24 || wrapped.size() % 8 != 0) {
     return bad_parameter("An RFC 3394 wrapped key is 24 or more bytes, a multiple of 8.");
   }
-  std::shared_lock<std::shared_mutex> objects(objects_mutex);
-  KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
-  auto h = handles.find(*lease, r.cka_id, KeyFamily::kAes);
-  if (!h) {
-    return tl::unexpected(lookup_error(h.error(), r));
-  }
-  auto key_bytes = token_aes_kw_unwrap(*lease, *h, wrapped);
+  auto key_bytes =
+      with_key_object(r, KeyFamily::kAes, [&](const p11::Session& s, CK_OBJECT_HANDLE h) {
+        return token_aes_kw_unwrap(s, h, wrapped);
+      });
   if (!key_bytes) {
     if (key_bytes.error().code() == ErrorCode::kIntegrityFailure) {
       return bad_parameter("Unwrap failed: " + std::string(kIntegrityMessage) + ".");

@@ -116,6 +116,21 @@ struct Vault::Impl {
 
   ~Impl();
 
+  // Runs fn(session, handle) on the token object of the version `r` (looked up as `family`),
+  // holding the object lock shared (no purge meanwhile) and a pooled session: the frame of every
+  // token operation on an existing key. fn returns a Result or Status, returned as it is.
+  template <typename Fn>
+  auto with_key_object(const KeyVersionRecord& r, KeyFamily family, Fn&& fn)
+      -> decltype(fn(std::declval<const p11::Session&>(), CK_OBJECT_HANDLE{})) {
+    std::shared_lock<std::shared_mutex> objects(objects_mutex);
+    KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
+    auto h = handles.find(*lease, r.cka_id, family);
+    if (!h) {
+      return tl::unexpected(detail::lookup_error(h.error(), r));
+    }
+    return fn(*lease, *h);
+  }
+
   std::int64_t now() const { return clock() + clock_offset.load(); }
 
   byok::TargetKind target() const {
