@@ -10,12 +10,25 @@
 namespace keyport::vault {
 namespace {
 
-std::string key_path(std::string_view name, std::string_view version = {}) {
+// A path segment from the caller: a key name by Key Vault's rule, a version of letters and
+// digits, so that neither can reach another route ("app/versions", "app?x", "../deletedkeys").
+Result<std::string> key_path(std::string_view name, std::string_view version = {}) {
+  KEYPORT_TRY(check_key_name(name));
   std::string p = "/keys/" + std::string(name);
   if (!version.empty()) {
+    for (char c : version) {
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))) {
+        return bad_parameter("A key version is letters and digits only (32 hex digits).");
+      }
+    }
     p += "/" + std::string(version);
   }
   return p;
+}
+
+Result<std::string> deleted_key_path(std::string_view name) {
+  KEYPORT_TRY(check_key_name(name));
+  return "/deletedkeys/" + std::string(name);
 }
 
 std::string with_page_size(std::string path, std::optional<unsigned> page_size) {
@@ -136,13 +149,13 @@ Result<Json> Client::call(std::string_view method, const std::string& target,
 }
 
 Result<Json> Client::create_key(std::string_view name, const Json& params) {
-  KEYPORT_TRY(check_key_name(name));
-  return call("POST", key_path(name) + "/create", dump_json(params));
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name));
+  return call("POST", path + "/create", dump_json(params));
 }
 
 Result<Json> Client::import_key(std::string_view name, const std::string& body) {
-  KEYPORT_TRY(check_key_name(name));
-  return call("PUT", key_path(name), body);
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name));
+  return call("PUT", path, body);
 }
 
 Result<Json> Client::import_byok(std::span<const std::uint8_t> byok_file,
@@ -152,7 +165,7 @@ Result<Json> Client::import_byok(std::span<const std::uint8_t> byok_file,
 }
 
 Result<Json> Client::import_jwk(std::string_view name, const SecretBytes& jwk_text, bool hsm) {
-  KEYPORT_TRY(check_key_name(name));
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name));
   KEYPORT_ASSIGN_OR_RETURN(Json jwk,
                            parse_json_strict(as_chars(jwk_text.reveal(SecretAccess::unsafe()))));
   if (!jwk.is_object()) {
@@ -164,19 +177,21 @@ Result<Json> Client::import_jwk(std::string_view name, const SecretBytes& jwk_te
   }
   std::optional<std::string> text = dump_json(body);
   body.clear();  // the JWK's private members go no further than this call
-  auto r = call("PUT", key_path(name), text);
+  auto r = call("PUT", path, text);
   // Best effort: std::string has no guaranteed wipe, but the bytes need not outlive the call.
   std::fill(text->begin(), text->end(), '\0');
   return r;
 }
 
 Result<Json> Client::get_key(std::string_view name, std::string_view version) {
-  return call("GET", key_path(name, version));
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name, version));
+  return call("GET", path);
 }
 
 Result<Json> Client::update_key(std::string_view name, std::string_view version,
                                 const Json& params) {
-  return call("PATCH", key_path(name, version), dump_json(params));
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name, version));
+  return call("PATCH", path, dump_json(params));
 }
 
 Result<Json> Client::list_all(std::string target) {
@@ -213,30 +228,36 @@ Result<Json> Client::list_deleted_keys(std::optional<unsigned> page_size) {
 }
 
 Result<Json> Client::list_versions(std::string_view name, std::optional<unsigned> page_size) {
-  return list_all(with_page_size(key_path(name) + "/versions", page_size));
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name));
+  return list_all(with_page_size(path + "/versions", page_size));
 }
 
 Result<Json> Client::delete_key(std::string_view name) {
-  return call("DELETE", key_path(name));
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name));
+  return call("DELETE", path);
 }
 
 Result<Json> Client::get_deleted_key(std::string_view name) {
-  return call("GET", "/deletedkeys/" + std::string(name));
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, deleted_key_path(name));
+  return call("GET", path);
 }
 
 Result<Json> Client::recover_deleted_key(std::string_view name) {
-  return call("POST", "/deletedkeys/" + std::string(name) + "/recover");
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, deleted_key_path(name));
+  return call("POST", path + "/recover");
 }
 
 Status Client::purge_deleted_key(std::string_view name) {
-  KEYPORT_TRY(call("DELETE", "/deletedkeys/" + std::string(name)));
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, deleted_key_path(name));
+  KEYPORT_TRY(call("DELETE", path));
   return {};
 }
 
 Result<Json> Client::sign(std::string_view name, std::string_view version, std::string_view alg,
                           std::span<const std::uint8_t> digest) {
   Json body{{"alg", alg}, {"value", base64url_encode(digest)}};
-  return call("POST", key_path(name, version) + "/sign", dump_json(body));
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name, version));
+  return call("POST", path + "/sign", dump_json(body));
 }
 
 Result<Json> Client::verify(std::string_view name, std::string_view version, std::string_view alg,
@@ -244,15 +265,17 @@ Result<Json> Client::verify(std::string_view name, std::string_view version, std
                             std::span<const std::uint8_t> signature) {
   Json body{
       {"alg", alg}, {"digest", base64url_encode(digest)}, {"value", base64url_encode(signature)}};
-  return call("POST", key_path(name, version) + "/verify", dump_json(body));
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name, version));
+  return call("POST", path + "/verify", dump_json(body));
 }
 
 Result<Json> Client::key_operation(KeyOperation op, std::string_view name, std::string_view version,
                                    std::string_view alg, const SecretBytes& value) {
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name, version));
   Json body{{"alg", alg}, {"value", base64url_encode(value.reveal(SecretAccess::unsafe()))}};
   std::optional<std::string> text = dump_json(body);
   body.clear();
-  auto r = call("POST", key_path(name, version) + "/" + std::string(to_string(op)), text);
+  auto r = call("POST", path + "/" + std::string(to_string(op)), text);
   std::fill(text->begin(), text->end(), '\0');
   return r;
 }
@@ -267,19 +290,23 @@ Result<Json> Client::release(std::string_view name, std::string_view version,
   if (nonce) {
     body["nonce"] = *nonce;
   }
-  return call("POST", key_path(name, version) + "/release", dump_json(body));
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name, version));
+  return call("POST", path + "/release", dump_json(body));
 }
 
 Result<Json> Client::rotate_key(std::string_view name) {
-  return call("POST", key_path(name) + "/rotate");
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name));
+  return call("POST", path + "/rotate");
 }
 
 Result<Json> Client::get_rotation_policy(std::string_view name) {
-  return call("GET", key_path(name) + "/rotationpolicy");
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name));
+  return call("GET", path + "/rotationpolicy");
 }
 
 Result<Json> Client::set_rotation_policy(std::string_view name, const Json& policy) {
-  return call("PUT", key_path(name) + "/rotationpolicy", dump_json(policy));
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name));
+  return call("PUT", path + "/rotationpolicy", dump_json(policy));
 }
 
 Result<Json> Client::platform_report() {

@@ -216,7 +216,18 @@ TEST_CASE("vault::Client refuses what it cannot send, before anything is sent", 
   auto c = connect("https://127.0.0.1:1", "t");
   REQUIRE_OK(c);
   CHECK_ERROR_CODE(c->create_key("a/b", Json{{"kty", "EC-HSM"}}), ErrorCode::kInvalidArgument);
+  // Every per-key call checks the name (and version) too, so that "app/versions" or "app?x" can
+  // never reach another route of the vault.
+  CHECK_ERROR_CODE(c->get_key("app/versions"), ErrorCode::kInvalidArgument);
+  CHECK_ERROR_CODE(c->get_key("app", "v1/sign"), ErrorCode::kInvalidArgument);
+  CHECK_ERROR_CODE(c->get_key("app?api-version=1"), ErrorCode::kInvalidArgument);
+  CHECK_ERROR_CODE(c->delete_key("../deletedkeys/x"), ErrorCode::kInvalidArgument);
+  CHECK_ERROR_CODE(c->list_versions("a b", std::nullopt), ErrorCode::kInvalidArgument);
+  CHECK_ERROR_CODE(c->get_deleted_key("x/recover"), ErrorCode::kInvalidArgument);
+  CHECK_ERROR_CODE(c->recover_deleted_key(""), ErrorCode::kInvalidArgument);
+  CHECK_ERROR_CODE(c->rotate_key("app/rotate"), ErrorCode::kInvalidArgument);
   CHECK_ERROR_CODE(c->get_key("a"), ErrorCode::kIo);
+  CHECK_ERROR_CODE(c->get_key("a", "0123456789abcdef0123456789abcdef"), ErrorCode::kIo);
 }
 
 TEST_CASE("vault::error_from_response maps HTTP statuses to error categories", "[vault][client]") {
