@@ -9,16 +9,10 @@
 namespace keyport::byok {
 namespace {
 
-constexpr std::string_view kSchemaVersion = "1.0.0";
 constexpr std::string_view kAlgDir = "dir";
 
 tl::unexpected<Error> member_error(std::string_view member, const std::string& why) {
   return make_error(ErrorCode::kFormat, ".byok member \"" + std::string(member) + "\": " + why);
-}
-
-// A JSON string for messages (quoted and escaped).
-std::string json_quoted(const std::string& s) {
-  return dump_json(Json(s));
 }
 
 }  // namespace
@@ -52,7 +46,7 @@ Result<ByokFile> ByokFile::parse(std::string_view text) {
   ByokFile file;
 
   KEYPORT_ASSIGN_OR_RETURN(file.schema_version, json_string(doc, "schema_version", ".byok"));
-  if (file.schema_version != kSchemaVersion) {
+  if (file.schema_version != kByokSchemaVersion) {
     return member_error("schema_version",
                         "must be \"1.0.0\", got " + json_quoted(file.schema_version));
   }

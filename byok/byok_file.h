@@ -15,8 +15,11 @@
 
 namespace keyport::byok {
 
+// The only schema_version of the transfer format.
+inline constexpr std::string_view kByokSchemaVersion = "1.0.0";
+
 struct ByokFile {
-  std::string schema_version = "1.0.0";
+  std::string schema_version{kByokSchemaVersion};
   std::string kid;
   std::string alg = "dir";
   WrapAlg enc = WrapAlg::kRsaAesKeyWrap;

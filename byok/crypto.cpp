@@ -25,19 +25,14 @@
 namespace keyport::byok {
 namespace {
 
-constexpr std::size_t kSemiblock = 8;
 // KW/KWP inputs beyond this are refused before they reach OpenSSL's int-sized length arguments.
 constexpr std::size_t kMaxWrapInput = std::size_t{1} << 30;
 // The shortest inputs each mode can unwrap: KWP one encrypted block, KW two semiblocks + IV.
-constexpr std::size_t kMinKwpWrapped = 2 * kSemiblock;
-constexpr std::size_t kMinKwWrapped = 3 * kSemiblock;
-constexpr std::size_t kMinKwPlaintext = 2 * kSemiblock;
+constexpr std::size_t kMinKwpWrapped = 2 * kKwSemiblock;
+constexpr std::size_t kMinKwWrapped = 3 * kKwSemiblock;
+constexpr std::size_t kMinKwPlaintext = 2 * kKwSemiblock;
 
 enum class WrapMode { kKw, kKwp };
-
-std::size_t round_up_to_semiblock(std::size_t n) {
-  return (n + kSemiblock - 1) / kSemiblock * kSemiblock;
-}
 
 bool is_aes_key_size(std::size_t n) {
   return n == 16 || n == 24 || n == 32;
@@ -105,15 +100,15 @@ Result<Bytes> wrap_with(WrapMode mode, const SecretBytes& kek, const SecretBytes
     if (n == 0) {
       return make_error(ErrorCode::kInvalidArgument, "AES-KWP: the plaintext is empty");
     }
-    expected = kSemiblock + round_up_to_semiblock(n);
+    expected = kwp_wrapped_size(n);
   } else {
-    if (n % kSemiblock != 0 || n < kMinKwPlaintext) {
+    if (n % kKwSemiblock != 0 || n < kMinKwPlaintext) {
       return make_error(ErrorCode::kInvalidArgument,
                         "AES-KW: the plaintext must be a multiple of 8 bytes and at least 16 "
                         "bytes, not " +
                             std::to_string(n));
     }
-    expected = n + kSemiblock;
+    expected = n + kKwSemiblock;
   }
   // The wrapped output is public; it needs no wiping.
   Bytes out(expected);
@@ -130,7 +125,7 @@ Result<SecretBytes> unwrap_with(WrapMode mode, const SecretBytes& kek,
   KEYPORT_ASSIGN_OR_RETURN(const EVP_CIPHER* cipher, wrap_cipher(mode, kek));
   const std::size_t n = wrapped.size();
   const std::size_t min_len = mode == WrapMode::kKwp ? kMinKwpWrapped : kMinKwWrapped;
-  if (n % kSemiblock != 0 || n < min_len || n > kMaxWrapInput + 2 * kSemiblock) {
+  if (n % kKwSemiblock != 0 || n < min_len || n > kMaxWrapInput + 2 * kKwSemiblock) {
     ossl::drain_errors();
     return integrity_error();
   }
@@ -144,8 +139,8 @@ Result<SecretBytes> unwrap_with(WrapMode mode, const SecretBytes& kek,
   // KW yields exactly n - 8 bytes; KWP yields n - 15 .. n - 8 bytes (RFC 5649 MLI range).
   const std::size_t len = *written;
   const bool length_ok = mode == WrapMode::kKw
-                             ? len == n - kSemiblock
-                             : (len > n - 2 * kSemiblock && len <= n - kSemiblock);
+                             ? len == n - kKwSemiblock
+                             : (len > n - 2 * kKwSemiblock && len <= n - kKwSemiblock);
   if (!length_ok) {
     ossl::drain_errors();
     return integrity_error();
@@ -386,7 +381,7 @@ Result<BlobParts> split_transfer_blob(std::span<const std::uint8_t> ciphertext,
                                               " bytes) plus the shortest AES-KWP part (16 bytes)");
   }
   const std::size_t kwp_len = ciphertext.size() - modulus_bytes;
-  if (kwp_len % kSemiblock != 0) {
+  if (kwp_len % kKwSemiblock != 0) {
     return make_error(ErrorCode::kFormat, "transfer blob: the AES-KWP part (" +
                                               std::to_string(kwp_len) +
                                               " bytes) is not a multiple of 8 bytes");

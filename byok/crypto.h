@@ -19,6 +19,13 @@
 
 namespace keyport::byok {
 
+// AES key wrap works on 8-byte semiblocks; KWP output for `plaintext` bytes is 8 + 8 * ceil(len /
+// 8).
+inline constexpr std::size_t kKwSemiblock = 8;
+constexpr std::size_t kwp_wrapped_size(std::size_t plaintext) {
+  return kKwSemiblock + (plaintext + kKwSemiblock - 1) / kKwSemiblock * kKwSemiblock;
+}
+
 // RFC 5649 (NIST SP 800-38F KWP). kek is 16, 24 or 32 bytes (else kInvalidArgument); plaintext
 // 1 byte or more. Output length is 8 + 8 * ceil(len / 8).
 Result<Bytes> aes_kwp_wrap(const SecretBytes& kek, const SecretBytes& plaintext);

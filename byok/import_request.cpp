@@ -13,15 +13,8 @@
 namespace keyport::byok {
 namespace {
 
-constexpr std::size_t kMaxNameChars = 127;
-
 Status check_name(const std::string& name) {
-  bool ok = !name.empty() && name.size() <= kMaxNameChars;
-  for (char c : name) {
-    ok = ok &&
-         ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-');
-  }
-  if (!ok) {
+  if (!is_key_name(name)) {
     return make_error(ErrorCode::kInvalidArgument,
                       "--name " + dump_json(Json(name)) +
                           ": an Azure key name is 1 to 127 letters, digits and '-' "

@@ -6,6 +6,7 @@
 
 #include "core/file_io.h"
 #include "core/json.h"
+#include "core/strings.h"
 
 namespace keyport::byok {
 namespace {
@@ -14,10 +15,6 @@ constexpr std::size_t kMaxKekFileBytes = 1u << 20;
 constexpr std::array<unsigned, 3> kKekSizes = {2048, 3072, 4096};
 constexpr std::string_view kImportRule =
     "Azure: \"import is mutually exclusive with all other key operations\"";
-
-bool is_space(std::uint8_t c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
 
 std::string describe_key(const PublicKey& key) {
   if (key.family() == KeyFamily::kEc && key.curve()) {
@@ -109,7 +106,7 @@ Result<Kek> read_kek(std::span<const std::uint8_t> contents) {
   if (contents.size() >= 3 && contents[0] == 0xEF && contents[1] == 0xBB && contents[2] == 0xBF) {
     start = 3;
   }
-  while (start < contents.size() && is_space(contents[start])) {
+  while (start < contents.size() && is_json_space(contents[start])) {
     ++start;
   }
   if (start == contents.size()) {

@@ -18,6 +18,7 @@
 #include "byok/profile.h"
 #include "core/encoding.h"
 #include "core/ossl.h"
+#include "core/strings.h"
 
 namespace keyport::byok {
 namespace {
@@ -127,10 +128,6 @@ KeyFileFormat format_of(DerKind kind) {
 // ---------------------------------------------------------------------------------------------
 // Small text helpers.
 
-bool is_space(std::uint8_t c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 bool is_hex_digit(std::uint8_t c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
@@ -146,10 +143,10 @@ std::uint8_t hex_value(std::uint8_t c) {
 }
 
 std::span<const std::uint8_t> trim(std::span<const std::uint8_t> in) {
-  while (!in.empty() && is_space(in.front())) {
+  while (!in.empty() && is_json_space(in.front())) {
     in = in.subspan(1);
   }
-  while (!in.empty() && is_space(in.back())) {
+  while (!in.empty() && is_json_space(in.back())) {
     in = in.first(in.size() - 1);
   }
   return in;
@@ -160,7 +157,7 @@ std::span<const std::uint8_t> skip_bom_and_space(std::span<const std::uint8_t> i
   if (in.size() >= 3 && in[0] == 0xEF && in[1] == 0xBB && in[2] == 0xBF) {
     in = in.subspan(3);
   }
-  while (!in.empty() && is_space(in.front())) {
+  while (!in.empty() && is_json_space(in.front())) {
     in = in.subspan(1);
   }
   return in;

@@ -29,7 +29,6 @@ constexpr std::array<KnownHost, 7> kKnownHosts = {{
 
 constexpr std::string_view kScheme = "https://";
 constexpr std::size_t kVersionChars = 32;
-constexpr std::size_t kMaxNameChars = 127;
 constexpr std::string_view kShape = "https://<host>/keys/<name>/<32-hex version>";
 
 bool is_digit(char c) {
@@ -136,6 +135,11 @@ std::string check_authority(std::string_view authority, std::string_view& host_o
 
 }  // namespace
 
+bool is_key_name(std::string_view name) {
+  return !name.empty() && name.size() <= kMaxKeyNameChars &&
+         std::all_of(name.begin(), name.end(), [](char c) { return is_alnum(c) || c == '-'; });
+}
+
 std::string_view to_string(TargetKind kind) {
   switch (kind) {
     case TargetKind::kKeyVault:
@@ -224,7 +228,7 @@ Result<KeyId> parse_kid(std::string_view url, bool require_version) {
     return kid_error(url, "has no key name (expected " + std::string(kShape) + ")");
   }
   const std::string_view name = segments[1];
-  if (name.size() > kMaxNameChars) {
+  if (name.size() > kMaxKeyNameChars) {
     return kid_error(url, "key name is longer than 127 characters");
   }
   for (char c : name) {

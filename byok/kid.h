@@ -3,6 +3,7 @@
 // the target (Key Vault or Managed HSM, and which cloud).
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,6 +11,10 @@
 #include "core/error.h"
 
 namespace keyport::byok {
+
+// Azure key names: ^[0-9a-zA-Z-]{1,127}$.
+inline constexpr std::size_t kMaxKeyNameChars = 127;
+bool is_key_name(std::string_view name);
 
 enum class TargetKind { kKeyVault, kManagedHsm };
 

@@ -20,9 +20,7 @@ namespace code = lint_code;
 constexpr std::size_t kMaxFileBytes = 1u << 20;  // parse_json_strict's default limit
 constexpr std::size_t kMaxDepth = 64;
 constexpr std::size_t kMinKwpPart = 16;
-constexpr std::size_t kSemiblock = 8;
 constexpr std::array<std::size_t, 3> kKekModulusBytes = {256, 384, 512};
-constexpr std::string_view kSchemaVersion = "1.0.0";
 
 // The catalogue, in the order of lint_code. One line of advice each; docs/byok-inspect.md says
 // more.
@@ -130,18 +128,6 @@ const std::set<std::string_view> kReaderCodes = {
     code::kCtEncoding, code::kCtStdB64,      code::kCtShort,
 };
 
-std::string json_quoted(const std::string& s) {
-  return dump_json(Json(s));
-}
-
-std::size_t round_up_to_semiblock(std::size_t n) {
-  return (n + kSemiblock - 1) / kSemiblock * kSemiblock;
-}
-
-std::size_t kwp_length_for(std::size_t plaintext) {
-  return kSemiblock + round_up_to_semiblock(plaintext);
-}
-
 std::size_t der_len(std::size_t content) {
   return 1 + (content < 0x80 ? 1 : content < 0x100 ? 2 : 3) + content;
 }
@@ -190,13 +176,13 @@ std::vector<KeySpec> key_specs_for_kwp(std::size_t kwp) {
   for (const KeySpec& spec : specs) {
     bool fits = false;
     if (spec.family == KeyFamily::kAes) {
-      fits = kwp == kwp_length_for(spec.bits / 8);
+      fits = kwp == kwp_wrapped_size(spec.bits / 8);
     } else if (spec.family == KeyFamily::kEc) {
       for (std::size_t len : ec_pkcs8_lengths(*spec.curve))
-        fits = fits || kwp == kwp_length_for(len);
+        fits = fits || kwp == kwp_wrapped_size(len);
     } else {
       auto [lo, hi] = rsa_pkcs8_lengths(spec.bits / 8);
-      fits = kwp >= kwp_length_for(lo) && kwp <= kwp_length_for(hi);
+      fits = kwp >= kwp_wrapped_size(lo) && kwp <= kwp_wrapped_size(hi);
     }
     if (fits)
       out.push_back(spec);
@@ -390,7 +376,7 @@ void Linter::check_members(const Json& doc) {
 
   if (auto version = string_member(doc, "schema_version", "")) {
     m_report.schema_version = *version;
-    if (*version != kSchemaVersion) {
+    if (*version != kByokSchemaVersion) {
       std::string why = "schema_version is " + json_quoted(*version) + ", not \"1.0.0\"";
       if (*version == "1.0") {
         why += " (\"1.0\" is the schema of the blob inside a key release response)";
@@ -611,7 +597,7 @@ void Linter::check_lengths(std::span<const std::uint8_t> ciphertext) {
   const std::size_t total = ciphertext.size();
   m_report.ciphertext_bytes = total;
   for (std::size_t modulus : kKekModulusBytes) {
-    if (total >= modulus + kMinKwpPart && (total - modulus) % kSemiblock == 0 &&
+    if (total >= modulus + kMinKwpPart && (total - modulus) % kKwSemiblock == 0 &&
         !key_specs_for_kwp(total - modulus).empty()) {
       m_report.plausible_kek_bits.push_back(static_cast<unsigned>(modulus * 8));
     }
@@ -624,7 +610,7 @@ void Linter::check_lengths(std::span<const std::uint8_t> ciphertext) {
       add(code::kCtShort, "ciphertext is " + std::to_string(total) +
                               " bytes, no longer than the RSA part of the smallest KEK (" +
                               std::to_string(smallest_rsa) + " bytes for 2048 bits)");
-    } else if (total % kSemiblock != 0 || total < smallest_rsa + kMinKwpPart) {
+    } else if (total % kKwSemiblock != 0 || total < smallest_rsa + kMinKwpPart) {
       add(code::kKwpLength, "ciphertext is " + std::to_string(total) +
                                 " bytes: whatever the KEK size, the AES-KWP part is not a " +
                                 "multiple of 8 bytes of at least 16");
@@ -667,7 +653,7 @@ void Linter::check_lengths(std::span<const std::uint8_t> ciphertext) {
     return;
   }
   const std::size_t kwp = total - modulus;
-  if (kwp % kSemiblock != 0 || kwp < kMinKwpPart) {
+  if (kwp % kKwSemiblock != 0 || kwp < kMinKwpPart) {
     add(code::kKwpLength, "the AES-KWP part is " + std::to_string(kwp) + " bytes (after the " +
                               std::to_string(modulus) +
                               "-byte RSA part): not a multiple of 8 of at least 16");
@@ -805,11 +791,12 @@ void Linter::check_key(const SecretBytes& plaintext) {
     if (!trailing.empty()) {
       const bool zeros =
           std::all_of(trailing.begin(), trailing.end(), [](std::uint8_t b) { return b == 0; });
-      if (zeros && trailing.size() < kSemiblock) {
+      if (zeros && trailing.size() < kKwSemiblock) {
         add(code::kPkcs8TrailingZeros,
             std::to_string(trailing.size()) + " zero bytes follow the " +
                 std::to_string(info->der_length) + "-byte PKCS#8 DER" +
-                (n % kSemiblock == 0 ? " (padded to a multiple of 8, as SoftHSM 2.6.1 does)" : ""));
+                (n % kKwSemiblock == 0 ? " (padded to a multiple of 8, as SoftHSM 2.6.1 does)"
+                                       : ""));
       } else {
         add(code::kPkcs8TrailingBytes, std::to_string(trailing.size()) + (zeros ? " zero" : "") +
                                            " bytes follow the " + std::to_string(info->der_length) +

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/ossl.h"
+#include "core/strings.h"
 
 namespace keyport::byok {
 namespace {
@@ -64,12 +65,8 @@ bool less_than(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b)
   return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end());
 }
 
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 bool only_whitespace(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), is_space);
+  return std::all_of(s.begin(), s.end(), is_json_space);
 }
 
 Result<Bytes> bn_param(const EVP_PKEY* pkey, const char* name) {
@@ -188,7 +185,7 @@ struct PemBlock {
 // Exactly one RFC 7468 block, surrounded by nothing but whitespace.
 Result<PemBlock> parse_single_pem(std::string_view text) {
   std::size_t start = 0;
-  while (start < text.size() && is_space(text[start])) {
+  while (start < text.size() && is_json_space(text[start])) {
     ++start;
   }
   std::string_view rest = text.substr(start);
@@ -237,7 +234,7 @@ Result<PemBlock> parse_single_pem(std::string_view text) {
   std::string b64;
   b64.reserve(body.size());
   for (char c : body) {
-    if (!is_space(c)) {
+    if (!is_json_space(c)) {
       b64 += c;
     }
   }

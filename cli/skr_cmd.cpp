@@ -291,13 +291,13 @@ Status run_check(GlobalOptions& g, const CheckOptions& o) {
 // ---------------------------------------------------------------------------------------------
 // attest init | serve | token
 
-struct InitOptions {
+struct AttestInitOptions {
   std::string data;
   std::string url = kDefaultAuthorityUrl;
   bool force = false;
 };
 
-Status run_init(GlobalOptions& g, const InitOptions& o) {
+Status run_attest_init(GlobalOptions& g, const AttestInitOptions& o) {
   KEYPORT_ASSIGN_OR_RETURN(auto a, SimulatedAuthority::init(o.data, o.url, o.force));
   const fs::path dir = fs::absolute(o.data);
   if (g.json) {
@@ -318,12 +318,12 @@ Status run_init(GlobalOptions& g, const InitOptions& o) {
   return {};
 }
 
-struct ServeOptions {
+struct AttestServeOptions {
   std::string data;
   std::string listen = "127.0.0.1:0";
 };
 
-Status run_serve(GlobalOptions& g, const ServeOptions& o) {
+Status run_attest_serve(GlobalOptions& g, const AttestServeOptions& o) {
   KEYPORT_ASSIGN_OR_RETURN(auto a, SimulatedAuthority::open(o.data));
   // Block the stop signals in every thread, so that this one can wait for them.
   sigset_t set;
@@ -646,7 +646,7 @@ void setup_skr_commands(CLI::App& app, GlobalOptions& g) {
       "only: it attests nothing)");
   attest->require_subcommand(1);
 
-  auto init = std::make_shared<InitOptions>();
+  auto init = std::make_shared<AttestInitOptions>();
   CLI::App* init_cmd = attest->add_subcommand(
       "init", "Create a SIMULATED authority folder: signing key and certificate, JWKS, HTTPS CA");
   init_cmd->add_option("--data", init->data, "Authority folder")->required();
@@ -655,9 +655,9 @@ void setup_skr_commands(CLI::App& app, GlobalOptions& g) {
       "Authority URL (token issuer); default " + std::string(kDefaultAuthorityUrl));
   init_cmd->add_flag("--force", init->force, "Replace an existing authority in the folder");
   add_json_flag(*init_cmd, g);
-  init_cmd->callback(bind_command(g, [&g, init] { return run_init(g, *init); }));
+  init_cmd->callback(bind_command(g, [&g, init] { return run_attest_init(g, *init); }));
 
-  auto serve = std::make_shared<ServeOptions>();
+  auto serve = std::make_shared<AttestServeOptions>();
   CLI::App* serve_cmd = attest->add_subcommand(
       "serve",
       "Serve a SIMULATED authority's OpenID metadata and JWKS over HTTPS (writes DIR/server.json "
@@ -666,7 +666,7 @@ void setup_skr_commands(CLI::App& app, GlobalOptions& g) {
       ->required();
   serve_cmd->add_option("--listen", serve->listen, "ADDRESS:PORT (PORT 0: any free port)");
   add_json_flag(*serve_cmd, g);
-  serve_cmd->callback(bind_command(g, [&g, serve] { return run_serve(g, *serve); }));
+  serve_cmd->callback(bind_command(g, [&g, serve] { return run_attest_serve(g, *serve); }));
 
   auto token = std::make_shared<TokenOptionsCmd>();
   CLI::App* token_cmd = attest->add_subcommand(

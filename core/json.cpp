@@ -118,6 +118,10 @@ Result<Json> parse_json_strict(std::string_view text, const JsonLimits& limits) 
   return std::move(*s.doc);
 }
 
+std::string json_quoted(std::string_view text) {
+  return dump_json(Json(std::string(text)));
+}
+
 std::string dump_json(const Json& j, int indent) {
   return j.dump(indent, ' ', false, Json::error_handler_t::replace);
 }

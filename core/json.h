@@ -45,6 +45,8 @@ JsonScan scan_json(std::string_view text, const JsonLimits& limits = {});
 
 // Serialises compactly; never throws (invalid UTF-8 is replaced).
 std::string dump_json(const Json& j, int indent = -1);
+// `text` as a JSON string (quoted and escaped), for messages that show untrusted input.
+std::string json_quoted(std::string_view text);
 
 // Typed member access for validators: each returns kFormat naming `where` + member on mismatch.
 Result<std::string> json_string(const Json& obj, std::string_view member, std::string_view where);

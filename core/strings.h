@@ -19,6 +19,11 @@ bool iequals(std::string_view a, std::string_view b);
 // Whether `text` starts with `prefix`, ASCII letters compared without case.
 bool starts_with_icase(std::string_view text, std::string_view prefix);
 
+// JSON's and PEM's whitespace (RFC 8259 section 2): space, \t, \n, \r.
+constexpr bool is_json_space(unsigned char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 // `text` without leading and trailing ASCII whitespace (space, \t, \n, \v, \f, \r).
 std::string_view trim(std::string_view text);
 

@@ -5,6 +5,7 @@
 # (the seed corpora in tests/fuzz/ are not modified); crashes to build-fuzz/crashes/<target>/.
 #   scripts/fuzz.sh [SECONDS] [TARGET ...]
 # Exit status: 0 when no target found anything, 1 otherwise. Prints executions per target.
+# Targets run in parallel, one per core (KEYPORT_FUZZ_JOBS=N sets how many).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 seconds=${1:-60}
@@ -36,10 +37,10 @@ done
 names=()
 for l in "${targets[@]}"; do names+=("keyport_fuzz_${l%%:*}"); done
 cmake --build "$build" -j "$(nproc)" --target "${names[@]}"
-status=0
-for l in "${targets[@]}"; do
-  name=${l%%:*}
-  IFS=, read -r -a seeds <<<"${l#*:}"
+jobs=${KEYPORT_FUZZ_JOBS:-$(nproc)}
+fuzz_one() {  # LINE: fuzzes one target; prints its verdict; exit 1 on a finding
+  local name=${1%%:*} seeds log execs
+  IFS=, read -r -a seeds <<<"${1#*:}"
   mkdir -p "$build/corpus/$name" "$build/crashes/$name"
   log="$build/fuzz-$name.log"
   if "$build/tests/fuzz/keyport_fuzz_$name" "$build/corpus/$name" "${seeds[@]}" -max_total_time="$seconds" \
@@ -48,7 +49,21 @@ for l in "${targets[@]}"; do
     echo "fuzz: $name: ${execs:-?} executions in ${seconds}s, no finding"
   else
     echo "fuzz: $name: FINDING (see $log and $build/crashes/$name/)" >&2
-    status=1
+    return 1
   fi
+}
+status=0
+running=0
+for l in "${targets[@]}"; do
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n || status=1
+    running=$((running - 1))
+  fi
+  fuzz_one "$l" &
+  running=$((running + 1))
+done
+while [ "$running" -gt 0 ]; do
+  wait -n || status=1
+  running=$((running - 1))
 done
 exit $status

@@ -13,7 +13,7 @@
 namespace keyport::skr {
 namespace {
 
-tl::unexpected<Error> att_error(std::string detail, std::string message) {
+tl::unexpected<Error> resolver_error(std::string detail, std::string message) {
   return make_error(ErrorCode::kAttestationInvalid, std::move(detail), std::move(message));
 }
 
@@ -115,8 +115,8 @@ Result<std::vector<VerificationKey>> StaticKeyResolver::keys_for(std::string_vie
   std::lock_guard<std::mutex> lock(m_mutex);
   auto it = m_keys.find(normalize_authority(issuer));
   if (it == m_keys.end()) {
-    return att_error("JWT-UNTRUSTED-ISS", "issuer \"" + std::string(issuer) +
-                                              "\" is not a trusted attestation authority");
+    return resolver_error("JWT-UNTRUSTED-ISS", "issuer \"" + std::string(issuer) +
+                                                   "\" is not a trusted attestation authority");
   }
   return it->second.second;
 }
@@ -228,8 +228,8 @@ std::size_t OidcKeyResolver::fetch_count() const {
 
 Result<std::vector<VerificationKey>> OidcKeyResolver::keys_for(std::string_view issuer) {
   if (!trusts(issuer)) {
-    return att_error("JWT-UNTRUSTED-ISS", "issuer \"" + std::string(issuer) +
-                                              "\" is not a trusted attestation authority");
+    return resolver_error("JWT-UNTRUSTED-ISS", "issuer \"" + std::string(issuer) +
+                                                   "\" is not a trusted attestation authority");
   }
   const std::string norm = normalize_authority(issuer);
   const std::int64_t now = now_of(m_options.clock);
@@ -258,7 +258,7 @@ Result<std::vector<VerificationKey>> OidcKeyResolver::fetch(const std::string& i
   }
   const std::string config_url = issuer + "/.well-known/openid-configuration";
   auto fail = [&](const std::string& detail, const std::string& why) {
-    return att_error(detail, "cannot obtain the signing keys of \"" + issuer + "\": " + why);
+    return resolver_error(detail, "cannot obtain the signing keys of \"" + issuer + "\": " + why);
   };
   auto config_text = https_get(config_url, m_options);
   if (!config_text) {

@@ -151,6 +151,11 @@ Result<std::shared_ptr<skr::KeyResolver>> load_trust(const fs::path& file) {
       std::make_shared<TrustResolver>(std::move(fixed_resolver), std::move(discovered)));
 }
 
+}  // namespace
+// A named namespace: ReleaseService::State holds one (an anonymous type would differ per
+// translation unit).
+namespace detail {
+
 struct FileStamp {
   bool exists = false;
   fs::file_time_type mtime;
@@ -159,9 +164,11 @@ struct FileStamp {
     return exists == o.exists && mtime == o.mtime && size == o.size;
   }
 };
+}  // namespace detail
+namespace {
 
-FileStamp stamp_of(const fs::path& file) {
-  FileStamp s;
+detail::FileStamp stamp_of(const fs::path& file) {
+  detail::FileStamp s;
   std::error_code ec;
   s.mtime = fs::last_write_time(file, ec);
   if (ec) {
@@ -183,7 +190,7 @@ struct ReleaseService::State {
   std::string ca_pem;
   // Trust.
   fs::path trust_file;
-  FileStamp trust_stamp;
+  detail::FileStamp trust_stamp;
   std::shared_ptr<skr::KeyResolver> resolver;
 };
 
@@ -309,7 +316,7 @@ Result<std::shared_ptr<const ReleaseService::State>> ReleaseService::state() {
   std::lock_guard<std::mutex> lock(m_mutex);
   const fs::path trust_file =
       m_options.trusted_authorities.value_or(m_vault.dir() / kTrustedAuthoritiesFile);
-  const FileStamp stamp = stamp_of(trust_file);
+  const detail::FileStamp stamp = stamp_of(trust_file);
   if (m_state && m_state->trust_stamp == stamp) {
     return m_state;
   }

@@ -28,7 +28,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kServerFile = "server.json";
+constexpr const char* kServerInfoFile = "server.json";
 constexpr const char* kAccessFile = "access.json";
 constexpr const char* kTokenFile = "admin.token";
 constexpr const char* kJsonType = "application/json; charset=utf-8";
@@ -97,6 +97,10 @@ std::string utc_now() {
   return buf;
 }
 
+}  // namespace
+// A named namespace: Server::Impl holds one (an anonymous type would differ per translation unit).
+namespace detail {
+
 class AccessLog {
  public:
   Status open(const std::optional<fs::path>& file) {
@@ -131,6 +135,8 @@ class AccessLog {
   std::mutex m_mutex;
   std::FILE* m_file = nullptr;
 };
+}  // namespace detail
+namespace {
 
 // --listen: "host:port" or "[IPv6]:port"; port 0 picks a free port.
 Result<HostPort> parse_listen(const std::string& text) {
@@ -181,7 +187,7 @@ struct Server::Impl {
   std::unique_ptr<Vault> vault;
   std::unique_ptr<RestApi> api;
   std::unique_ptr<httplib::SSLServer> http;
-  AccessLog access_log;
+  detail::AccessLog access_log;
   std::string url;
   int port = 0;
   std::thread listener;
@@ -519,7 +525,7 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
   }
   WriteOptions w;
   w.overwrite = true;
-  KEYPORT_TRY(write_file_atomic(o.data_dir / kServerFile, dump_json(info, 2) + "\n", w));
+  KEYPORT_TRY(write_file_atomic(o.data_dir / kServerInfoFile, dump_json(info, 2) + "\n", w));
   return server;
 }
 
@@ -545,7 +551,7 @@ void Server::stop() {
   s.api.reset();
   s.vault.reset();
   std::error_code ec;
-  fs::remove(s.options.data_dir / kServerFile, ec);
+  fs::remove(s.options.data_dir / kServerInfoFile, ec);
   std::lock_guard<std::mutex> lock(s.mutex);
   s.listener_done = true;
   s.cv.notify_all();

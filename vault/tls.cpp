@@ -21,7 +21,7 @@ namespace {
 
 constexpr const char* kCaFile = "ca.pem";
 constexpr const char* kCaKeyFile = "ca-key.pem";
-constexpr const char* kServerFile = "server.pem";
+constexpr const char* kServerCertFile = "server.pem";
 constexpr const char* kServerKeyFile = "server-key.pem";
 
 constexpr long kCaLifetime = 10L * 365 * 86400;
@@ -267,8 +267,9 @@ Result<TlsMaterial> ensure_vault_tls(const fs::path& tls_dir,
     m.ca_created = true;
   }
 
-  if (!m.ca_created && fs::exists(tls_dir / kServerFile) && fs::exists(tls_dir / kServerKeyFile)) {
-    auto certs = read_certs(tls_dir / kServerFile);
+  if (!m.ca_created && fs::exists(tls_dir / kServerCertFile) &&
+      fs::exists(tls_dir / kServerKeyFile)) {
+    auto certs = read_certs(tls_dir / kServerCertFile);
     auto key = read_key(tls_dir / kServerKeyFile);
     if (certs && key && server_cert_usable(*certs->front(), **key, *ca, names)) {
       m.cert = std::move(certs->front());
@@ -280,7 +281,7 @@ Result<TlsMaterial> ensure_vault_tls(const fs::path& tls_dir,
   KEYPORT_ASSIGN_OR_RETURN(
       m.cert, issue("keyport vault", *m.key, *ca_key, ca.get(), names, kServerLifetime));
   KEYPORT_TRY(write_key(tls_dir / kServerKeyFile, *m.key));
-  KEYPORT_TRY(write_cert(tls_dir / kServerFile, *m.cert));
+  KEYPORT_TRY(write_cert(tls_dir / kServerCertFile, *m.cert));
   m.cert_issued = true;
   return m;
 }

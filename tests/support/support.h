@@ -3,9 +3,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "core/error.h"
@@ -29,6 +31,9 @@ std::filesystem::path binary_dir();
 
 // Runs a shell command, returns its exit status; output goes to `out` (stdout+stderr) if given.
 int run_command(const std::string& command, std::string* out = nullptr);
+
+// True when `needle` occurs in `hay` as a contiguous run of bytes (an empty needle always does).
+bool contains_bytes(std::span<const std::uint8_t> hay, std::span<const std::uint8_t> needle);
 
 // Reads an environment variable (empty when unset).
 std::string env(const char* name);

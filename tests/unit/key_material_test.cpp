@@ -117,11 +117,6 @@ std::string text_of(const Bytes& b) {
   return std::string(b.begin(), b.end());
 }
 
-bool contains(const Bytes& haystack, const Bytes& needle) {
-  return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end()) !=
-         haystack.end();
-}
-
 KeyMaterial load(const Bytes& file, const SecretBytes* passphrase = nullptr) {
   auto material = load_key_material(file, passphrase);
   REQUIRE_OK(material);
@@ -183,19 +178,19 @@ TEST_CASE("EC key material loads from PKCS#8 and SEC1 and its PKCS#8 always carr
     const KeyMaterial m = load(file);
     CHECK(m.spec.name() == "ec-p256");
     check_is_exact_pkcs8_of(m, p256());
-    CHECK(contains(exposed(m.encoded), point));
+    CHECK(test::contains_bytes(exposed(m.encoded), point));
     CHECK(m.encoded.size() == 138);  // OpenSSL's P-256 PKCS#8 with the public key
   }
   // A SEC1 key written without its public key (as SoftHSM keeps EC keys) still gets one.
   PkeyPtr no_pub(EVP_PKEY_dup(p256()));
   REQUIRE(EVP_PKEY_set_int_param(no_pub.get(), OSSL_PKEY_PARAM_EC_INCLUDE_PUBLIC, 0) == 1);
   const Bytes sec1 = traditional_pem(no_pub.get());
-  REQUIRE_FALSE(contains(sec1, point));
+  REQUIRE_FALSE(test::contains_bytes(sec1, point));
   const Bytes p8_no_pub = oracle::pkcs8_der(no_pub.get());
-  REQUIRE_FALSE(contains(p8_no_pub, point));
+  REQUIRE_FALSE(test::contains_bytes(p8_no_pub, point));
   for (const Bytes& file : {sec1, p8_no_pub}) {
     const KeyMaterial m = load(file);
-    CHECK(contains(exposed(m.encoded), point));
+    CHECK(test::contains_bytes(exposed(m.encoded), point));
     auto info = inspect_pkcs8(m.encoded);
     REQUIRE_OK(info);
     CHECK(info->ec_public_key_present);
@@ -227,7 +222,7 @@ TEST_CASE("key material on every supported curve loads from files the openssl co
     std::size_t der_len = 0;
     PkeyPtr parsed = oracle::parse_pkcs8(exposed(m.encoded), &der_len);
     CHECK(der_len == m.encoded.size());
-    CHECK(contains(exposed(m.encoded), oracle::ec_public_point(parsed.get())));
+    CHECK(test::contains_bytes(exposed(m.encoded), oracle::ec_public_point(parsed.get())));
     CHECK(oracle::ec_group_name(parsed.get()) == c.openssl);
   }
 }

@@ -18,10 +18,6 @@ namespace oracle = keyport::test::oracle;
 
 namespace {
 
-bool contains(const Bytes& hay, std::span<const std::uint8_t> needle) {
-  return std::search(hay.begin(), hay.end(), needle.begin(), needle.end()) != hay.end();
-}
-
 // vault.db and its WAL, as bytes.
 Bytes database_bytes(const std::filesystem::path& dir) {
   Bytes all;
@@ -212,14 +208,14 @@ TEST_CASE("the audit log has one row per operation, refusals included, and no se
   secrets.emplace_back("ec d", *base64url_decode(ec_jwk["d"].get<std::string>()));
   for (const auto& [what, bytes] : secrets) {
     INFO(what);
-    CHECK_FALSE(contains(db, bytes));
+    CHECK_FALSE(test::contains_bytes(db, bytes));
     std::string b64 = base64url_encode(bytes);
-    CHECK_FALSE(contains(db, as_bytes(std::string_view(b64).substr(0, 24))));
+    CHECK_FALSE(test::contains_bytes(db, as_bytes(std::string_view(b64).substr(0, 24))));
     std::string hex = hex_encode(bytes);
-    CHECK_FALSE(contains(db, as_bytes(std::string_view(hex).substr(0, 24))));
+    CHECK_FALSE(test::contains_bytes(db, as_bytes(std::string_view(hex).substr(0, 24))));
   }
   // The public parts are there (a sanity check that the search works).
-  CHECK(contains(db, as_bytes(rsa_jwk["n"].get<std::string>())));
+  CHECK(test::contains_bytes(db, as_bytes(rsa_jwk["n"].get<std::string>())));
 }
 
 TEST_CASE("a vault serves many threads at once", "[vault][concurrency]") {

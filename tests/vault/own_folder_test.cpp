@@ -57,10 +57,6 @@ std::size_t count_label(const p11::Session& s, const std::string& label) {
   return found->size();
 }
 
-bool contains(const Bytes& hay, std::span<const std::uint8_t> needle) {
-  return std::search(hay.begin(), hay.end(), needle.begin(), needle.end()) != hay.end();
-}
-
 // SoftHSM reads SOFTHSM2_CONF once per process: an own-folder case needs a process of its own
 // (CTest gives it one). When the whole executable runs in one process, other cases loaded it first.
 bool softhsm_loaded_already() {
@@ -186,7 +182,7 @@ TEST_CASE("an own-folder vault creates its token, keeps its state and cleans up 
       db.insert(db.end(), bytes->begin(), bytes->end());
     }
   }
-  CHECK_FALSE(contains(db, pin.reveal(SecretAccess::unsafe())));
+  CHECK_FALSE(test::contains_bytes(db, pin.reveal(SecretAccess::unsafe())));
 }
 
 TEST_CASE(
