@@ -39,18 +39,6 @@ Result<KeyFamily> parse_kty(const std::string& kty) {
                                                      "import --kty)");
 }
 
-std::string family_name(KeyFamily family) {
-  switch (family) {
-    case KeyFamily::kRsa:
-      return "RSA";
-    case KeyFamily::kEc:
-      return "EC";
-    case KeyFamily::kAes:
-      return "oct";
-  }
-  return "";
-}
-
 std::string_view hsm_kty(KeyFamily family) {
   return KeySpec{family, 0, std::nullopt}.azure_kty();
 }
@@ -114,7 +102,9 @@ Result<ImportRequest> build_import_request(std::span<const std::uint8_t> byok_fi
   if (options.curve) {
     if (*family != KeyFamily::kEc) {
       return make_error(ErrorCode::kInvalidArgument,
-                        "--curve is for EC keys only; this is an " + family_name(*family) + " key");
+                        "--curve is for EC keys only; this is an " +
+                            std::string(KeySpec{*family, 0, std::nullopt}.azure_cli_kty()) +
+                            " key");
     }
     auto parsed = curve_from_jwk_name(*options.curve);
     if (!parsed) {

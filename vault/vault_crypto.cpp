@@ -187,58 +187,62 @@ Result<unsigned> Vault::Impl::aes_kw_alg_for(Op& op, const KeyVersionRecord& r,
   return *bits;
 }
 
-Result<Json> Vault::Impl::wrap_key(Op& op, std::string_view name, std::string_view version,
-                                   const Json& params) {
+Result<Json> Vault::Impl::key_wrap_op(
+    Op& op, std::string_view name, std::string_view version, const Json& params, bool wrapping,
+    const std::function<Result<Json>(const KeyVersionRecord&)>& aes_kw) {
+  const std::string op_name = wrapping ? "wrapKey" : "unwrapKey";
   KEYPORT_ASSIGN_OR_RETURN(KeyVersionRecord r, resolve(op, name, version));
-  KEYPORT_TRY(check_usable(r, "wrapKey", true));
+  KEYPORT_TRY(check_usable(r, op_name, wrapping));
   if (r.spec.family == KeyFamily::kRsa) {
-    return rsa_encrypt(op, r, params);
+    return wrapping ? rsa_encrypt(op, r, params) : rsa_decrypt(op, r, params);
   }
   if (r.spec.family != KeyFamily::kAes) {
-    return bad_parameter("wrapKey is not available for EC keys.");
+    return bad_parameter(op_name + " is not available for EC keys.");
   }
   KEYPORT_TRY(aes_kw_alg_for(op, r, params));
-  KEYPORT_ASSIGN_OR_RETURN(SecretBytes key_bytes, base64url_secret_member(params, "value"));
-  if (key_bytes.size() < 16 || key_bytes.size() % 8 != 0 || key_bytes.size() > 4096) {
-    return bad_parameter(
-        "AES key wrap (RFC 3394) needs a key of 16 or more bytes, a multiple "
-        "of 8.");
-  }
-  KEYPORT_ASSIGN_OR_RETURN(
-      Bytes wrapped,
-      with_key_object(r, KeyFamily::kAes, [&](const p11::Session& s, CK_OBJECT_HANDLE h) {
-        return token_aes_kw_wrap(s, h, key_bytes);
-      }));
-  return operation_result(kid_of(config.base_url, r.name, r.version), wrapped);
+  return aes_kw(r);
+}
+
+Result<Json> Vault::Impl::wrap_key(Op& op, std::string_view name, std::string_view version,
+                                   const Json& params) {
+  return key_wrap_op(
+      op, name, version, params, true, [&](const KeyVersionRecord& r) -> Result<Json> {
+        KEYPORT_ASSIGN_OR_RETURN(SecretBytes key_bytes, base64url_secret_member(params, "value"));
+        if (key_bytes.size() < 16 || key_bytes.size() % 8 != 0 || key_bytes.size() > 4096) {
+          return bad_parameter(
+              "AES key wrap (RFC 3394) needs a key of 16 or more bytes, a multiple "
+              "of 8.");
+        }
+        KEYPORT_ASSIGN_OR_RETURN(
+            Bytes wrapped,
+            with_key_object(r, KeyFamily::kAes, [&](const p11::Session& s, CK_OBJECT_HANDLE h) {
+              return token_aes_kw_wrap(s, h, key_bytes);
+            }));
+        return operation_result(kid_of(config.base_url, r.name, r.version), wrapped);
+      });
 }
 
 Result<Json> Vault::Impl::unwrap_key(Op& op, std::string_view name, std::string_view version,
                                      const Json& params) {
-  KEYPORT_ASSIGN_OR_RETURN(KeyVersionRecord r, resolve(op, name, version));
-  KEYPORT_TRY(check_usable(r, "unwrapKey", false));
-  if (r.spec.family == KeyFamily::kRsa) {
-    return rsa_decrypt(op, r, params);
-  }
-  if (r.spec.family != KeyFamily::kAes) {
-    return bad_parameter("unwrapKey is not available for EC keys.");
-  }
-  KEYPORT_TRY(aes_kw_alg_for(op, r, params));
-  KEYPORT_ASSIGN_OR_RETURN(Bytes wrapped, base64url_member(params, "value"));
-  if (wrapped.size() < 24 || wrapped.size() % 8 != 0) {
-    return bad_parameter("An RFC 3394 wrapped key is 24 or more bytes, a multiple of 8.");
-  }
-  auto key_bytes =
-      with_key_object(r, KeyFamily::kAes, [&](const p11::Session& s, CK_OBJECT_HANDLE h) {
-        return token_aes_kw_unwrap(s, h, wrapped);
+  return key_wrap_op(
+      op, name, version, params, false, [&](const KeyVersionRecord& r) -> Result<Json> {
+        KEYPORT_ASSIGN_OR_RETURN(Bytes wrapped, base64url_member(params, "value"));
+        if (wrapped.size() < 24 || wrapped.size() % 8 != 0) {
+          return bad_parameter("An RFC 3394 wrapped key is 24 or more bytes, a multiple of 8.");
+        }
+        auto key_bytes =
+            with_key_object(r, KeyFamily::kAes, [&](const p11::Session& s, CK_OBJECT_HANDLE h) {
+              return token_aes_kw_unwrap(s, h, wrapped);
+            });
+        if (!key_bytes) {
+          if (key_bytes.error().code() == ErrorCode::kIntegrityFailure) {
+            return bad_parameter("Unwrap failed: " + std::string(kIntegrityMessage) + ".");
+          }
+          return tl::unexpected(key_bytes.error());
+        }
+        return operation_result(kid_of(config.base_url, r.name, r.version),
+                                key_bytes->reveal(SecretAccess::unsafe()));
       });
-  if (!key_bytes) {
-    if (key_bytes.error().code() == ErrorCode::kIntegrityFailure) {
-      return bad_parameter("Unwrap failed: " + std::string(kIntegrityMessage) + ".");
-    }
-    return tl::unexpected(key_bytes.error());
-  }
-  return operation_result(kid_of(config.base_url, r.name, r.version),
-                          key_bytes->reveal(SecretAccess::unsafe()));
 }
 
 // ---------------------------------------------------------------------------------------------
