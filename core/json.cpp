@@ -18,6 +18,13 @@ JsonScan scan(std::string_view text, const JsonLimits& limits, bool stop_at_dupl
                                       " bytes, limit " + std::to_string(limits.max_bytes) + ")");
     return out;
   }
+  // nlohmann's lexer takes a NUL byte for the end of the input, so "{...}\0{...}" would parse as
+  // its first half. A NUL is never valid in JSON text (RFC 8259: not even inside a string).
+  if (const std::size_t nul = text.find('\0'); nul != std::string_view::npos) {
+    out.error = Error(ErrorCode::kFormat,
+                      "JSON syntax error at byte " + std::to_string(nul + 1) + ": a NUL byte");
+    return out;
+  }
   struct Frame {
     bool is_object;
     std::set<std::string> keys;

@@ -24,6 +24,11 @@ constexpr bool is_json_space(unsigned char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+// `text` for one log line: printable ASCII stays, a backslash becomes "\\", every other byte
+// (control bytes, DEL, bytes >= 0x80) becomes "\xNN". A client cannot end the line, start a
+// forged one, or send terminal escapes through a logged field.
+std::string escape_for_log(std::string_view text);
+
 // `text` without leading and trailing ASCII whitespace (space, \t, \n, \v, \f, \r).
 std::string_view trim(std::string_view text);
 

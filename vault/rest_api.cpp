@@ -13,6 +13,7 @@
 namespace keyport::vault {
 
 using rest::bearer_token;
+using rest::kApi73Preview;
 using rest::match_route;
 using rest::OpCall;
 using rest::RestOp;
@@ -156,13 +157,38 @@ Result<Json> parse_body(const RestRequest& request, std::size_t max_body) {
 // --- api versions -----------------------------------------------------------------------------
 
 const std::vector<std::string>& supported_api_versions() {
-  static const std::vector<std::string> v{"7.0", "7.1", "7.2", "7.3",
-                                          "7.4", "7.5", "7.6", "2025-07-01"};
+  // A preview sorts before the stable version it led to.
+  static const std::vector<std::string> v{"2015-06-01",
+                                          "2016-10-01",
+                                          "7.0",
+                                          "7.1",
+                                          "7.2-preview",
+                                          "7.2",
+                                          "7.3-preview",
+                                          "7.3",
+                                          "7.4-preview.1",
+                                          "7.4",
+                                          "7.5-preview.1",
+                                          "7.5",
+                                          "7.6-preview.1",
+                                          "7.6-preview.2",
+                                          "7.6",
+                                          "2025-06-01-preview",
+                                          "2025-07-01-preview",
+                                          "2025-07-01",
+                                          "2026-01-01-preview"};
   return v;
 }
 
 std::string_view latest_api_version() {
-  return supported_api_versions().back();
+  return "2025-07-01";
+}
+
+bool api_version_at_least(std::string_view version, std::string_view since) {
+  const auto& v = supported_api_versions();
+  auto at = std::find(v.begin(), v.end(), version);
+  auto from = std::find(v.begin(), v.end(), since);
+  return at != v.end() && from != v.end() && at >= from;
 }
 
 // --- RestApi ----------------------------------------------------------------------------------
@@ -229,6 +255,13 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
                        ") is not recognized. Consider using the latest supported version (" +
                        std::string(latest_api_version()) + ").");
   }
+  // 2b. Operations newer than the requested version (RestOp::since).
+  if (m.kind == RouteMatch::Kind::kRoute && m.op->since != nullptr &&
+      !api_version_at_least(*api_version, m.op->since)) {
+    return bad_request("The operation " + std::string(m.op->operation_id) +
+                       " is not available in api-version " + *api_version +
+                       "; it was introduced in api-version " + m.op->since + ".");
+  }
 
   // 3. Who is calling. Before any body check: SDKs send their first request without a token and
   // without its body, and expect the challenge.
@@ -242,11 +275,13 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
       found = m_auth->authenticate(token);
     }
     if (!found) {
+      const std::string broken = m_auth != nullptr ? m_auth->refusal_reason() : std::string();
       RestResponse r = error_response(
           401, kUnauthorized,
-          token.empty() ? "AKV10000: Request is missing a Bearer or PoP token."
-                        : "The bearer token is not valid for this vault (it is not in the "
-                          "vault's access file).");
+          token.empty()     ? "AKV10000: Request is missing a Bearer or PoP token."
+          : !broken.empty() ? broken
+                            : "The bearer token is not valid for this vault (it is not in the "
+                              "vault's access file).");
       r.headers.emplace_back("WWW-Authenticate", challenge());
       return r;
     }
@@ -258,26 +293,31 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
   }
 
   RestResponse result;
+  // 4. Permission (before 501: Key Vault checks it first).
+  auto forbidden = [&](Permission needed, const std::string& operation) {
+    RestResponse f = error_response(
+        403, kForbidden,
+        "The user, group or application 'name=" + principal.name + "' does not have keys " +
+            std::string(to_string(needed)) + " permission on key vault '" + m_vault.config().name +
+            ";location=local'. Ask the vault's administrator to add it to the access file.",
+        "ForbiddenByPolicy");
+    f.caller = principal.name;
+    f.operation = operation;
+    return f;
+  };
   if (m.kind == RouteMatch::Kind::kNotImplemented) {
+    if (const Permission needed = rest::not_implemented_permission(m.feature);
+        !principal.allows(needed)) {
+      return forbidden(needed, m.feature);
+    }
     result = error_response(501, "NotImplemented",
                             m.feature + " is not implemented by the keyport simulated vault.");
     result.caller = principal.name;
     return result;
   }
   const RestOp& op = *m.op;
-
-  // 4. Permission.
   if (!principal.allows(op.permission)) {
-    result = error_response(403, kForbidden,
-                            "The user, group or application 'name=" + principal.name +
-                                "' does not have keys " + std::string(to_string(op.permission)) +
-                                " permission on key vault '" + m_vault.config().name +
-                                ";location=local'. Ask the vault's administrator to add it to "
-                                "the access file.",
-                            "ForbiddenByPolicy");
-    result.caller = principal.name;
-    result.operation = op.operation_id;
-    return result;
+    return forbidden(op.permission, op.operation_id);
   }
 
   // 5. Body.
@@ -291,6 +331,22 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
       return result;
     }
     body = std::move(*parsed);
+    // Members newer than the requested version: exportable keys and release policies (7.3).
+    if (op.key_properties && !api_version_at_least(*api_version, kApi73Preview)) {
+      const char* member = body.contains("release_policy") ? "release_policy"
+                           : body.contains("attributes") && body["attributes"].is_object() &&
+                                   body["attributes"].contains("exportable")
+                               ? "attributes.exportable"
+                               : nullptr;
+      if (member != nullptr) {
+        result = bad_request(std::string("The property '") + member +
+                             "' is not available in api-version " + *api_version +
+                             "; it was introduced in api-version " + kApi73Preview + ".");
+        result.caller = principal.name;
+        result.operation = op.operation_id;
+        return result;
+      }
+    }
   }
 
   // 5b. Paging parameters of lists.

@@ -42,18 +42,22 @@ AccessFileAuthenticator::AccessFileAuthenticator(fs::path file, AccessList list)
 // very next request, which is what a runbook that edits the file and then calls the vault expects.
 void AccessFileAuthenticator::maybe_reload() {
   std::string stamp = access_file_stamp(m_file);
-  if (stamp.empty() || stamp == m_stamp) {
+  if (stamp == m_stamp) {
     return;
   }
   m_stamp = std::move(stamp);
-  auto list = AccessList::load(m_file);
+  Result<AccessList> list = m_stamp.empty() ? make_error(ErrorCode::kNotFound, "it is missing")
+                                            : AccessList::load(m_file);
   if (!list) {
-    log::error(
-        "access file " + m_file.string() +
-        " changed but does not load; keeping the previous tokens: " + list.error().message());
+    // Fail closed: a removed token must not keep working because the file broke.
+    m_list = AccessList{};
+    m_broken = list.error().message();
+    log::error("access file " + m_file.string() +
+               " does not load; refusing every token until it does: " + m_broken);
     return;
   }
   m_list = std::move(*list);
+  m_broken.clear();
   log::info("access file " + m_file.string() + " reloaded (" + std::to_string(m_list.size()) +
             " tokens)");
 }
@@ -61,7 +65,17 @@ void AccessFileAuthenticator::maybe_reload() {
 std::optional<Principal> AccessFileAuthenticator::authenticate(std::string_view token) {
   std::lock_guard<std::mutex> lock(m_mutex);
   maybe_reload();
+  if (!m_broken.empty()) {
+    return std::nullopt;
+  }
   return m_list.authenticate(token);
+}
+
+std::string AccessFileAuthenticator::refusal_reason() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  return m_broken.empty() ? std::string()
+                          : "The vault's access file does not load (" + m_broken +
+                                "); every token is refused until it is fixed.";
 }
 
 std::optional<Principal> AnyTokenAuthenticator::authenticate(std::string_view token) {

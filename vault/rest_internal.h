@@ -29,6 +29,12 @@ struct OpCall {
   const std::string& api_version;
 };
 
+// api-versions where features arrived: Secure Key Release (exportable keys, release policies, the
+// release operation) and rotation (rotate, rotation policies) in 7.3-preview; soft delete (the
+// deletedkeys routes) in 2016-10-01.
+inline constexpr const char* kApi73Preview = "7.3-preview";
+inline constexpr const char* kApi2016 = "2016-10-01";
+
 // One REST operation: its operationId, the access-policy permission it needs, and its handler.
 struct RestOp {
   const char* operation_id;
@@ -37,6 +43,8 @@ struct RestOp {
   bool paged;          // a list: maxresults and $skiptoken apply to its answer
   int success_status;  // 200, or 204 (no body)
   Result<Json> (*handler)(const OpCall& call);
+  const char* since = nullptr;  // the first api-version with this operation; nullptr: every one
+  bool key_properties = false;  // the body holds key properties (create, import, update)
 };
 
 struct RouteMatch {
@@ -52,6 +60,11 @@ struct RouteMatch {
 // Routes a request: Key Vault paths, case-insensitive on `keys`/`deletedkeys` and the operation
 // names, `{version}` optional where Key Vault allows it, a trailing slash tolerated.
 RouteMatch match_route(const std::string& method, std::string path);
+
+// The permission Key Vault checks for an operation keyport does not implement (RouteMatch::feature:
+// BackupKey, RestoreKey, GetKeyAttestation). Key Vault checks it before anything else, so a caller
+// without it gets 403, not 501.
+Permission not_implemented_permission(std::string_view feature);
 
 // "Bearer <token>" -> token; "" when absent or another scheme.
 std::string_view bearer_token(std::string_view header);

@@ -43,12 +43,13 @@ Result<Json> purge(const OpCall& c) {
   return Json();
 }
 
-// In OpId order. operationId, permission, needs a body, paged, success status, handler.
+// In OpId order. operationId, permission, needs a body, paged, success status, handler, the
+// first api-version with the operation, whether the body holds key properties.
 constexpr RestOp kOps[] = {
     {"CreateKey", Permission::kCreate, true, false, 200,
-     [](const OpCall& c) { return c.vault.create_key(c.ctx, c.name, c.body); }},
+     [](const OpCall& c) { return c.vault.create_key(c.ctx, c.name, c.body); }, nullptr, true},
     {"ImportKey", Permission::kImport, true, false, 200,
-     [](const OpCall& c) { return c.vault.import_key(c.ctx, c.name, c.body); }},
+     [](const OpCall& c) { return c.vault.import_key(c.ctx, c.name, c.body); }, nullptr, true},
     {"GetKey", Permission::kGet, false, false, 200,
      [](const OpCall& c) { return c.vault.get_key(c.ctx, c.name, c.version); }},
     {"GetKeys", Permission::kList, false, true, 200,
@@ -56,16 +57,17 @@ constexpr RestOp kOps[] = {
     {"GetKeyVersions", Permission::kList, false, true, 200,
      [](const OpCall& c) { return c.vault.list_key_versions(c.ctx, c.name); }},
     {"UpdateKey", Permission::kUpdate, true, false, 200,
-     [](const OpCall& c) { return c.vault.update_key(c.ctx, c.name, c.version, c.body); }},
+     [](const OpCall& c) { return c.vault.update_key(c.ctx, c.name, c.version, c.body); }, nullptr,
+     true},
     {"DeleteKey", Permission::kDelete, false, false, 200,
      [](const OpCall& c) { return c.vault.delete_key(c.ctx, c.name); }},
     {"GetDeletedKeys", Permission::kList, false, true, 200,
-     [](const OpCall& c) { return c.vault.list_deleted_keys(c.ctx); }},
+     [](const OpCall& c) { return c.vault.list_deleted_keys(c.ctx); }, kApi2016},
     {"GetDeletedKey", Permission::kGet, false, false, 200,
-     [](const OpCall& c) { return c.vault.get_deleted_key(c.ctx, c.name); }},
+     [](const OpCall& c) { return c.vault.get_deleted_key(c.ctx, c.name); }, kApi2016},
     {"RecoverDeletedKey", Permission::kRecover, false, false, 200,
-     [](const OpCall& c) { return c.vault.recover_deleted_key(c.ctx, c.name); }},
-    {"PurgeDeletedKey", Permission::kPurge, false, false, 204, purge},
+     [](const OpCall& c) { return c.vault.recover_deleted_key(c.ctx, c.name); }, kApi2016},
+    {"PurgeDeletedKey", Permission::kPurge, false, false, 204, purge, kApi2016},
     {"Sign", Permission::kSign, true, false, 200,
      [](const OpCall& c) { return c.vault.sign(c.ctx, c.name, c.version, c.body); }},
     {"Verify", Permission::kVerify, true, false, 200,
@@ -81,11 +83,12 @@ constexpr RestOp kOps[] = {
     // Access-policy permissions "rotate", "getrotationpolicy", "setrotationpolicy" (Key Vault's
     // how-to-configure-key-rotation: with access policies these three are required).
     {"RotateKey", Permission::kRotate, false, false, 200,
-     [](const OpCall& c) { return c.vault.rotate_key(c.ctx, c.name); }},
+     [](const OpCall& c) { return c.vault.rotate_key(c.ctx, c.name); }, kApi73Preview},
     {"GetKeyRotationPolicy", Permission::kGetRotationPolicy, false, false, 200,
-     [](const OpCall& c) { return c.vault.get_rotation_policy(c.ctx, c.name); }},
+     [](const OpCall& c) { return c.vault.get_rotation_policy(c.ctx, c.name); }, kApi73Preview},
     {"UpdateKeyRotationPolicy", Permission::kSetRotationPolicy, true, false, 200,
-     [](const OpCall& c) { return c.vault.update_rotation_policy(c.ctx, c.name, c.body); }},
+     [](const OpCall& c) { return c.vault.update_rotation_policy(c.ctx, c.name, c.body); },
+     kApi73Preview},
     // keyport's own route (not Key Vault's): GET /keyport/platform-report.
     {"PlatformReport", Permission::kList, false, false, 200,
      [](const OpCall& c) { return c.vault.platform_report(c.ctx); }},
@@ -93,7 +96,8 @@ constexpr RestOp kOps[] = {
     {"ReleaseKey", Permission::kRelease, true, false, 200,
      [](const OpCall& c) {
        return c.release.release(c.ctx, c.name, c.version, c.body, c.api_version);
-     }},
+     },
+     kApi73Preview},
 };
 static_assert(std::size(kOps) == static_cast<std::size_t>(OpId::kCount),
               "kOps has one entry per OpId, in OpId order");
@@ -158,6 +162,16 @@ RouteMatch resolve(const std::string& method, const Shape& shape, std::string na
 }
 
 }  // namespace
+
+Permission not_implemented_permission(std::string_view feature) {
+  if (feature == "BackupKey") {
+    return Permission::kBackup;
+  }
+  if (feature == "RestoreKey") {
+    return Permission::kRestore;
+  }
+  return Permission::kGet;  // GetKeyAttestation
+}
 
 RouteMatch match_route(const std::string& method, std::string path) {
   if (path.empty() || path.front() != '/') {

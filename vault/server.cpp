@@ -19,6 +19,7 @@
 #include "core/file_io.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "core/random.h"
 #include "core/strings.h"
 #include "vault/rest_internal.h"
 #include "vault/tls.h"
@@ -29,6 +30,11 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kServerInfoFile = "server.json";
+#ifndef KEYPORT_VERSION
+#define KEYPORT_VERSION "0.0.0"
+#endif
+// x-ms-keyvault-service-version: which service answered (Key Vault sends its build number).
+constexpr const char* kServiceVersion = "keyport-" KEYPORT_VERSION;
 constexpr const char* kAccessFile = "access.json";
 constexpr const char* kTokenFile = "admin.token";
 constexpr const char* kJsonType = "application/json; charset=utf-8";
@@ -83,10 +89,32 @@ namespace {
 struct RequestTrace {
   std::chrono::steady_clock::time_point start;
   bool started = false;
+  std::string request_id;  // x-ms-request-id
   std::string caller = "-";
   std::string operation;
 };
 thread_local RequestTrace t_trace;
+
+// A random UUID (version 4), as Key Vault's x-ms-request-id values are.
+std::string new_request_id() {
+  Bytes b = random_bytes(16);
+  b[6] = static_cast<std::uint8_t>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<std::uint8_t>((b[8] & 0x3f) | 0x80);
+  const std::string h = hex_encode(b);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20);
+}
+
+// Every answer, the ones httplib makes itself included, names its request and the service.
+void stamp_response(httplib::Response& res) {
+  if (t_trace.request_id.empty()) {
+    t_trace.request_id = new_request_id();
+  }
+  if (!res.has_header("x-ms-request-id")) {
+    res.set_header("x-ms-request-id", t_trace.request_id);
+    res.set_header("x-ms-keyvault-service-version", kServiceVersion);
+  }
+}
 
 std::string utc_now() {
   std::time_t t = std::time(nullptr);
@@ -230,14 +258,18 @@ struct Server::Impl {
       std::snprintf(buf, sizeof buf, "%.1fms", ms);
       duration = buf;
     }
-    // The path and the api-version only: no other query member, never a header.
+    // The path and the api-version only: no other query member, never a header. Whatever the
+    // client sent is escaped (escape_for_log), so one request is always one line.
     std::string target = req.path;
     if (req.has_param("api-version")) {
       target += "?api-version=" + req.get_param_value("api-version");
     }
-    std::string line = utc_now() + " " + req.remote_addr + " caller=" + t_trace.caller + " " +
-                       req.method + " " + target + " " + std::to_string(res.status) + " " +
-                       duration + (t_trace.operation.empty() ? "" : " op=" + t_trace.operation);
+    std::string line = utc_now() + " " + req.remote_addr +
+                       " caller=" + escape_for_log(t_trace.caller) + " " +
+                       escape_for_log(req.method) + " " + escape_for_log(target) + " " +
+                       std::to_string(res.status) + " " + duration +
+                       (t_trace.operation.empty() ? "" : " op=" + t_trace.operation) +
+                       " rid=" + (t_trace.request_id.empty() ? "-" : t_trace.request_id);
     if (auth && auth->insecure()) {
       line += " INSECURE-ANY-TOKEN";
     }
@@ -265,16 +297,18 @@ struct Server::Impl {
     http->Patch(any, handler);
     http->Delete(any, handler);
     http->Options(any, handler);
-    http->set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    http->set_pre_routing_handler([](const httplib::Request&, httplib::Response& res) {
       t_trace = RequestTrace{};
       t_trace.start = std::chrono::steady_clock::now();
       t_trace.started = true;
+      stamp_response(res);
       return httplib::Server::HandlerResponse::Unhandled;
     });
     // Errors httplib answers itself (413 body too large, 400 unparsable request, ...) get a Key
     // Vault error body too; responses that already carry one are left alone.
     http->set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request&,
                                                                         httplib::Response& res) {
+      stamp_response(res);
       if (!res.body.empty()) {
         return httplib::Server::HandlerResponse::Unhandled;
       }
@@ -398,6 +432,11 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
   impl->http = std::make_unique<httplib::SSLServer>([raw](SSL_CTX& ctx) {
     SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    // TLS 1.2: forward-secret AEAD suites only (no CBC, no SHA-1 MACs, no static RSA); TLS 1.3's
+    // suites are all AEAD.
+    if (SSL_CTX_set_cipher_list(&ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
+      return false;
+    }
     if (SSL_CTX_use_certificate(&ctx, raw->tls.cert.get()) != 1 ||
         SSL_CTX_use_PrivateKey(&ctx, raw->tls.key.get()) != 1) {
       return false;

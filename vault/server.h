@@ -36,10 +36,15 @@
 
 namespace keyport::vault {
 
-// The api-version values the server accepts ("7.0" ... "7.6", "2025-07-01"), oldest first.
+// The api-version values the server accepts, oldest first: every keys data-plane version Azure has
+// published, stable and preview ("2015-06-01" ... "7.6", "2025-07-01", "2026-01-01-preview"): the
+// folder names under specification/keyvault/data-plane/Microsoft.KeyVault/{stable,preview} of
+// https://github.com/Azure/azure-rest-api-specs.
 const std::vector<std::string>& supported_api_versions();
-// The newest of them (what nextLinks carry when the request named none).
+// The newest stable one (what the "not recognized" answer suggests).
 std::string_view latest_api_version();
+// Whether `version` is `since` or newer, both from supported_api_versions() (false otherwise).
+bool api_version_at_least(std::string_view version, std::string_view since);
 
 // One HTTP request, independent of the transport.
 struct RestRequest {
@@ -67,14 +72,19 @@ class Authenticator {
   virtual std::optional<Principal> authenticate(std::string_view token) = 0;
   // True for --insecure-any-token (every request is logged with a warning).
   virtual bool insecure() const { return false; }
+  // Why every token is refused right now ("" when tokens are being checked normally).
+  virtual std::string refusal_reason() { return {}; }
 };
 
-// Tokens from an access file, reloaded when the file's modification time or size changes (checked
-// at most once a second). A reload that fails keeps the previous list and logs an error.
+// Tokens from an access file, reloaded when the file's inode, size or modification time changes
+// (one stat(2) per request). Fails closed: while the file is missing or does not load, every token
+// is refused (refusal_reason() says why) and an error is logged once; the next good version of
+// the file is used as soon as it is written.
 class AccessFileAuthenticator final : public Authenticator {
  public:
   static Result<std::unique_ptr<AccessFileAuthenticator>> open(std::filesystem::path file);
   std::optional<Principal> authenticate(std::string_view token) override;
+  std::string refusal_reason() override;
 
  private:
   AccessFileAuthenticator(std::filesystem::path file, AccessList list);
@@ -83,7 +93,8 @@ class AccessFileAuthenticator final : public Authenticator {
   std::filesystem::path m_file;
   std::mutex m_mutex;
   AccessList m_list;
-  std::string m_stamp;  // inode, size and mtime of the file last loaded
+  std::string m_stamp;   // inode, size and mtime of the file last looked at ("" when missing)
+  std::string m_broken;  // why the file last looked at does not load ("" when it does)
 };
 
 // --insecure-any-token: any non-empty bearer token is a full administrator named

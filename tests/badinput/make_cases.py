@@ -308,6 +308,17 @@ rest("get-unknown-version", "GET", "/keys/signer/0000000000000000000000000000000
 rest("api-version-missing", "GET", "/keys/signer", 400, "BadParameter")
 rest("api-version-unknown", "GET", "/keys/signer?api-version=1.0", 400, "BadParameter")
 rest("api-version-empty", "GET", "/keys/signer?api-version=", 400, "BadParameter")
+rest("api-version-no-such-preview", "GET", "/keys/signer?api-version=7.1-preview", 400, "BadParameter")
+# features newer than the requested api-version (rotation and release: 7.3-preview)
+rest("api-version-rotate-7.2", "POST", "/keys/signer/rotate?api-version=7.2", 400, "BadParameter")
+rest("api-version-release-7.2", "POST", "/keys/signer/release?api-version=7.2", 400, "BadParameter",
+     body={"target": "x"})
+rest("api-version-deletedkeys-2015", "GET", "/deletedkeys?api-version=2015-06-01", 400, "BadParameter")
+rest("api-version-exportable-7.2", "POST", "/keys/newkey/create?api-version=7.2", 400, "BadParameter",
+     body={"kty": "RSA-HSM", "attributes": {"exportable": True}})
+# a NUL byte in a body: refused whole, not read up to the NUL
+rest("body-nul-byte", "POST", "/keys/newkey/create" + A, 400, "BadParameter",
+     body_b64=base64.b64encode(b'{"kty":"EC-HSM"}\x00{"kty":"RSA-HSM"}').decode())
 rest("route-unknown", "GET", "/secrets/x" + A, 404, "NotFound")
 rest("route-method", "DELETE", "/keys/signer/sign" + A, 405, "MethodNotAllowed")
 rest("route-deep", "GET", "/keys/a/b/c/d/e" + A, 404, "NotFound")

@@ -69,6 +69,21 @@ TEST_CASE("strict JSON rejects duplicate members at any depth", "[unit][core][js
   CHECK_THAT(nested.error().message(), Catch::Contains("$.h[1]"));
 }
 
+TEST_CASE("strict JSON refuses a NUL byte instead of ending the document there",
+          "[unit][core][json]") {
+  // nlohmann's lexer alone would read {"kty":"EC"} and ignore the rest.
+  const std::string two(R"({"kty":"EC"})"
+                        "\0"
+                        R"({"kty":"RSA"})",
+                        26);
+  REQUIRE(two.size() == 26);
+  auto r = parse_json_strict(two);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message() == "JSON syntax error at byte 13: a NUL byte");
+  CHECK_FALSE(parse_json_strict(std::string("{\"a\":\"x\0y\"}", 11)));
+  CHECK(scan_json(std::string("[1]\0", 4)).error.has_value());
+}
+
 TEST_CASE("strict JSON bounds depth and size and reports syntax errors", "[unit][core][json]") {
   std::string deep(100, '[');
   deep += std::string(100, ']');

@@ -39,6 +39,19 @@ TEST_CASE("trim removes ASCII whitespace at both ends only", "[unit][core]") {
   CHECK(trim("\xA0x\xA0") == "\xA0x\xA0");  // a Latin-1 no-break space is not ASCII whitespace
 }
 
+TEST_CASE("escape_for_log keeps printable ASCII and escapes every other byte", "[unit][core]") {
+  CHECK(escape_for_log("GET /keys/k1?api-version=7.5") == "GET /keys/k1?api-version=7.5");
+  // A newline cannot start a forged line; ESC, NUL, DEL and non-ASCII bytes are spelled out.
+  CHECK(escape_for_log("/keys/a\n2026 caller=admin DELETE") ==
+        "/keys/a\\x0a2026 caller=admin DELETE");
+  CHECK(escape_for_log(std::string("a\x1b[2Jb\0c\x7f\xc3\xa9", 11)) ==
+        "a\\x1b[2Jb\\x00c\\x7f\\xc3\\xa9");
+  CHECK(escape_for_log("\r\t") == "\\x0d\\x09");
+  // The escape character itself is escaped, so "\x0a" typed by a client stays distinguishable.
+  CHECK(escape_for_log("a\\x0a") == "a\\\\x0a");
+  CHECK(escape_for_log("").empty());
+}
+
 TEST_CASE("parse_host_port accepts host:port and [IPv6]:port", "[unit][core]") {
   auto a = parse_host_port("127.0.0.1:8443");
   REQUIRE_OK(a);

@@ -4,6 +4,9 @@
 // api-version, authentication, permission and body layers.
 #include <catch2/catch.hpp>
 
+#include <set>
+#include <sstream>
+
 #include "byok/crypto.h"
 #include "core/file_io.h"
 #include "core/random.h"
@@ -274,6 +277,16 @@ TEST_CASE("a token without a permission gets 403 naming it and nothing changes",
   REQUIRE(admin_http.post("/keys/signer/create", Json{{"kty", "EC-HSM"}}).status == 200);
   CHECK(reader_http.get("/keys/signer").status == 200);
   CHECK(reader_http.get("/keys").status == 200);  // "LIST": permissions are case-insensitive
+  // What keyport does not implement is still permission-checked first, as Key Vault does: a
+  // caller without the backup permission gets 403 for backup, not 501.
+  {
+    test::Answer backup = reader_http.post("/keys/signer/backup", Json::object());
+    INFO(backup.describe());
+    CHECK(backup.status == 403);
+    CHECK(backup.json["error"]["message"].get<std::string>().find("keys backup permission") !=
+          std::string::npos);
+    CHECK(reader_http.post("/keys/restore", Json::object()).status == 403);
+  }
 
   Bytes digest = test::digest_of("ES256", random_bytes(10));
   refused(
@@ -340,21 +353,26 @@ TEST_CASE("routes follow Key Vault paths with 404 405 and 501 where Key Vault di
   CHECK(http.post("/keys/k1/" + version + "/Sign", sign).status == 200);
   CHECK(http.patch("/keys/k1/", Json{{"tags", {{"a", "b"}}}}).json["tags"]["a"] == "b");
 
-  // Every accepted api-version works; the SDK's 2025-07-01 included. Exactly these.
+  // Every keys api-version Azure published works (the folder names of the data-plane
+  // specification, stable and preview; Debian's python3-azure and azure-cli send 7.4-preview.1).
   CHECK(vault::supported_api_versions() ==
-        std::vector<std::string>{"7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01"});
+        std::vector<std::string>{
+            "2015-06-01", "2016-10-01", "7.0", "7.1", "7.2-preview", "7.2", "7.3-preview", "7.3",
+            "7.4-preview.1", "7.4", "7.5-preview.1", "7.5", "7.6-preview.1", "7.6-preview.2", "7.6",
+            "2025-06-01-preview", "2025-07-01-preview", "2025-07-01", "2026-01-01-preview"});
   for (const std::string& v : vault::supported_api_versions()) {
     INFO(v);
     CHECK(http.send(test::Call{"GET", "/keys/k1?api-version=" + v, std::nullopt}).status == 200);
   }
-  for (const std::string v : {"6.0", "2016-10-01", "7.7", "7.5-preview", "7.6-preview.1",
+  for (const std::string v : {"6.0", "2016-10-02", "7.7", "7.5-preview", "7.1-preview",
                               "2025-07-02", "2025-07-01 ", "7", "latest"}) {
     INFO("refused api-version '" << v << "'");
     test::Answer a = http.send(test::Call{
         "GET", "/keys/k1?api-version=" + httplib::detail::encode_query_param(v), std::nullopt});
     CHECK(a.status == 400);
     CHECK(a.code() == "BadParameter");
-    CHECK(a.json["error"]["message"].get<std::string>().find("is not recognized") !=
+    CHECK(a.json["error"]["message"].get<std::string>().find(
+              "is not recognized. Consider using the latest supported version (2025-07-01)") !=
           std::string::npos);
   }
 
@@ -490,4 +508,205 @@ TEST_CASE("keyport vault serve runs as a process until SIGTERM and cleans up", "
   test::RestClient http2 = proc.client();
   CHECK(http2.get("/keys/k").status == 200);
   CHECK(proc.stop() == 0);
+}
+
+TEST_CASE("features newer than the requested api-version are refused as Azure refuses them",
+          "[vault][rest]") {
+  test::RestRig rig(vault::Flavor::kKeyVault, "rest-api-versions");
+  test::RestClient http = rig.client();
+  REQUIRE(http.post("/keys/k1/create", Json{{"kty", "RSA"}, {"key_size", 2048}}).status == 200);
+  auto send = [&](const std::string& method, const std::string& path, const std::string& api,
+                  std::optional<Json> body = std::nullopt) {
+    std::optional<std::string> text;
+    if (body) {
+      text = dump_json(*body);
+    }
+    return http.send(test::Call{method, path + "?api-version=" + api, text});
+  };
+  auto refused = [](const test::Answer& a, const std::string& what) {
+    INFO(a.status << " " << a.json.dump());
+    CHECK(a.status == 400);
+    CHECK(a.code() == "BadParameter");
+    CHECK(a.json["error"]["message"].get<std::string>().find(what) != std::string::npos);
+  };
+  const Json policy{{"lifetimeActions", Json::array()}, {"attributes", {{"expiryTime", "P2Y"}}}};
+
+  // Rotation and release arrived in 7.3-preview; below it the operation is refused by name.
+  for (const std::string api : {"7.2", "7.2-preview", "7.0", "2016-10-01"}) {
+    INFO(api);
+    refused(send("POST", "/keys/k1/rotate", api),
+            "RotateKey is not available in api-version " + api);
+    refused(send("GET", "/keys/k1/rotationpolicy", api), "GetKeyRotationPolicy");
+    refused(send("PUT", "/keys/k1/rotationpolicy", api, policy), "UpdateKeyRotationPolicy");
+    refused(send("POST", "/keys/k1/release", api, Json{{"target", "x"}}),
+            "ReleaseKey is not available in api-version " + api +
+                "; it was introduced in api-version 7.3-preview");
+    // Exportable keys and release policies too, in create, import and update bodies.
+    refused(send("POST", "/keys/e1/create", api,
+                 Json{{"kty", "RSA"}, {"attributes", {{"exportable", true}}}}),
+            "'attributes.exportable' is not available in api-version " + api);
+    refused(send("POST", "/keys/e1/create", api,
+                 Json{{"kty", "RSA"}, {"release_policy", {{"data", "e30"}}}}),
+            "'release_policy' is not available");
+    refused(send("PATCH", "/keys/k1", api, Json{{"release_policy", {{"data", "e30"}}}}),
+            "'release_policy' is not available");
+    // What the version has still works.
+    CHECK(send("GET", "/keys/k1", api).status == 200);
+    CHECK(send("POST", "/keys/e2/create", api, Json{{"kty", "RSA"}}).status == 200);
+  }
+  CHECK(http.get("/keys/e1").status == 404);  // nothing refused was created
+  for (const std::string api : {"7.3-preview", "7.3", "7.6", "2025-07-01"}) {
+    INFO(api);
+    CHECK(send("GET", "/keys/k1/rotationpolicy", api).status == 200);
+  }
+  // Soft delete (deletedkeys) arrived in 2016-10-01.
+  refused(send("GET", "/deletedkeys", "2015-06-01"),
+          "GetDeletedKeys is not available in api-version 2015-06-01");
+  CHECK(send("GET", "/deletedkeys", "2016-10-01").status == 200);
+  // An unknown version is refused before the operation is looked at.
+  refused(send("POST", "/keys/k1/rotate", "7.1-preview"), "is not recognized");
+}
+
+TEST_CASE("every answer carries its own x-ms-request-id, and the access log cannot be forged",
+          "[vault][rest]") {
+  test::RestRig rig(vault::Flavor::kKeyVault, "rest-request-id");
+  test::RestClient http = rig.client();
+  test::Answer a = http.get("/keys");
+  test::Answer b = http.get("/keys/missing");
+  test::Call no_token{"GET", "/keys?api-version=7.5", std::nullopt};
+  no_token.with_token = false;
+  test::Answer c = http.send(no_token);
+  REQUIRE(a.status == 200);
+  REQUIRE(b.status == 404);
+  REQUIRE(c.status == 401);
+  std::set<std::string> ids;
+  for (const test::Answer* x : {&a, &b, &c}) {
+    const std::string id = x->header("x-ms-request-id");
+    INFO(x->describe() << " id=" << id);
+    // A version-4 UUID, lower-case hex.
+    CHECK(id.size() == 36);
+    CHECK(id[8] == '-');
+    CHECK(id[14] == '4');
+    CHECK(std::string("89ab").find(id[19]) != std::string::npos);
+    CHECK(x->header("x-ms-keyvault-service-version").rfind("keyport-", 0) == 0);
+    ids.insert(id);
+  }
+  CHECK(ids.size() == 3);
+
+  // A path and an api-version with an encoded newline, ESC and NUL: one line each, escaped.
+  const std::string forged =
+      "/keys/x%0A2026-01-01T00:00:00Z%20127.0.0.1%20caller=admin%20DELETE%20/keys/victim%20204"
+      "%201.0ms%20op=PurgeDeletedKey%1B[2J%00";
+  test::Answer d = http.send(test::Call{"GET", forged + "?api-version=7.5%1B[1m", std::nullopt});
+  CHECK(d.status != 0);
+  rig.stop();
+  const std::string log = test::slurp(rig.access_log());
+  std::vector<std::string> lines;
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    lines.push_back(line);
+  }
+  // Four requests, four lines, each starting with the server's own timestamp.
+  CHECK(lines.size() == 4);
+  for (const std::string& line : lines) {
+    INFO(line);
+    CHECK(line.rfind("20", 0) == 0);
+    for (char ch : line) {
+      const auto u = static_cast<unsigned char>(ch);
+      CHECK((u >= 0x20 && u < 0x7f));
+    }
+  }
+  CHECK(log.find("/keys/x\\x0a2026-01-01T00:00:00Z 127.0.0.1 caller=admin DELETE") !=
+        std::string::npos);
+  CHECK(log.find("?api-version=7.5\\x1b[1m 404") != std::string::npos);
+  CHECK(log.find("\\x1b[2J\\x00") != std::string::npos);
+  // Each line names the request id its answer carried.
+  for (const std::string& id : ids) {
+    CHECK(log.find("rid=" + id) != std::string::npos);
+  }
+}
+
+TEST_CASE("a missing or broken access file refuses every token until it loads again",
+          "[vault][rest]") {
+  const std::string admin = "admin-token-0123456789abcdef";
+  const std::string removed = "removed-token-0123456789abcdef";
+  auto access_with = [&](bool with_removed) {
+    Json tokens{{admin, {{"name", "admin"}, {"permissions", Json::array({"get", "list"})}}}};
+    if (with_removed) {
+      tokens[removed] = {{"name", "removed"}, {"permissions", Json::array({"get", "list"})}};
+    }
+    return Json{{"tokens", tokens}};
+  };
+  test::RestRig rig(vault::Flavor::kKeyVault, "rest-access-broken", access_with(true));
+  WriteOptions replace;
+  replace.overwrite = true;
+  replace.mode = 0600;
+  const std::filesystem::path file = rig.dir / "access.json";
+  test::RestClient admin_http = rig.client(admin);
+  test::RestClient removed_http = rig.client(removed);
+  REQUIRE(removed_http.get("/keys").status == 200);
+
+  auto refused_all = [&](const std::string& why) {
+    INFO(why);
+    for (test::RestClient* http : {&admin_http, &removed_http}) {
+      test::Answer a = http->get("/keys");
+      INFO(a.describe());
+      CHECK(a.status == 401);
+      CHECK(a.json["error"]["message"].get<std::string>().find("access file does not load") !=
+            std::string::npos);
+    }
+  };
+  // Deleted: nobody gets in, the removed token least of all.
+  std::filesystem::remove(file);
+  refused_all("deleted");
+  // Written back without the removed token: the admin gets in, the removed token does not.
+  REQUIRE_OK(write_file_atomic(file, dump_json(access_with(false), 2), replace));
+  CHECK(admin_http.get("/keys").status == 200);
+  CHECK(removed_http.get("/keys").status == 401);
+  // Edited into something that does not parse: closed again, for both.
+  REQUIRE_OK(write_file_atomic(file, std::string("{\"tokens\": {"), replace));
+  refused_all("unparsable");
+  REQUIRE_OK(write_file_atomic(file, dump_json(access_with(false), 2), replace));
+  CHECK(admin_http.get("/keys").status == 200);
+  CHECK(removed_http.get("/keys").status == 401);
+}
+
+TEST_CASE("a request body with a NUL byte is refused whole, not read up to the NUL",
+          "[vault][rest]") {
+  test::RestRig rig(vault::Flavor::kKeyVault, "rest-nul-body");
+  test::RestClient http = rig.client();
+  const std::string body(R"({"kty":"EC"})"
+                         "\0"
+                         R"({"kty":"RSA","key_size":2048})",
+                         42);
+  test::Answer a = http.send(test::Call{"POST", "/keys/nul/create?api-version=7.5", body});
+  INFO(a.describe());
+  CHECK(a.status == 400);
+  CHECK(a.code() == "BadParameter");
+  CHECK(a.json["error"]["message"].get<std::string>().find("NUL") != std::string::npos);
+  CHECK(http.get("/keys/nul").status == 404);
+}
+
+TEST_CASE(
+    "the vault's TLS 1.2 offers forward-secret AEAD suites only (checked with openssl s_client)",
+    "[vault][rest]") {
+  test::RestRig rig(vault::Flavor::kKeyVault, "rest-tls-suites");
+  const std::string url = rig.url();
+  const std::string host_port = url.substr(url.find("://") + 3);
+  auto connect = [&](const std::string& args) {
+    std::string out;
+    const int rc = test::run_command("openssl s_client -connect " + host_port + " -CAfile " +
+                                         rig.ca_file().string() + " " + args + " </dev/null",
+                                     &out);
+    INFO(args << "\n" << out);
+    return rc;
+  };
+  CHECK(connect("-tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256") == 0);
+  CHECK(connect("-tls1_3") == 0);
+  // CBC with SHA-1 or SHA-2 MACs, and static RSA key exchange: refused.
+  for (const char* suite :
+       {"ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA", "AES128-SHA",
+        "ECDHE-ECDSA-AES256-SHA384:ECDHE-RSA-AES256-SHA384", "AES256-GCM-SHA384"}) {
+    CHECK(connect(std::string("-tls1_2 -cipher ") + suite) != 0);
+  }
 }
