@@ -2,15 +2,12 @@
 #include "transfer/export.h"
 
 #include "byok/profile.h"
-
-#ifndef KEYPORT_VERSION
-#define KEYPORT_VERSION "0.0.0"
-#endif
+#include "core/version.h"
 
 namespace keyport::transfer {
 
 std::string tool_version() {
-  return std::string("keyport ") + KEYPORT_VERSION;
+  return "keyport " + std::string(keyport::version());
 }
 
 std::string generator_for(const p11::TokenInfo& token) {

@@ -21,6 +21,7 @@
 #include "core/net.h"
 #include "core/random.h"
 #include "core/strings.h"
+#include "core/version.h"
 #include "vault/rest_internal.h"
 #include "vault/tls.h"
 
@@ -30,11 +31,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kServerInfoFile = "server.json";
-#ifndef KEYPORT_VERSION
-#define KEYPORT_VERSION "0.0.0"
-#endif
-// x-ms-keyvault-service-version: which service answered (Key Vault sends its build number).
-constexpr const char* kServiceVersion = "keyport-" KEYPORT_VERSION;
 constexpr const char* kAccessFile = "access.json";
 constexpr const char* kTokenFile = "admin.token";
 constexpr const char* kJsonType = "application/json; charset=utf-8";
@@ -112,7 +108,8 @@ void stamp_response(httplib::Response& res) {
   }
   if (!res.has_header("x-ms-request-id")) {
     res.set_header("x-ms-request-id", t_trace.request_id);
-    res.set_header("x-ms-keyvault-service-version", kServiceVersion);
+    // Which service answered (Key Vault sends its build number).
+    res.set_header("x-ms-keyvault-service-version", "keyport-" + std::string(keyport::version()));
   }
 }
 
