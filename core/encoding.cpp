@@ -159,6 +159,37 @@ std::string hex_encode(std::span<const std::uint8_t> data) {
   return out;
 }
 
+std::string format_uuid(std::span<const std::uint8_t> data) {
+  if (data.size() != 16) {
+    return {};
+  }
+  const std::string h = hex_encode(data);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20);
+}
+
+Result<std::string> percent_decode(std::string_view text, bool plus_is_space) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '%') {
+      const int hi = i + 2 < text.size() ? hex_digit_value(text[i + 1]) : -1;
+      const int lo = hi >= 0 ? hex_digit_value(text[i + 2]) : -1;
+      if (lo < 0) {
+        return make_error(ErrorCode::kFormat, "a '%' is not followed by two hex digits");
+      }
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 int hex_digit_value(char c) {
   if (c >= '0' && c <= '9') {
     return c - '0';

@@ -101,9 +101,13 @@ JsonScan scan(std::string_view text, const JsonLimits& limits, bool stop_at_dupl
       problem = "JSON syntax error at byte " + std::to_string(e.byte) + ": " +
                 (colon == std::string::npos ? what : what.substr(colon + 2));
     }
-  } catch (const std::exception& e) {
+  } catch (const Json::out_of_range& e) {
+    // 406: a number beyond double ("1e999"). nlohmann's text names itself and quotes the input.
     if (problem.empty())
-      problem = std::string("JSON error: ") + e.what();
+      problem = e.id == 406 ? "JSON number out of range" : "JSON value out of range";
+  } catch (const std::exception&) {
+    if (problem.empty())
+      problem = "JSON text that cannot be read";
   }
   if (!problem.empty()) {
     out.doc.reset();

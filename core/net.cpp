@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "core/net.h"
 
+#include <arpa/inet.h>
+
 #include <optional>
 
 namespace keyport {
@@ -90,6 +92,12 @@ std::string join_host_port(std::string_view host, std::uint16_t port) {
   const std::string h =
       host.find(':') != std::string_view::npos ? "[" + std::string(host) + "]" : std::string(host);
   return h + ":" + std::to_string(port);
+}
+
+bool is_ip_literal(std::string_view host) {
+  const std::string h(host);
+  unsigned char buf[16];
+  return inet_pton(AF_INET, h.c_str(), buf) == 1 || inet_pton(AF_INET6, h.c_str(), buf) == 1;
 }
 
 }  // namespace keyport

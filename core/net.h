@@ -35,4 +35,7 @@ std::string host_only(std::string_view host_port);
 // "host:port", with brackets around an IPv6 host.
 std::string join_host_port(std::string_view host, std::uint16_t port);
 
+// True for an IPv4 or IPv6 address literal (inet_pton; no brackets).
+bool is_ip_literal(std::string_view host);
+
 }  // namespace keyport

@@ -22,6 +22,13 @@ Bytes random_bytes(std::size_t n) {
   return b;
 }
 
+std::string random_uuid() {
+  Bytes b = random_bytes(16);
+  b[6] = static_cast<std::uint8_t>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<std::uint8_t>((b[8] & 0x3f) | 0x80);
+  return format_uuid(b);
+}
+
 SecretBytes random_secret(std::size_t n) {
   SecretBytes s(n);
   fill(s.reveal_mut(SecretAccess::unsafe()).data(), n);

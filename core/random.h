@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 #include "core/encoding.h"
 #include "core/secret.h"
@@ -13,5 +14,7 @@ namespace keyport {
 Bytes random_bytes(std::size_t n);
 // Secret random bytes (keys).
 SecretBytes random_secret(std::size_t n);
+// A random (version 4) UUID, lower case: request ids, token ids.
+std::string random_uuid();
 
 }  // namespace keyport

@@ -43,20 +43,22 @@ std::string policy_hash() {
 
 // Stable pseudo-measurements: hex of `bytes` bytes derived from the authority URL and a label,
 // so that tokens of one authority agree with each other (as measurements of one image would).
-std::string fake_hex(const std::string& seed, const std::string& label, std::size_t bytes) {
+Bytes fake_bytes(const std::string& seed, const std::string& label, std::size_t bytes) {
   Bytes out;
   for (int counter = 0; out.size() < bytes; ++counter) {
     Bytes block = sha256(as_bytes(seed + "|" + label + "|" + std::to_string(counter)));
     out.insert(out.end(), block.begin(), block.end());
   }
   out.resize(bytes);
-  return hex_encode(out);
+  return out;
+}
+
+std::string fake_hex(const std::string& seed, const std::string& label, std::size_t bytes) {
+  return hex_encode(fake_bytes(seed, label, bytes));
 }
 
 std::string fake_uuid(const std::string& seed, const std::string& label) {
-  const std::string h = ascii_upper(fake_hex(seed, label, 16));
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
-         "-" + h.substr(20, 12);
+  return ascii_upper(format_uuid(fake_bytes(seed, label, 16)));
 }
 
 Json sevsnp_claims(const std::string& seed, const std::string& report_data) {

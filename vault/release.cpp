@@ -30,16 +30,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::int64_t kRenewBefore = 30 * 86400;
+constexpr std::int64_t kSigningRenewBefore = 30 * 86400;
 constexpr std::int64_t kSigningLifetime = 365 * 86400;
 
 tl::unexpected<Error> refused() {
   return make_error(ErrorCode::kPermissionDenied, std::string(kForbidden), kReleaseRefused);
-}
-
-bool is_ip_literal(const std::string& host) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
 // Trusted authorities: static JWKS first, OpenID discovery for the others.
@@ -223,7 +218,7 @@ Status ensure_signing_identity(ReleaseService::State& st, Vault& vault) {
         one.push_back(std::move(certs->front()));
         x509::ChainCheck check;
         check.host = host;
-        check.at = now + kRenewBefore;
+        check.at = now + kSigningRenewBefore;
         auto spki_cert = x509::public_key_spki(*X509_get0_pubkey(one.front().get()));
         auto spki_key = x509::public_key_spki(**pkey);
         if (x509::verify_chain(one, st.ca_pem, check) && spki_cert && spki_key &&

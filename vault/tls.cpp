@@ -28,11 +28,6 @@ constexpr long kCaLifetime = 10L * 365 * 86400;
 constexpr long kServerLifetime = 365L * 86400;
 constexpr long kRenewBefore = 30L * 86400;
 
-bool is_ip_literal(const std::string& name) {
-  unsigned char buf[16];
-  return inet_pton(AF_INET, name.c_str(), buf) == 1 || inet_pton(AF_INET6, name.c_str(), buf) == 1;
-}
-
 bool is_dns_name(const std::string& name) {
   if (name.empty() || name.size() > 253 || name.front() == '.' || name.back() == '.' ||
       name.front() == '-') {

@@ -84,6 +84,16 @@ TEST_CASE("strict JSON refuses a NUL byte instead of ending the document there",
   CHECK(scan_json(std::string("[1]\0", 4)).error.has_value());
 }
 
+// Issue 18: a REST error body quoted "[json.exception.out_of_range.406] number overflow parsing
+// '1e999'": the library's own text, with the input in it.
+TEST_CASE("strict JSON says a number is out of range in its own words", "[unit][core][json]") {
+  auto r = parse_json_strict(R"({"attributes": {"exp": 1e999}})");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == ErrorCode::kFormat);
+  CHECK(r.error().message() == "JSON number out of range");
+  CHECK(r.error().message().find("json.exception") == std::string::npos);
+}
+
 TEST_CASE("strict JSON bounds depth and size and reports syntax errors", "[unit][core][json]") {
   std::string deep(100, '[');
   deep += std::string(100, ']');

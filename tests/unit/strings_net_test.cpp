@@ -2,7 +2,9 @@
 // core/strings.h and core/net.h: locale-free case and whitespace helpers, host:port parsing.
 #include <catch2/catch.hpp>
 
+#include "core/encoding.h"
 #include "core/net.h"
+#include "core/random.h"
 #include "core/strings.h"
 #include "tests/support/support.h"
 
@@ -115,4 +117,41 @@ TEST_CASE("host_only and join_host_port", "[unit][core]") {
   auto back = parse_host_port(join_host_port("fe80::2", 443));
   REQUIRE_OK(back);
   CHECK(back->host == "fe80::2");
+}
+
+TEST_CASE("is_ip_literal knows IPv4 and IPv6 literals and nothing else", "[unit][core]") {
+  CHECK(is_ip_literal("127.0.0.1"));
+  CHECK(is_ip_literal("::1"));
+  CHECK(is_ip_literal("fe80::1"));
+  CHECK_FALSE(is_ip_literal("kpvault.localhost"));
+  CHECK_FALSE(is_ip_literal("[::1]"));
+  CHECK_FALSE(is_ip_literal("1.2.3"));
+  CHECK_FALSE(is_ip_literal(""));
+}
+
+TEST_CASE("percent_decode decodes %XX, '+' only in forms, and refuses broken escapes",
+          "[unit][core]") {
+  CHECK(*percent_decode("https%3A%2F%2Flocalhost%3a8443") == "https://localhost:8443");
+  CHECK(*percent_decode("a+b") == "a+b");
+  CHECK(*percent_decode("a+b", /*plus_is_space=*/true) == "a b");
+  CHECK(*percent_decode("%00") == std::string(1, '\0'));
+  for (const char* bad : {"%", "%4", "%zz", "abc%2"}) {
+    auto r = percent_decode(bad);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == ErrorCode::kFormat);
+  }
+}
+
+TEST_CASE("format_uuid and random_uuid give the 8-4-4-4-12 form, version 4", "[unit][core]") {
+  Bytes b(16);
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    b[i] = static_cast<std::uint8_t>(i * 17);
+  }
+  CHECK(format_uuid(b) == "00112233-4455-6677-8899-aabbccddeeff");
+  CHECK(format_uuid(Bytes(15)).empty());
+  const std::string u = random_uuid();
+  REQUIRE(u.size() == 36);
+  CHECK(u[14] == '4');
+  CHECK((u[19] == '8' || u[19] == '9' || u[19] == 'a' || u[19] == 'b'));
+  CHECK(u != random_uuid());
 }
