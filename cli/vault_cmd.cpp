@@ -209,6 +209,7 @@ Status run_init(GlobalOptions& g, const InitOptions& o) {
   c.flavor = flavor;
   c.name = o.name;
   c.base_url = o.base_url;
+  c.base_url_given = !o.base_url.empty();
   KEYPORT_TRY(vault::Vault::init(data, c));
   if (g.json) {
     print_json(Json{{"data", data}, {"flavor", o.flavor}, {"name", o.name}});
@@ -233,6 +234,10 @@ struct ServeOptions {
   std::size_t max_body = 1 << 20;
   std::size_t threads = 8;
   std::string name = "keyport";
+  std::string challenge_resource;
+  std::string throttle;
+  std::optional<std::string> identity_listen;
+  long identity_token_lifetime = 3600;
   std::optional<std::string> trusted_authorities;
   std::uint64_t hsm_recycle = vault::kDefaultModuleRecycleOps;
 };
@@ -260,6 +265,10 @@ Status run_serve(GlobalOptions&, const ServeOptions& o) {
     s.access_log = *o.access_log;
   }
   s.insecure_any_token = o.insecure_any_token;
+  s.challenge_resource = o.challenge_resource;
+  s.throttle = o.throttle;
+  s.identity_listen = o.identity_listen;
+  s.identity_token_lifetime = std::chrono::seconds(o.identity_token_lifetime);
   s.max_body = o.max_body;
   s.threads = o.threads;
   s.vault_name = o.name;
@@ -986,6 +995,23 @@ void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
   s->add_option("--tls-key", serve->tls_key, "Private key PEM of --tls-cert");
   s->add_option("--access", serve->access,
                 "Access file of bearer tokens and permissions (default DIR/access.json)");
+  s->add_option("--challenge-resource", serve->challenge_resource,
+                "Resource the 401 challenge names (and managed-identity tokens are for): azure "
+                "(https://vault.azure.net), self (the base URL's parent origin, e.g. "
+                "https://localhost:8443 for https://kpvault.localhost:8443, which Azure SDKs "
+                "accept with their defaults) or a URL; default azure for *.vault.azure.net and "
+                "*.managedhsm.azure.net base URLs, self otherwise");
+  s->add_option("--throttle", serve->throttle,
+                "azure: apply Key Vault's documented service limits (transactions per 10 seconds "
+                "per vault, weighted by key type and size) and answer 429 with Retry-After "
+                "beyond them, to test a pipeline's retry logic (default: no limit)");
+  s->add_option("--identity-listen", serve->identity_listen,
+                "Also serve Azure's managed-identity token endpoints (App Service, MSI_ENDPOINT, "
+                "IMDS) over plain HTTP on this loopback host:port; tokens are issued for the "
+                "access file's \"identities\", and the variables applications need are written "
+                "to DIR/identity.env");
+  s->add_option("--identity-token-lifetime", serve->identity_token_lifetime,
+                "Lifetime of managed-identity tokens in seconds (60..86400, default 3600)");
   s->add_flag("--insecure-any-token", serve->insecure_any_token,
               "Accept ANY bearer token as a full administrator (throw-away tests only)");
   s->add_option("--max-body", serve->max_body, "Largest request body in bytes (default 1 MiB)");

@@ -16,6 +16,8 @@ packages=(
   libnss3 libnss3-tools opencryptoki
   # tests
   catch2 p11-kit jq clang-format
+  # the Azure SDK for Python and its crypto peer (tests/interop/python_sdk)
+  python3-azure python3-cryptography
 )
 if [ "${1:-}" = fuzz ]; then
   packages+=(clang libclang-rt-14-dev)  # libFuzzer, ASan and UBSan runtimes for clang 14

@@ -86,18 +86,135 @@ PermissionSet all_permissions() {
   return all;
 }
 
+namespace {
+
+Result<PermissionSet> parse_permission_list(const Json& holder, const std::string& entry) {
+  auto perms = holder.find("permissions");
+  if (perms == holder.end() || !perms->is_array()) {
+    return make_error(ErrorCode::kFormat, entry + ": \"permissions\" must be an array");
+  }
+  PermissionSet set = 0;
+  for (const Json& p : *perms) {
+    if (!p.is_string()) {
+      return make_error(ErrorCode::kFormat, entry + ": permissions must be strings");
+    }
+    auto parsed = parse_permission(p.get<std::string>());
+    if (!parsed) {
+      return tl::unexpected(parsed.error().with_context(entry));
+    }
+    set |= static_cast<PermissionSet>(*parsed);
+  }
+  return set;
+}
+
+constexpr std::size_t kMaxIdentityName = 128;
+
+bool is_identity_name(std::string_view name) {
+  return !name.empty() && name.size() <= kMaxIdentityName &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' ||
+                  c == '.';
+         });
+}
+
+Result<std::vector<ManagedIdentity>> parse_identities(const Json& doc, const std::string& where) {
+  std::vector<ManagedIdentity> out;
+  auto identities = doc.find("identities");
+  if (identities == doc.end()) {
+    return out;
+  }
+  if (!identities->is_object()) {
+    return make_error(ErrorCode::kFormat, where + ": \"identities\" must be an object");
+  }
+  for (auto it = identities->begin(); it != identities->end(); ++it) {
+    const std::string entry = where + ": identity \"" + escape_for_log(it.key()) + "\"";
+    if (!is_identity_name(it.key())) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        entry + ": a name is 1 to 128 letters, digits, '-', '_' and '.'");
+    }
+    const Json& value = it.value();
+    if (!value.is_object()) {
+      return make_error(ErrorCode::kFormat,
+                        entry + ": must be an object {client_id, object_id, permissions}");
+    }
+    KEYPORT_TRY(json_only_members(
+        value, {"client_id", "object_id", "system_assigned", "permissions"}, entry));
+    ManagedIdentity id;
+    id.name = it.key();
+    KEYPORT_ASSIGN_OR_RETURN(id.client_id, json_string(value, "client_id", entry));
+    KEYPORT_ASSIGN_OR_RETURN(id.object_id, json_string(value, "object_id", entry));
+    for (std::string* uuid : {&id.client_id, &id.object_id}) {
+      if (!is_uuid(*uuid)) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          entry +
+                              ": client_id and object_id must be UUIDs "
+                              "(xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)");
+      }
+      *uuid = ascii_lower(*uuid);
+    }
+    if (auto sa = value.find("system_assigned"); sa != value.end()) {
+      if (!sa->is_boolean()) {
+        return make_error(ErrorCode::kFormat,
+                          entry + ": \"system_assigned\" must be true or false");
+      }
+      id.system_assigned = sa->get<bool>();
+    }
+    KEYPORT_ASSIGN_OR_RETURN(id.permissions, parse_permission_list(value, entry));
+    for (const ManagedIdentity& other : out) {
+      if (other.client_id == id.client_id || other.object_id == id.object_id ||
+          other.client_id == id.object_id || other.object_id == id.client_id) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          entry + ": shares an id with identity \"" + other.name + "\"");
+      }
+      if (iequals(other.name, id.name)) {
+        return make_error(
+            ErrorCode::kInvalidArgument,
+            entry + ": names are compared case-insensitively; \"" + other.name + "\" exists");
+      }
+      if (other.system_assigned && id.system_assigned) {
+        return make_error(
+            ErrorCode::kInvalidArgument,
+            entry + ": only one identity can be system_assigned (\"" + other.name + "\" is)");
+      }
+    }
+    out.push_back(std::move(id));
+  }
+  return out;
+}
+
+}  // namespace
+
+bool is_uuid(std::string_view text) {
+  if (text.size() != 36) {
+    return false;
+  }
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? text[i] != '-' : std::isxdigit(static_cast<unsigned char>(text[i])) == 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
 Result<AccessList> AccessList::parse(std::string_view json, std::string_view where_sv) {
   const std::string where(where_sv);
   KEYPORT_ASSIGN_OR_RETURN(Json doc, parse_json_strict(json));
   if (!doc.is_object()) {
-    return make_error(ErrorCode::kFormat, where + ": must hold a JSON object {\"tokens\": {...}}");
+    return make_error(
+        ErrorCode::kFormat,
+        where + ": must hold a JSON object {\"tokens\": {...}, \"identities\": {...}}");
   }
-  KEYPORT_TRY(json_only_members(doc, {"tokens"}, where));
+  KEYPORT_TRY(json_only_members(doc, {"tokens", "identities"}, where));
+  AccessList list;
+  KEYPORT_ASSIGN_OR_RETURN(list.m_identities, parse_identities(doc, where));
   auto tokens = doc.find("tokens");
-  if (tokens == doc.end() || !tokens->is_object()) {
+  if (tokens == doc.end()) {
+    return list;
+  }
+  if (!tokens->is_object()) {
     return make_error(ErrorCode::kFormat, where + ": \"tokens\" must be an object");
   }
-  AccessList list;
   std::size_t index = 0;
   for (auto it = tokens->begin(); it != tokens->end(); ++it, ++index) {
     // Entries are named by position: a token never appears in a message.
@@ -116,26 +233,22 @@ Result<AccessList> AccessList::parse(std::string_view json, std::string_view whe
     if (name.empty()) {
       return make_error(ErrorCode::kInvalidArgument, entry + ": \"name\" must not be empty");
     }
-    auto perms = value.find("permissions");
-    if (perms == value.end() || !perms->is_array()) {
-      return make_error(ErrorCode::kFormat, entry + ": \"permissions\" must be an array");
-    }
     Entry e;
     e.digest = digest_of(it.key());
     e.principal.name = std::move(name);
-    for (const Json& p : *perms) {
-      if (!p.is_string()) {
-        return make_error(ErrorCode::kFormat, entry + ": permissions must be strings");
-      }
-      auto parsed = parse_permission(p.get<std::string>());
-      if (!parsed) {
-        return tl::unexpected(parsed.error().with_context(entry));
-      }
-      e.principal.permissions |= static_cast<PermissionSet>(*parsed);
-    }
+    KEYPORT_ASSIGN_OR_RETURN(e.principal.permissions, parse_permission_list(value, entry));
     list.m_entries.push_back(std::move(e));
   }
   return list;
+}
+
+const ManagedIdentity* AccessList::identity_by_object_id(std::string_view object_id) const {
+  for (const ManagedIdentity& id : m_identities) {
+    if (iequals(id.object_id, object_id)) {
+      return &id;
+    }
+  }
+  return nullptr;
 }
 
 Result<AccessList> AccessList::load(const std::filesystem::path& file) {

@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // Who may call the REST server, and what they may do: the access file.
 //
-//   {"tokens": {"<bearer token>": {"name": "ci", "permissions": ["get", "list", "sign", ...]}}}
+//   {"tokens": {"<bearer token>": {"name": "ci", "permissions": ["get", "list", "sign", ...]}},
+//    "identities": {"<name>": {"client_id": "<uuid>", "object_id": "<uuid>",
+//                              "system_assigned": true, "permissions": [...]}}}
+//
+// Both members are optional. "identities" are managed identities: applications get their tokens
+// from the identity endpoint (vault/identity.h) and call with the identity's permissions, looked
+// up again on every request (removing an identity revokes its tokens at once).
 //
 // Permissions are Key Vault's key permissions (access-policy names, compared case-insensitively).
 // A token is a shared secret: the access file and the token file are written with mode 0600, the
@@ -62,6 +68,15 @@ struct Principal {
   bool allows(Permission p) const { return (permissions & static_cast<PermissionSet>(p)) != 0; }
 };
 
+// A managed identity of the access file.
+struct ManagedIdentity {
+  std::string name;              // the member name; also the last segment of a mi_res_id
+  std::string client_id;         // a UUID, lower case
+  std::string object_id;         // a UUID, lower case (the tokens' oid)
+  bool system_assigned = false;  // the identity of a token request that names none
+  PermissionSet permissions = 0;
+};
+
 class AccessList {
  public:
   // Parses an access file. Strict: duplicate members, unknown members, an empty token, a token
@@ -77,13 +92,21 @@ class AccessList {
 
   std::size_t size() const { return m_entries.size(); }
 
+  const std::vector<ManagedIdentity>& identities() const { return m_identities; }
+  // The identity with this object id (compared case-insensitively), or nullptr.
+  const ManagedIdentity* identity_by_object_id(std::string_view object_id) const;
+
  private:
   struct Entry {
     std::array<std::uint8_t, 32> digest{};
     Principal principal;
   };
   std::vector<Entry> m_entries;
+  std::vector<ManagedIdentity> m_identities;
 };
+
+// True for a UUID in its 8-4-4-4-12 hexadecimal form (either case).
+bool is_uuid(std::string_view text);
 
 // A fresh random bearer token: 32 random bytes, base64url (43 characters).
 SecretBytes generate_token();

@@ -31,12 +31,19 @@ Result<VaultConfig> VaultConfig::load(const fs::path& dir) {
   if (!j.is_object()) {
     return make_error(ErrorCode::kFormat, where + " must hold a JSON object");
   }
-  KEYPORT_TRY(json_only_members(j, {"schema", "flavor", "name", "base_url", "created"}, where));
+  KEYPORT_TRY(json_only_members(
+      j, {"schema", "flavor", "name", "base_url", "base_url_given", "created"}, where));
   VaultConfig c;
   KEYPORT_ASSIGN_OR_RETURN(std::string flavor, json_string(j, "flavor", where));
   KEYPORT_ASSIGN_OR_RETURN(c.flavor, parse_flavor(flavor));
   KEYPORT_ASSIGN_OR_RETURN(c.name, json_string(j, "name", where));
   KEYPORT_ASSIGN_OR_RETURN(c.base_url, json_string(j, "base_url", where));
+  if (const Json* given = member(j, "base_url_given"); given != nullptr) {
+    if (!given->is_boolean()) {
+      return make_error(ErrorCode::kFormat, where + ": \"base_url_given\" must be true or false");
+    }
+    c.base_url_given = given->get<bool>();
+  }
   const Json* created = member(j, "created");
   if (created == nullptr || !created->is_number_integer()) {
     return make_error(ErrorCode::kFormat, where + ": \"created\" must be an integer");
@@ -51,6 +58,9 @@ Status VaultConfig::save(const fs::path& dir, bool overwrite) const {
   j["flavor"] = std::string(to_string(flavor));
   j["name"] = name;
   j["base_url"] = base_url;
+  if (base_url_given) {
+    j["base_url_given"] = true;
+  }
   j["created"] = created;
   WriteOptions w;
   w.overwrite = overwrite;

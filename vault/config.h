@@ -3,7 +3,7 @@
 // (Vault::open and Vault::init, the REST server when it settles the base URL).
 //
 //   {"schema": 1, "flavor": "key-vault" | "managed-hsm", "name": ..., "base_url": ...,
-//    "created": <unix seconds>}
+//    "base_url_given": true (only when an operator chose the base URL), "created": <unix seconds>}
 #pragma once
 
 #include <cstdint>
@@ -34,6 +34,10 @@ struct VaultConfig {
   // https://<name>.managedhsm.azure.net (managed-hsm). A local server uses e.g.
   // https://127.0.0.1:8443. Key identifiers (kid) are <base_url>/keys/<name>/<version>.
   std::string base_url;
+  // True when an operator chose base_url (`vault init --base-url`): the server keeps it whatever
+  // its listen address. False when it is a default, which `vault serve` replaces with its listen
+  // address. Stored as "base_url_given": true (absent means false).
+  bool base_url_given = false;
   std::int64_t created = 0;  // unix seconds; set by Vault::init
 
   // Reads DIR/vault.json strictly (no unknown or duplicate members). Returns the configuration

@@ -21,9 +21,16 @@ Result<std::optional<std::int64_t>> time_member(const Json& attrs, std::string_v
   if (v == nullptr) {
     return std::optional<std::int64_t>();
   }
-  if (!v->is_number_integer()) {
+  // 0 .. 9999-12-31T23:59:59Z: a negative time, or one past what a date can show, is refused
+  // rather than stored (an unsigned beyond INT64_MAX would wrap to a negative one).
+  constexpr std::int64_t kLastSecond = 253402300799;
+  if (!v->is_number_integer() ||
+      (v->is_number_unsigned() &&
+       v->get<std::uint64_t>() > static_cast<std::uint64_t>(kLastSecond)) ||
+      v->get<std::int64_t>() < 0 || v->get<std::int64_t>() > kLastSecond) {
     return bad_parameter("attributes." + std::string(name) +
-                         " must be an integer (seconds since 1970-01-01 UTC).");
+                         " must be an integer number of seconds since 1970-01-01 UTC, from 0 "
+                         "to 253402300799 (9999-12-31T23:59:59Z).");
   }
   return std::optional<std::int64_t>(v->get<std::int64_t>());
 }

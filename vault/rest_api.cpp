@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/strings.h"
 #include "vault/rest_internal.h"
+#include "vault/throttle.h"
 
 namespace keyport::vault {
 
@@ -191,13 +192,62 @@ bool api_version_at_least(std::string_view version, std::string_view since) {
   return at != v.end() && from != v.end() && at >= from;
 }
 
+// --- throttling -------------------------------------------------------------------------------
+
+namespace {
+
+// The service-limit class of a request: creates by the body's key type, other key operations by
+// the stored key's type and size, everything else is a vault-related transaction.
+ThrottleClass throttle_class_of(const Vault& vault, const RestOp& op, const std::string& name,
+                                const Json& body) {
+  const std::string_view id = op.operation_id;
+  auto spec_of = [](std::string_view kty, const Json& params) {
+    KeySpec spec;
+    spec.family = kty.rfind("EC", 0) == 0    ? KeyFamily::kEc
+                  : kty.rfind("oct", 0) == 0 ? KeyFamily::kAes
+                                             : KeyFamily::kRsa;
+    const Json* size = member(params, "key_size");
+    spec.bits = size != nullptr && size->is_number_unsigned() ? size->get<unsigned>() : 2048;
+    return spec;
+  };
+  if (id == "CreateKey") {
+    const Json* kty = member(body, "kty");
+    const std::string k = kty != nullptr && kty->is_string() ? kty->get<std::string>() : "RSA";
+    return key_throttle_class(k, spec_of(k, body), /*create=*/true);
+  }
+  if (id == "ImportKey") {
+    const Json* key = member(body, "key");
+    const Json* kty = key != nullptr ? member(*key, "kty") : nullptr;
+    std::string k = kty != nullptr && kty->is_string() ? kty->get<std::string>() : "RSA";
+    const Json* hsm = member(body, "hsm");
+    if (hsm != nullptr && hsm->is_boolean() && hsm->get<bool>() &&
+        k.find("-HSM") == std::string::npos) {
+      k += "-HSM";
+    }
+    return key_throttle_class(k, spec_of(k, Json::object()), /*create=*/true);
+  }
+  if (name.empty() || op.paged || id.find("Deleted") != std::string_view::npos ||
+      id.find("RotationPolicy") != std::string_view::npos) {
+    return vault_throttle_class();
+  }
+  auto latest = vault.peek_latest(name);
+  if (!latest || !latest->has_value()) {
+    return vault_throttle_class();
+  }
+  return key_throttle_class((*latest)->kty, (*latest)->spec, /*create=*/id == "RotateKey");
+}
+
+}  // namespace
+
 // --- RestApi ----------------------------------------------------------------------------------
 
 RestApi::RestApi(Vault& vault, Authenticator* auth, std::size_t max_body, ReleaseOptions release)
     : m_vault(vault),
       m_auth(auth),
       m_max_body(max_body),
-      m_release(std::make_shared<ReleaseService>(vault, std::move(release))) {}
+      m_release(std::make_shared<ReleaseService>(vault, std::move(release))),
+      m_resource(vault.config().flavor == Flavor::kManagedHsm ? "https://managedhsm.azure.net"
+                                                              : "https://vault.azure.net") {}
 
 RestResponse RestApi::handle(const RestRequest& request) const noexcept {
   try {
@@ -271,17 +321,19 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
   } else {
     std::string_view token = bearer_token(request.authorization);
     std::optional<Principal> found;
+    std::string refusal;
     if (!token.empty() && m_auth != nullptr) {
-      found = m_auth->authenticate(token);
+      found = m_auth->authenticate(token, refusal);
     }
     if (!found) {
       const std::string broken = m_auth != nullptr ? m_auth->refusal_reason() : std::string();
       RestResponse r = error_response(
           401, kUnauthorized,
-          token.empty()     ? "AKV10000: Request is missing a Bearer or PoP token."
-          : !broken.empty() ? broken
-                            : "The bearer token is not valid for this vault (it is not in the "
-                              "vault's access file).");
+          token.empty()      ? "AKV10000: Request is missing a Bearer or PoP token."
+          : !broken.empty()  ? broken
+          : !refusal.empty() ? refusal
+                             : "The bearer token is not valid for this vault (it is not in the "
+                               "vault's access file).");
       r.headers.emplace_back("WWW-Authenticate", challenge());
       return r;
     }
@@ -361,6 +413,22 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
       return result;
     }
     paging = *p;
+  }
+
+  // 5c. --throttle azure: over the limits, 429 with Retry-After (not counted, as in Key Vault).
+  if (m_throttle) {
+    const ThrottleClass c = throttle_class_of(m_vault, op, m.name, body);
+    if (std::optional<long> wait = m_throttle->admit(c, Throttle::Clock::now())) {
+      result = error_response(
+          429, "Throttled",
+          "Request was not processed because too many requests were received (" + c.name + ": " +
+              std::to_string(c.limit) + " per 10 seconds per vault). Retry after " +
+              std::to_string(*wait) + " seconds.");
+      result.headers.emplace_back("Retry-After", std::to_string(*wait));
+      result.caller = principal.name;
+      result.operation = op.operation_id;
+      return result;
+    }
   }
 
   // 6. The vault.

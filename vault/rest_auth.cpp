@@ -12,9 +12,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kTenantAuthority =
-    "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000";
-
 // What identifies one version of the access file: a write in place changes size or mtime, an
 // atomic replace (rename) changes the inode even within one mtime tick.
 std::string access_file_stamp(const fs::path& file) {
@@ -62,13 +59,49 @@ void AccessFileAuthenticator::maybe_reload() {
             " tokens)");
 }
 
-std::optional<Principal> AccessFileAuthenticator::authenticate(std::string_view token) {
+std::optional<Principal> AccessFileAuthenticator::authenticate(std::string_view token,
+                                                               std::string& refusal) {
   std::lock_guard<std::mutex> lock(m_mutex);
   maybe_reload();
   if (!m_broken.empty()) {
     return std::nullopt;
   }
-  return m_list.authenticate(token);
+  if (m_identity_tokens == nullptr || !IdentityTokens::looks_like_jwt(token)) {
+    return m_list.authenticate(token);
+  }
+  auto claims = m_identity_tokens->verify(token);
+  if (!claims) {
+    return std::nullopt;
+  }
+  refusal = identity_claims_refusal(*claims, m_now(), m_identity_resource);
+  if (!refusal.empty()) {
+    return std::nullopt;
+  }
+  const ManagedIdentity* id = m_list.identity_by_object_id(claims->oid);
+  if (id == nullptr) {
+    refusal = "The managed identity of this token (object id " + escape_for_log(claims->oid) +
+              ") is not in the vault's access file.";
+    return std::nullopt;
+  }
+  return Principal{id->name, id->permissions};
+}
+
+void AccessFileAuthenticator::accept_identity_tokens(const IdentityTokens* tokens,
+                                                     std::string resource,
+                                                     std::function<std::int64_t()> now) {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  m_identity_tokens = tokens;
+  m_identity_resource = std::move(resource);
+  m_now = std::move(now);
+}
+
+Result<std::vector<ManagedIdentity>> AccessFileAuthenticator::identities() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  maybe_reload();
+  if (!m_broken.empty()) {
+    return make_error(ErrorCode::kFailedPrecondition, m_broken);
+  }
+  return m_list.identities();
 }
 
 std::string AccessFileAuthenticator::refusal_reason() {
@@ -78,7 +111,7 @@ std::string AccessFileAuthenticator::refusal_reason() {
                                 "); every token is refused until it is fixed.";
 }
 
-std::optional<Principal> AnyTokenAuthenticator::authenticate(std::string_view token) {
+std::optional<Principal> AnyTokenAuthenticator::authenticate(std::string_view token, std::string&) {
   if (token.empty()) {
     return std::nullopt;
   }
@@ -86,11 +119,8 @@ std::optional<Principal> AnyTokenAuthenticator::authenticate(std::string_view to
 }
 
 std::string RestApi::challenge() const {
-  const char* resource = m_vault.config().flavor == Flavor::kManagedHsm
-                             ? "https://managedhsm.azure.net"
-                             : "https://vault.azure.net";
-  return std::string("Bearer authorization=\"") + kTenantAuthority + "\", resource=\"" + resource +
-         "\"";
+  return "Bearer authorization=\"https://login.microsoftonline.com/" +
+         std::string(kSimulatedTenant) + "\", resource=\"" + m_resource + "\"";
 }
 
 namespace rest {

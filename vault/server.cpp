@@ -23,6 +23,7 @@
 #include "core/strings.h"
 #include "core/version.h"
 #include "vault/rest_internal.h"
+#include "vault/throttle.h"
 #include "vault/tls.h"
 
 namespace keyport::vault {
@@ -33,6 +34,7 @@ namespace {
 constexpr const char* kServerInfoFile = "server.json";
 constexpr const char* kAccessFile = "access.json";
 constexpr const char* kTokenFile = "admin.token";
+constexpr const char* kIdentityEnvFile = "identity.env";
 constexpr const char* kJsonType = "application/json; charset=utf-8";
 
 }  // namespace
@@ -65,16 +67,87 @@ std::string url_host(const std::string& host) {
 
 }  // namespace
 
-std::string effective_base_url(const std::string& configured, const VaultConfig& config,
-                               const std::string& host, int port) {
+std::string effective_base_url(const VaultConfig& config, const std::string& host, int port) {
+  if (config.base_url_given) {
+    return config.base_url;
+  }
   const std::string default_host =
       ascii_lower(config.name) +
       (config.flavor == Flavor::kManagedHsm ? ".managedhsm.azure.net" : ".vault.azure.net");
-  const std::string h = host_part(ascii_lower(configured));
-  if (!configured.empty() && h != default_host && !is_local_host(h)) {
-    return configured;
+  const std::string h = host_part(ascii_lower(config.base_url));
+  if (!config.base_url.empty() && h != default_host && !is_local_host(h)) {
+    return config.base_url;
   }
   return "https://" + url_host(host) + ":" + std::to_string(port);
+}
+
+// --- challenge resource -----------------------------------------------------------------------
+
+namespace {
+
+std::string_view azure_resource(Flavor flavor) {
+  return flavor == Flavor::kManagedHsm ? "https://managedhsm.azure.net" : "https://vault.azure.net";
+}
+
+bool ends_with_label(std::string_view host, std::string_view suffix) {
+  return host.size() > suffix.size() && host.substr(host.size() - suffix.size()) == suffix;
+}
+
+}  // namespace
+
+Result<ChallengeResource> challenge_resource(std::string_view choice, const VaultConfig& config) {
+  const std::string base = ascii_lower(config.base_url);
+  const std::string host = host_part(base);
+  const std::string_view authority = std::string_view(base).substr(base.find("://") + 3);
+  ChallengeResource r;
+  std::string c = ascii_lower(trim(choice));
+  if (c.empty()) {
+    const bool azure_host =
+        ends_with_label(host, ".vault.azure.net") || ends_with_label(host, ".managedhsm.azure.net");
+    c = azure_host ? "azure" : "self";
+  }
+  if (c == "azure") {
+    r.resource = std::string(azure_resource(config.flavor));
+    const std::string suffix =
+        config.flavor == Flavor::kManagedHsm ? ".managedhsm.azure.net" : ".vault.azure.net";
+    if (!ends_with_label(host, suffix)) {
+      r.warning = "the challenge names " + r.resource + " but the vault's host " + host +
+                  " is not under " + suffix +
+                  ": Azure SDKs refuse that challenge unless told not to verify it";
+    }
+    return r;
+  }
+  if (c == "self") {
+    // SDKs accept a challenge when the request's host ends with "." + the resource's host (the
+    // Python SDK compares host:port), so the resource is the base URL minus its first label.
+    const std::size_t dot = host.find('.');
+    if (is_ip_literal(host) || dot == std::string::npos) {
+      r.resource = "https://" + std::string(authority);
+      r.warning = "the base URL " + config.base_url +
+                  " has no parent domain, so Azure SDKs refuse its challenge unless told not to "
+                  "verify it; give the vault a name such as https://" +
+                  ascii_lower(config.name) + ".localhost:PORT (vault init --base-url)";
+      return r;
+    }
+    r.resource = "https://" + std::string(authority.substr(dot + 1));
+    return r;
+  }
+  if (c.rfind("https://", 0) == 0 || c.rfind("http://", 0) == 0) {
+    std::string u(trim(choice));
+    const std::size_t authority_at = u.find("://") + 3;
+    while (u.size() > authority_at && u.back() == '/') {
+      u.pop_back();
+    }
+    if (u.size() <= authority_at || u.find('/', authority_at) != std::string::npos) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "--challenge-resource " + std::string(choice) +
+                            ": give a URL without a path (https://host[:port])");
+    }
+    r.resource = u;
+    return r;
+  }
+  return make_error(ErrorCode::kInvalidArgument,
+                    "--challenge-resource " + std::string(choice) + ": give azure, self or a URL");
 }
 
 // --- Server -----------------------------------------------------------------------------------
@@ -91,20 +164,10 @@ struct RequestTrace {
 };
 thread_local RequestTrace t_trace;
 
-// A random UUID (version 4), as Key Vault's x-ms-request-id values are.
-std::string new_request_id() {
-  Bytes b = random_bytes(16);
-  b[6] = static_cast<std::uint8_t>((b[6] & 0x0f) | 0x40);
-  b[8] = static_cast<std::uint8_t>((b[8] & 0x3f) | 0x80);
-  const std::string h = hex_encode(b);
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
-         "-" + h.substr(20);
-}
-
 // Every answer, the ones httplib makes itself included, names its request and the service.
 void stamp_response(httplib::Response& res) {
   if (t_trace.request_id.empty()) {
-    t_trace.request_id = new_request_id();
+    t_trace.request_id = random_uuid();  // as Key Vault's are
   }
   if (!res.has_header("x-ms-request-id")) {
     res.set_header("x-ms-request-id", t_trace.request_id);
@@ -209,7 +272,11 @@ struct Server::Impl {
   ServerOptions options;
   TlsMaterial tls;
   std::unique_ptr<Authenticator> auth;
+  AccessFileAuthenticator* access_auth = nullptr;  // auth, when it is the access file
   std::unique_ptr<Vault> vault;
+  std::optional<IdentityTokens> identity_tokens;
+  std::unique_ptr<IdentityEndpoint> identity_endpoint;
+  std::unique_ptr<IdentityServer> identity_server;
   std::unique_ptr<RestApi> api;
   std::unique_ptr<httplib::SSLServer> http;
   detail::AccessLog access_log;
@@ -222,6 +289,55 @@ struct Server::Impl {
   std::condition_variable cv;
   bool listener_done = false;
   bool stopped = false;
+
+  // Identity tokens are accepted whenever there is an access file; the endpoint that hands them
+  // out runs with --identity-listen.
+  Status start_identity(const std::string& resource) {
+    KEYPORT_ASSIGN_OR_RETURN(IdentityTokens tokens,
+                             IdentityTokens::open(options.data_dir / kIdentityKeyFile));
+    identity_tokens.emplace(std::move(tokens));
+    Vault* v = vault.get();
+    auto now = [v] { return v->now(); };
+    if (access_auth != nullptr) {
+      access_auth->accept_identity_tokens(&*identity_tokens, resource, now);
+    }
+    if (!options.identity_listen) {
+      return {};
+    }
+    if (access_auth == nullptr) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "--identity-listen needs the access file's identities; it cannot be used "
+                        "with --insecure-any-token");
+    }
+    if (options.identity_token_lifetime < std::chrono::seconds(60) ||
+        options.identity_token_lifetime > std::chrono::seconds(86400)) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "--identity-token-lifetime must be 60 to 86400 seconds");
+    }
+    AccessFileAuthenticator* a = access_auth;
+    identity_endpoint = std::make_unique<IdentityEndpoint>(
+        *identity_tokens, [a] { return a->identities(); }, now,
+        SecretBytes::from_string(base64url_encode(random_bytes(24))),
+        options.identity_token_lifetime);
+    KEYPORT_ASSIGN_OR_RETURN(identity_server,
+                             IdentityServer::start(*options.identity_listen, *identity_endpoint,
+                                                   [this](const std::string& line) {
+                                                     access_log.write(utc_now() + " " + line);
+                                                   }));
+    WriteOptions secret_file;
+    secret_file.mode = 0600;
+    secret_file.overwrite = true;
+    std::string env = identity_endpoint->environment(identity_server->origin());
+    Status written = write_file_atomic(options.data_dir / kIdentityEnvFile, env, secret_file);
+    secure_wipe(env.data(), env.size());
+    KEYPORT_TRY(written);
+    print(
+        "keyport vault: managed-identity endpoint at " + identity_server->origin() +
+        "; applications find it with the variables in " +
+        (options.data_dir / kIdentityEnvFile).string() +
+        " (IDENTITY_ENDPOINT + IDENTITY_HEADER, MSI_ENDPOINT, AZURE_POD_IDENTITY_AUTHORITY_HOST)");
+    return {};
+  }
 
   void print(const std::string& line) const {
     if (options.print) {
@@ -349,6 +465,10 @@ int Server::port() const {
   return m_impl->port;
 }
 
+std::string Server::identity_origin() const {
+  return m_impl->identity_server ? m_impl->identity_server->origin() : std::string();
+}
+
 const fs::path& Server::ca_file() const {
   return m_impl->tls.ca_file;
 }
@@ -394,6 +514,18 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
     existing = std::move(vc);
   }
 
+  if (!o.throttle.empty()) {
+    if (o.throttle != "azure") {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "--throttle " + o.throttle + ": the only value is azure");
+    }
+    if ((existing ? existing->flavor : o.flavor.value_or(Flavor::kKeyVault)) != Flavor::kKeyVault) {
+      return make_error(ErrorCode::kUnsupported,
+                        "--throttle azure applies Key Vault's service limits; Managed HSM's are "
+                        "not modelled");
+    }
+  }
+
   // Who may call.
   if (o.insecure_any_token) {
     impl->auth = std::make_unique<AnyTokenAuthenticator>();
@@ -411,6 +543,7 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
                   " (mode 0600)");
     }
     KEYPORT_ASSIGN_OR_RETURN(auto a, AccessFileAuthenticator::open(access));
+    impl->access_auth = a.get();
     impl->auth = std::move(a);
   }
 
@@ -480,8 +613,7 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
     impl->print("keyport vault: initialised a " + std::string(to_string(c.flavor)) + " vault \"" +
                 c.name + "\" in " + o.data_dir.string());
   } else {
-    const std::string base =
-        effective_base_url(existing->base_url, *existing, listen.host, impl->port);
+    const std::string base = effective_base_url(*existing, listen.host, impl->port);
     if (!iequals(base, existing->base_url)) {
       VaultConfig updated = *existing;
       updated.base_url = base;
@@ -497,6 +629,19 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
   }
   impl->url = listen_url;
   impl->api = std::make_unique<RestApi>(*impl->vault, impl->auth.get(), o.max_body, o.release);
+  KEYPORT_ASSIGN_OR_RETURN(ChallengeResource resource,
+                           challenge_resource(o.challenge_resource, impl->vault->config()));
+  impl->api->set_challenge_resource(resource.resource);
+  if (!resource.warning.empty()) {
+    impl->print("keyport vault: warning: " + resource.warning);
+  }
+  KEYPORT_TRY(impl->start_identity(resource.resource));
+  if (!o.throttle.empty()) {
+    impl->api->set_throttle(std::make_shared<Throttle>(o.throttle_window));
+    impl->print(
+        "keyport vault: --throttle azure: Key Vault's service limits per 10 seconds apply; "
+        "requests beyond them get 429 with Retry-After");
+  }
   impl->install_handlers();
 
   impl->ticker = std::thread([raw] {
@@ -536,15 +681,18 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
 
   Impl& s = *server->m_impl;
   const VaultConfig& cfg = s.vault->config();
-  Json info{{"url", s.url},
-            {"base_url", cfg.base_url},
-            {"pid", static_cast<long>(::getpid())},
-            {"flavor", std::string(to_string(cfg.flavor))},
-            {"name", cfg.name},
-            {"ca_file", s.tls.ca_file.string()},
-            {"access_file", o.insecure_any_token
-                                ? Json(nullptr)
-                                : Json(o.access_file.value_or(o.data_dir / kAccessFile).string())}};
+  Json info{
+      {"url", s.url},
+      {"base_url", cfg.base_url},
+      {"pid", static_cast<long>(::getpid())},
+      {"flavor", std::string(to_string(cfg.flavor))},
+      {"name", cfg.name},
+      {"ca_file", s.tls.ca_file.string()},
+      {"challenge_resource", s.api->challenge_resource()},
+      {"identity_endpoint", s.identity_server ? Json(s.identity_server->origin()) : Json(nullptr)},
+      {"access_file", o.insecure_any_token
+                          ? Json(nullptr)
+                          : Json(o.access_file.value_or(o.data_dir / kAccessFile).string())}};
   s.print("keyport vault: serving the " + std::string(to_string(cfg.flavor)) + " vault \"" +
           cfg.name + "\" at " + s.url + " (kids: " + cfg.base_url + "/keys/...)");
   if (!s.tls.ca_file.empty()) {
@@ -584,9 +732,13 @@ void Server::stop() {
   if (s.ticker.joinable()) {
     s.ticker.join();
   }
+  std::error_code ec;
+  if (s.identity_server) {
+    s.identity_server->stop();
+    fs::remove(s.options.data_dir / kIdentityEnvFile, ec);  // it holds the endpoint's secret
+  }
   s.api.reset();
   s.vault.reset();
-  std::error_code ec;
   fs::remove(s.options.data_dir / kServerInfoFile, ec);
   std::lock_guard<std::mutex> lock(s.mutex);
   s.listener_done = true;

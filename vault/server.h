@@ -31,10 +31,13 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "vault/access.h"
+#include "vault/identity.h"
 #include "vault/release.h"
 #include "vault/vault.h"
 
 namespace keyport::vault {
+
+class Throttle;
 
 // The api-version values the server accepts, oldest first: every keys data-plane version Azure has
 // published, stable and preview ("2015-06-01" ... "7.6", "2025-07-01", "2026-01-01-preview"): the
@@ -68,8 +71,9 @@ struct RestResponse {
 class Authenticator {
  public:
   virtual ~Authenticator() = default;
-  // The principal of `token` (never empty), or nullopt.
-  virtual std::optional<Principal> authenticate(std::string_view token) = 0;
+  // The principal of `token` (never empty), or nullopt; then `refusal` may say why (an expired or
+  // misaddressed identity token), else the caller says the token is unknown.
+  virtual std::optional<Principal> authenticate(std::string_view token, std::string& refusal) = 0;
   // True for --insecure-any-token (every request is logged with a warning).
   virtual bool insecure() const { return false; }
   // Why every token is refused right now ("" when tokens are being checked normally).
@@ -83,8 +87,15 @@ class Authenticator {
 class AccessFileAuthenticator final : public Authenticator {
  public:
   static Result<std::unique_ptr<AccessFileAuthenticator>> open(std::filesystem::path file);
-  std::optional<Principal> authenticate(std::string_view token) override;
+  std::optional<Principal> authenticate(std::string_view token, std::string& refusal) override;
   std::string refusal_reason() override;
+
+  // Also accept managed-identity tokens (vault/identity.h) signed by `tokens` for `resource`,
+  // checked against `now` (the vault's clock). `tokens` must outlive this object.
+  void accept_identity_tokens(const IdentityTokens* tokens, std::string resource,
+                              std::function<std::int64_t()> now);
+  // The access file's identities as the file is now, or why it does not load.
+  Result<std::vector<ManagedIdentity>> identities();
 
  private:
   AccessFileAuthenticator(std::filesystem::path file, AccessList list);
@@ -95,13 +106,16 @@ class AccessFileAuthenticator final : public Authenticator {
   AccessList m_list;
   std::string m_stamp;   // inode, size and mtime of the file last looked at ("" when missing)
   std::string m_broken;  // why the file last looked at does not load ("" when it does)
+  const IdentityTokens* m_identity_tokens = nullptr;
+  std::string m_identity_resource;
+  std::function<std::int64_t()> m_now;
 };
 
 // --insecure-any-token: any non-empty bearer token is a full administrator named
 // "insecure-any-token".
 class AnyTokenAuthenticator final : public Authenticator {
  public:
-  std::optional<Principal> authenticate(std::string_view token) override;
+  std::optional<Principal> authenticate(std::string_view token, std::string& refusal) override;
   bool insecure() const override { return true; }
 };
 
@@ -118,8 +132,14 @@ class RestApi {
   RestResponse handle_as(const Principal& caller, const RestRequest& request) const noexcept;
 
   // The challenge of a 401: Bearer authorization="https://login.microsoftonline.com/<tenant>",
-  // resource="https://vault.azure.net" (managed-hsm: "https://managedhsm.azure.net").
+  // resource="<challenge_resource()>".
   std::string challenge() const;
+  // Default https://vault.azure.net (managed-hsm: https://managedhsm.azure.net); the server sets
+  // what --challenge-resource chose before it serves.
+  const std::string& challenge_resource() const { return m_resource; }
+  void set_challenge_resource(std::string resource) { m_resource = std::move(resource); }
+  // --throttle azure (vault/throttle.h): requests over Key Vault's limits get 429 + Retry-After.
+  void set_throttle(std::shared_ptr<Throttle> throttle) { m_throttle = std::move(throttle); }
 
  private:
   RestResponse dispatch(const Principal* caller, const RestRequest& request) const;
@@ -128,6 +148,8 @@ class RestApi {
   Authenticator* m_auth;
   std::size_t m_max_body;
   std::shared_ptr<ReleaseService> m_release;
+  std::string m_resource;
+  std::shared_ptr<Throttle> m_throttle;
 };
 
 struct ServerOptions {
@@ -148,6 +170,17 @@ struct ServerOptions {
   // in DIR/admin.token). Ignored with insecure_any_token.
   std::optional<std::filesystem::path> access_file;
   bool insecure_any_token = false;
+  // Serve the managed-identity endpoint (vault/identity.h) on this loopback "host:port" (port 0:
+  // any); its environment goes to DIR/identity.env (mode 0600) and server.json.
+  std::optional<std::string> identity_listen;
+  std::chrono::seconds identity_token_lifetime{3600};
+  // "azure": Key Vault's service limits (vault/throttle.h), 429 with Retry-After beyond them;
+  // "" (default): no limit. Key Vault flavour only.
+  std::string throttle;
+  std::chrono::milliseconds throttle_window{10000};  // Key Vault's; tests make it longer
+  // What the 401 challenge names as its resource: "azure", "self", a URL, or "" (see
+  // challenge_resource() below).
+  std::string challenge_resource;
   std::size_t max_body = 1 << 20;  // 413 beyond this, before the body is parsed
   std::size_t threads = 8;         // httplib worker threads (each serves one connection at a time)
   // Append one line per request here; default stderr.
@@ -175,6 +208,8 @@ class Server {
   const std::string& url() const;  // https://127.0.0.1:<port>
   int port() const;
   const std::filesystem::path& ca_file() const;  // empty with --tls-cert
+  // http://127.0.0.1:PORT of the managed-identity endpoint ("" without identity_listen).
+  std::string identity_origin() const;
   Vault& vault();
 
   // Stops accepting, lets in-flight requests finish, joins the workers, closes the vault and
@@ -193,10 +228,20 @@ class Server {
 // `keyport vault serve`: starts a Server and runs it until SIGINT or SIGTERM.
 Status serve_until_signal(ServerOptions options);
 
-// The base URL a server listening on `host`:`port` gives a vault whose vault.json names
-// `configured`: `configured` when it names a host that is neither the Azure default for the vault
-// nor a loopback address, else https://<host>:<port>.
-std::string effective_base_url(const std::string& configured, const VaultConfig& config,
-                               const std::string& host, int port);
+// The base URL a server listening on `host`:`port` gives a vault: vault.json's when an operator
+// chose it (base_url_given) or when it names a host that is neither the Azure default for the
+// vault nor a loopback address, else https://<host>:<port>.
+std::string effective_base_url(const VaultConfig& config, const std::string& host, int port);
+
+// The resource a 401 challenge names, which is also the audience of managed-identity tokens.
+struct ChallengeResource {
+  std::string resource;  // "https://vault.azure.net", "https://localhost:8443", ...
+  std::string warning;   // non-empty when SDKs that verify the challenge will refuse it
+};
+// `choice` is "azure" (https://vault.azure.net, managed-hsm: https://managedhsm.azure.net), "self"
+// (the base URL's parent origin: https://kpvault.localhost:8443 -> https://localhost:8443, which
+// Azure SDKs accept because the vault's host is a subdomain of it), a URL without a path, or ""
+// (azure for hosts under .vault.azure.net and .managedhsm.azure.net, self otherwise).
+Result<ChallengeResource> challenge_resource(std::string_view choice, const VaultConfig& config);
 
 }  // namespace keyport::vault

@@ -466,7 +466,13 @@ const p11::WrapCapabilities& Vault::capabilities() const {
   return m_impl->caps;
 }
 
+Result<std::optional<KeyVersionRecord>> Vault::peek_latest(std::string_view name) const {
+  return m_impl->store->find_version(name, "");
+}
+
 std::int64_t Vault::now() const {
+  // Callers outside the key operations (token checks) see a clock moved a moment ago too.
+  m_impl->refresh_settings();
   return m_impl->now();
 }
 

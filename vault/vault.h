@@ -263,7 +263,12 @@ class Vault {
   // keys), or rotate and re-wrap the data keys it protects. {"cutover", "keys": [...]}.
   Result<Json> platform_report(const CallContext& ctx);
 
-  // The vault's "now" (unix seconds): the clock plus the folder's clock_offset setting.
+  // The latest version of `name` as stored, without an audit row or a permission check (the
+  // server's --throttle reads the key's type and size from it); nullopt when there is none.
+  Result<std::optional<KeyVersionRecord>> peek_latest(std::string_view name) const;
+
+  // The vault's "now" (unix seconds): the clock plus the folder's clock_offset setting as the
+  // settings file says now (one stat(2)).
   std::int64_t now() const;
 
   // --- Audit ---

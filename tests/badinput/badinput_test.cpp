@@ -153,6 +153,7 @@ struct World {
   fs::path vault_dir = work / "vault";
   std::unique_ptr<Child> server;
   std::string url;
+  std::string identity_url;  // http://127.0.0.1:PORT
   fs::path token_file;
   fs::path ca_file;
 
@@ -164,13 +165,14 @@ struct World {
     fs::create_directories(work / "logs");
     server = std::make_unique<Child>(
         std::vector<std::string>{KEYPORT_CLI_BINARY, "vault", "serve", "--data", vault_dir.string(),
-                                 "--listen", "127.0.0.1:0"},
+                                 "--listen", "127.0.0.1:0", "--identity-listen", "127.0.0.1:0"},
         std::vector<std::string>{}, work / "logs", "server");
     INFO(server->output());
     REQUIRE(server->wait_for_file(vault_dir / "server.json"));
     auto sj = parse_json_strict(slurp(vault_dir / "server.json"));
     REQUIRE(sj.has_value());
     url = (*sj)["url"].get<std::string>();
+    identity_url = (*sj)["identity_endpoint"].get<std::string>();
     token_file = vault_dir / "admin.token";
     ca_file = vault_dir / "tls" / "ca.pem";
     auto c = client();
@@ -335,6 +337,8 @@ TEST_CASE("bad input to the REST API: the Key Vault error, no 5xx, vault state u
     } else if (auth == "basic") {
       call.with_token = false;
       call.headers.emplace("Authorization", "Basic YWRtaW46YWRtaW4=");
+    } else if (auth == "token") {
+      call.token = c["token"].get<std::string>();
     }
     const VaultState before = read_vault(w.vault_dir / "vault.db");
     test::Answer a = client.send(call);
@@ -370,5 +374,41 @@ TEST_CASE("bad input to the REST API: the Key Vault error, no 5xx, vault state u
   }
   CHECK(n >= 70);
   WARN("REST bad-input cases run: " << n);
+  CHECK(w.server->signal_and_wait(SIGTERM) == 0);
+}
+
+TEST_CASE("bad input to the managed-identity endpoint: an OAuth error, no 5xx, never a token",
+          "[hardening][badinput]") {
+  World w;
+  const std::string origin = w.identity_url;
+  REQUIRE(origin.rfind("http://127.0.0.1:", 0) == 0);
+  httplib::Client http(origin);
+  http.set_read_timeout(static_cast<time_t>(30 * test::time_scale()));
+  std::size_t n = 0;
+  for (const auto& c : load_cases()) {
+    if (c["kind"] != "identity") {
+      continue;
+    }
+    INFO("case " << c["id"].get<std::string>());
+    httplib::Headers headers;
+    for (auto it = c["headers"].begin(); it != c["headers"].end(); ++it) {
+      headers.emplace(it.key(), it.value().get<std::string>());
+    }
+    const std::string path = c["path"].get<std::string>();
+    httplib::Result r = c["method"] == "POST"
+                            ? http.Post(path, headers, c.value("body", std::string()),
+                                        "application/x-www-form-urlencoded")
+                            : http.Get(path, headers);
+    REQUIRE(r);
+    INFO(r->status << " " << r->body);
+    CHECK(r->status == c["status"].get<int>());
+    auto body = parse_json_strict(r->body);
+    REQUIRE(body.has_value());
+    CHECK((*body)["error"] == c["error"]);
+    CHECK_FALSE(body->contains("access_token"));
+    w.check_server_alive();
+    ++n;
+  }
+  CHECK(n >= 10);
   CHECK(w.server->signal_and_wait(SIGTERM) == 0);
 }

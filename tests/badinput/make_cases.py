@@ -37,9 +37,10 @@ def cli(cid, args, exit_code, text=None, input_name=None, data=None, note="", kn
     cases.append(c)
 
 def rest(cid, method, path, status, code, body=None, ctype="application/json", body_b64=None, code_override=None,
-         repeat=None, auth="admin", note="", known_issue=""):
+         repeat=None, auth="admin", note="", known_issue="", token=None):
     c = {"id": cid, "kind": "rest", "method": method, "path": path, "status": status, "code": code_override or code,
          "content_type": ctype, "auth": auth}
+    if token is not None: c["token"] = token
     if known_issue: c["known_issue"] = known_issue
     if body is not None: c["body"] = body if isinstance(body, str) else json.dumps(body)
     if body_b64 is not None: c["body_b64"] = body_b64
@@ -283,6 +284,9 @@ create_bad = {
     "attributes-array": {"kty": "EC-HSM", "crv": "P-256", "attributes": []},
     "enabled-string": {"kty": "EC-HSM", "crv": "P-256", "attributes": {"enabled": "yes"}},
     "exp-string": {"kty": "EC-HSM", "crv": "P-256", "attributes": {"exp": "tomorrow"}},
+    "exp-negative": {"kty": "EC-HSM", "crv": "P-256", "attributes": {"exp": -1}},
+    "nbf-past-year-9999": {"kty": "EC-HSM", "crv": "P-256", "attributes": {"nbf": 253402300800}},
+    "exp-past-int64": {"kty": "EC-HSM", "crv": "P-256", "attributes": {"exp": 18446744073709551615}},
     "tags-nested": {"kty": "EC-HSM", "crv": "P-256", "tags": {"a": {"b": 1}}},
     "tags-too-many": {"kty": "EC-HSM", "crv": "P-256", "tags": {"t%d" % i: "v" for i in range(20)}},
     "tag-value-long": {"kty": "EC-HSM", "crv": "P-256", "tags": {"a": "v" * 300}},
@@ -362,7 +366,48 @@ rest("release-enc-unknown", "POST", "/keys/signer/release" + A, 400, "BadParamet
 rest("release-nonce-object", "POST", "/keys/signer/release" + A, 400, "BadParameter", body={"target": "x.y.z", "nonce": {}})
 rest("release-missing-key", "POST", "/keys/nosuch/release" + A, 404, "KeyNotFound", body={"target": "x.y.z"})
 
+# Bearer tokens shaped as managed-identity JWTs the vault did not sign (vault/identity.h).
+def jwt(header, claims, sig=b"\0" * 32):
+    return b64u(json.dumps(header).encode()) + "." + b64u(json.dumps(claims).encode()) + "." + b64u(sig)
+MI_CLAIMS = {"aud": "https://127.0.0.1", "iss": "https://sts.windows.net/00000000-0000-0000-0000-000000000000/",
+             "iat": 1, "nbf": 1, "exp": 4102444800, "tid": "00000000-0000-0000-0000-000000000000",
+             "oid": "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "appid": "11111111-1111-4111-8111-111111111111"}
+rest("auth-jwt-alg-none", "GET", "/keys" + A, 401, "Unauthorized", auth="token",
+     token=jwt({"alg": "none", "typ": "JWT"}, MI_CLAIMS, b""))
+rest("auth-jwt-forged", "GET", "/keys" + A, 401, "Unauthorized", auth="token",
+     token=jwt({"alg": "HS256", "typ": "JWT", "kid": "x"}, MI_CLAIMS))
+rest("auth-jwt-rs256", "GET", "/keys" + A, 401, "Unauthorized", auth="token",
+     token=jwt({"alg": "RS256", "typ": "JWT"}, MI_CLAIMS, b"\1" * 256))
+rest("auth-jwt-long", "GET", "/keys" + A, 401, "Unauthorized", auth="token",
+     token=jwt({"alg": "HS256"}, dict(MI_CLAIMS, pad="x" * 5000)))
+
+# The managed-identity endpoint (`vault serve --identity-listen`): OAuth errors, never a token.
+def identity(cid, method, path, status, error, headers=None, body=None):
+    c = {"id": cid, "kind": "identity", "method": method, "path": path, "status": status, "error": error,
+         "headers": headers or {}}
+    if body is not None: c["body"] = body
+    cases.append(c)
+TOKEN = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net"
+identity("identity-imds-no-metadata", "GET", TOKEN, 400, "bad_request_102")
+identity("identity-imds-unknown-client", "GET", TOKEN + "&client_id=99999999-9999-4999-8999-999999999999", 400,
+         "invalid_request", {"Metadata": "true"})
+identity("identity-imds-no-resource", "GET", "/metadata/identity/oauth2/token?api-version=2018-02-01", 400,
+         "invalid_request", {"Metadata": "true"})
+identity("identity-imds-two-selectors", "GET", TOKEN + "&client_id=a&object_id=b", 400, "invalid_request",
+         {"Metadata": "true"})
+identity("identity-imds-resource-control", "GET", TOKEN + "%1B%5B2J", 400, "invalid_resource", {"Metadata": "true"})
+identity("identity-imds-post", "POST", TOKEN, 405, "invalid_request", {"Metadata": "true"}, "")
+identity("identity-appservice-no-header", "GET", "/msi/token?api-version=2019-08-01&resource=x", 401,
+         "unauthorized_client")
+identity("identity-appservice-wrong-header", "GET", "/msi/token?api-version=2019-08-01&resource=x", 401,
+         "unauthorized_client", {"X-IDENTITY-HEADER": "guess"})
+identity("identity-shell-bad-form", "POST", "/msi/token", 400, "invalid_request", {"Metadata": "true"},
+         "resource=%zz")
+identity("identity-unknown-path", "GET", "/metadata/instance?api-version=2021-02-01", 404, "invalid_request",
+         {"Metadata": "true"})
+
 with open(os.path.join(HERE, "cases.json"), "w") as f:
     json.dump({"cases": cases}, f, indent=1, ensure_ascii=False)
     f.write("\n")
-print(len(cases), "cases:", sum(c["kind"] == "cli" for c in cases), "cli,", sum(c["kind"] == "rest" for c in cases), "rest")
+print(len(cases), "cases:", sum(c["kind"] == "cli" for c in cases), "cli,", sum(c["kind"] == "rest" for c in cases), "rest,",
+      sum(c["kind"] == "identity" for c in cases), "identity")

@@ -114,3 +114,78 @@ TEST_CASE("the server refuses a --listen address it would have to guess", "[vaul
     CHECK(started.error().message().rfind("--listen ", 0) == 0);
   }
 }
+
+// Issue 18: `vault init --base-url https://kpvault.vault.azure.net` then `serve` rewrote the base
+// URL to the listen address. A chosen base URL is kept; a default one follows the listen address.
+TEST_CASE("a base URL an operator chose is kept whatever the server listens on", "[vault][unit]") {
+  vault::VaultConfig c;
+  c.name = "kpvault";
+  c.base_url = "https://kpvault.vault.azure.net";
+  CHECK(vault::effective_base_url(c, "127.0.0.1", 8443) == "https://127.0.0.1:8443");
+  c.base_url_given = true;
+  CHECK(vault::effective_base_url(c, "127.0.0.1", 8443) == "https://kpvault.vault.azure.net");
+  c.base_url = "https://127.0.0.1:9000";
+  CHECK(vault::effective_base_url(c, "127.0.0.1", 8443) == "https://127.0.0.1:9000");
+  c.base_url_given = false;
+  CHECK(vault::effective_base_url(c, "127.0.0.1", 8443) == "https://127.0.0.1:8443");
+  c.base_url = "https://vault.example.org";  // not a default, not local: kept as before
+  CHECK(vault::effective_base_url(c, "127.0.0.1", 8443) == "https://vault.example.org");
+
+  // The flag survives vault.json; files without it load as before.
+  const fs::path dir = test::make_scratch_subdir("vault-config");
+  c.base_url_given = true;
+  c.created = 1;
+  REQUIRE(c.save(dir));
+  auto loaded = vault::VaultConfig::load(dir);
+  REQUIRE(loaded);
+  CHECK(loaded->base_url_given);
+  CHECK(load_error(R"({"schema": 1, "flavor": "key-vault", "name": "a", "base_url": )"
+                   R"("https://a.vault.azure.net", "base_url_given": "yes", "created": 1})") ==
+        ErrorCode::kFormat);
+  write_vault_json(dir, kGood);
+  CHECK_FALSE(vault::VaultConfig::load(dir)->base_url_given);
+}
+
+// Azure SDKs accept a challenge only when the vault's host ends with "." + the resource's host
+// (the Python SDK compares host:port), so "self" is the base URL's parent origin.
+TEST_CASE("the challenge resource: azure for Azure hosts, the parent origin for others",
+          "[vault][unit]") {
+  auto resource_of = [](std::string_view choice, const std::string& base, vault::Flavor f) {
+    vault::VaultConfig c;
+    c.name = "kpvault";
+    c.flavor = f;
+    c.base_url = base;
+    auto r = vault::challenge_resource(choice, c);
+    REQUIRE(r);
+    return *r;
+  };
+  using vault::Flavor;
+  CHECK(resource_of("", "https://kpvault.vault.azure.net", Flavor::kKeyVault).resource ==
+        "https://vault.azure.net");
+  CHECK(resource_of("", "https://kpvault.vault.azure.net", Flavor::kKeyVault).warning.empty());
+  CHECK(resource_of("", "https://hsm1.managedhsm.azure.net", Flavor::kManagedHsm).resource ==
+        "https://managedhsm.azure.net");
+  auto self = resource_of("", "https://kpvault.localhost:8443", Flavor::kKeyVault);
+  CHECK(self.resource == "https://localhost:8443");
+  CHECK(self.warning.empty());
+  CHECK(resource_of("self", "https://kv.corp.example", Flavor::kKeyVault).resource ==
+        "https://corp.example");
+  // No parent domain: the origin itself, with a warning that SDKs will refuse it.
+  auto ip = resource_of("", "https://127.0.0.1:8443", Flavor::kKeyVault);
+  CHECK(ip.resource == "https://127.0.0.1:8443");
+  CHECK(ip.warning.find("no parent domain") != std::string::npos);
+  auto azure_elsewhere = resource_of("azure", "https://kpvault.localhost:8443", Flavor::kKeyVault);
+  CHECK(azure_elsewhere.resource == "https://vault.azure.net");
+  CHECK_FALSE(azure_elsewhere.warning.empty());
+  CHECK(resource_of("https://example.net/", "https://127.0.0.1:8443", Flavor::kKeyVault).resource ==
+        "https://example.net");
+
+  vault::VaultConfig c;
+  c.name = "kpvault";
+  c.base_url = "https://kpvault.localhost:8443";
+  for (const char* bad : {"azur", "https://example.net/path", "https://", "ftp://x"}) {
+    auto r = vault::challenge_resource(bad, c);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == ErrorCode::kInvalidArgument);
+  }
+}

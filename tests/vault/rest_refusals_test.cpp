@@ -20,9 +20,13 @@ namespace oracle = keyport::test::oracle;
 
 namespace {
 
-const std::string kKeyVaultChallenge =
-    "Bearer authorization=\"https://login.microsoftonline.com/"
-    "00000000-0000-0000-0000-000000000000\", resource=\"https://vault.azure.net\"";
+// A server on 127.0.0.1 names its own origin (--challenge-resource self, the default for hosts
+// outside Azure's domains).
+std::string own_challenge(const std::string& url) {
+  return "Bearer authorization=\"https://login.microsoftonline.com/"
+         "00000000-0000-0000-0000-000000000000\", resource=\"" +
+         url + "\"";
+}
 const std::string kManagedHsmChallenge =
     "Bearer authorization=\"https://login.microsoftonline.com/"
     "00000000-0000-0000-0000-000000000000\", resource=\"https://managedhsm.azure.net\"";
@@ -213,7 +217,7 @@ TEST_CASE("BYOK imports Key Vault refuses are refused over HTTPS with the store 
                      dump_json(test::byok_body(good, "EC-HSM", "P-256"))};
         c.with_token = false;
         test::Answer a = http.send(c);
-        CHECK(a.header("WWW-Authenticate") == kKeyVaultChallenge);
+        CHECK(a.header("WWW-Authenticate") == own_challenge(rig.url()));
         CHECK(a.json["error"]["message"] == "AKV10000: Request is missing a Bearer or PoP token.");
         return a;
       },
@@ -225,7 +229,7 @@ TEST_CASE("BYOK imports Key Vault refuses are refused over HTTPS with the store 
                      dump_json(test::byok_body(good, "EC-HSM", "P-256"))};
         c.token = "x" + rig.admin_token().substr(1);
         test::Answer a = http.send(c);
-        CHECK(a.header("WWW-Authenticate") == kKeyVaultChallenge);
+        CHECK(a.header("WWW-Authenticate") == own_challenge(rig.url()));
         return a;
       },
       401, "Unauthorized");
@@ -399,7 +403,11 @@ TEST_CASE("routes follow Key Vault paths with 404 405 and 501 where Key Vault di
   CHECK(http.post("/keys/k1/backup", Json::object()).status == 501);
   CHECK(http.get("/keys/k1/rotationpolicy").status == 200);  // implemented (docs/rotation.md)
 
-  // Managed HSM's challenge names the Managed HSM resource.
+  // With --challenge-resource azure, Managed HSM's challenge names the Managed HSM resource.
+  rig.stop();
+  rig.options.challenge_resource = "azure";
+  rig.start();
+  http = rig.client();
   test::Call anonymous{"GET", "/keys?api-version=7.5", std::nullopt};
   anonymous.with_token = false;
   test::Answer challenge = http.send(anonymous);
