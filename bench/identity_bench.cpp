@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
   httplib::Client identity(origin.substr(0, origin.rfind(':')).substr(7),
                            std::stoi(origin.substr(origin.rfind(':') + 1)));
   identity.set_keep_alive(true);
+  identity.set_tcp_nodelay(true);
   const httplib::Headers metadata{{"Metadata", "true"}};
   const std::string token_path =
       "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" + resource;

@@ -78,6 +78,7 @@ Result<std::unique_ptr<IdentityServer>> IdentityServer::start(
   impl->http.set_read_timeout(5);
   impl->http.set_write_timeout(5);
   impl->http.set_keep_alive_timeout(5);
+  impl->http.set_tcp_nodelay(true);
   int port = parsed->port == 0 ? impl->http.bind_to_any_port(parsed->host)
                                : (impl->http.bind_to_port(parsed->host, parsed->port)
                                       ? static_cast<int>(parsed->port)

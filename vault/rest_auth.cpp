@@ -3,6 +3,8 @@
 // an Authorization header, and the challenge of a 401.
 #include <sys/stat.h>
 
+#include "core/digest.h"
+#include "core/encoding.h"
 #include "core/log.h"
 #include "core/strings.h"
 #include "vault/rest_internal.h"
@@ -11,6 +13,9 @@ namespace keyport::vault {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Verified identity tokens remembered (a token lives an hour by default; a busy vault sees a few).
+constexpr std::size_t kVerifiedTokensKept = 4096;
 
 // What identifies one version of the access file: a write in place changes size or mtime, an
 // atomic replace (rename) changes the inode even within one mtime tick.
@@ -69,10 +74,22 @@ std::optional<Principal> AccessFileAuthenticator::authenticate(std::string_view 
   if (m_identity_tokens == nullptr || !IdentityTokens::looks_like_jwt(token)) {
     return m_list.authenticate(token);
   }
-  auto claims = m_identity_tokens->verify(token);
-  if (!claims) {
-    return std::nullopt;
+  const Bytes d = sha256(as_bytes(token));
+  std::string digest(d.begin(), d.end());
+  auto cached = m_verified.find(digest);
+  if (cached == m_verified.end()) {
+    auto verified = m_identity_tokens->verify(token);
+    if (!verified) {
+      return std::nullopt;
+    }
+    if (m_verified_order.size() >= kVerifiedTokensKept) {
+      m_verified.erase(m_verified_order.front());
+      m_verified_order.pop_front();
+    }
+    m_verified_order.push_back(digest);
+    cached = m_verified.emplace(std::move(digest), std::move(*verified)).first;
   }
+  const IdentityClaims* claims = &cached->second;
   refusal = identity_claims_refusal(*claims, m_now(), m_identity_resource);
   if (!refusal.empty()) {
     return std::nullopt;

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -25,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -109,6 +111,10 @@ class AccessFileAuthenticator final : public Authenticator {
   const IdentityTokens* m_identity_tokens = nullptr;
   std::string m_identity_resource;
   std::function<std::int64_t()> m_now;
+  // Identity tokens whose signature verified, by the SHA-256 of the token (never the token):
+  // a hit skips the HMAC and the JSON parsing, not the time, audience and identity checks.
+  std::unordered_map<std::string, IdentityClaims> m_verified;
+  std::deque<std::string> m_verified_order;  // oldest first, for eviction
 };
 
 // --insecure-any-token: any non-empty bearer token is a full administrator named
