@@ -747,6 +747,33 @@ Status run_rotate(GlobalOptions& g, const KeyRef& o) {
   return {};
 }
 
+struct RandomOptions {
+  Target target;
+  int count = 32;
+  std::optional<std::string> output;
+  bool force = false;
+};
+
+// Managed HSM's GetRandomBytes: the bytes to a file (atomic, mode 0600), or hex on stdout.
+Status run_random(GlobalOptions& g, const RandomOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json answer, client.random_bytes(o.count));
+  auto value = answer.find("value");
+  if (value == answer.end() || !value->is_string()) {
+    return make_error(ErrorCode::kFormat, "the vault's answer has no \"value\"");
+  }
+  KEYPORT_ASSIGN_OR_RETURN(Bytes bytes, base64url_decode(value->get<std::string>()));
+  if (o.output) {
+    KEYPORT_TRY(write_file_atomic(*o.output, bytes, WriteOptions{o.force, 0600}));
+  }
+  if (g.json) {
+    print_json(Json{{"count", bytes.size()}, {"value", value->get<std::string>()}});
+  } else if (!o.output) {
+    std::cout << hex_encode(bytes) << "\n" << std::flush;
+  }
+  return {};
+}
+
 Status run_policy_get(GlobalOptions& g, const KeyRef& o) {
   KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
   KEYPORT_ASSIGN_OR_RETURN(Json p, client.get_rotation_policy(o.name));
@@ -1176,6 +1203,17 @@ void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
       "Older versions stay: they still decrypt, unwrap and verify.\n"
       "Example: keyport vault rotate --data ./vault --name app-key");
   ro->callback(bind_command(g, [&g, rotate] { return run_rotate(g, *rotate); }));
+
+  auto random = std::make_shared<RandomOptions>();
+  auto* rn = vault->add_subcommand(
+      "random", "Random bytes from a Managed HSM's token (GetRandomBytes, C_GenerateRandom)");
+  add_target_options(*rn, random->target);
+  rn->add_option("--count", random->count, "How many bytes, 1 to 128 (default 32)");
+  rn->add_option("-o,--output", random->output, "Write the bytes here (mode 0600); default: hex");
+  rn->add_flag("--force", random->force, "Replace an existing output file");
+  add_json_flag(*rn, g);
+  rn->footer("Example: keyport vault random --data ./hsm --count 32 -o seed.bin");
+  rn->callback(bind_command(g, [&g, random] { return run_random(g, *random); }));
 
   auto* rp = vault->add_subcommand("rotation-policy", "Show or set a key's rotation policy");
   rp->require_subcommand(1);

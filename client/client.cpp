@@ -309,6 +309,10 @@ Result<Json> Client::set_rotation_policy(std::string_view name, const Json& poli
   return call("PUT", path + "/rotationpolicy", dump_json(policy));
 }
 
+Result<Json> Client::random_bytes(int count) {
+  return call("POST", "/rng", dump_json(Json{{"count", count}}));
+}
+
 Result<Json> Client::platform_report() {
   return call("GET", "/keyport/platform-report");
 }

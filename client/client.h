@@ -144,6 +144,8 @@ class Client {
   Result<Json> rotate_key(std::string_view name);
   Result<Json> get_rotation_policy(std::string_view name);
   Result<Json> set_rotation_policy(std::string_view name, const Json& policy);
+  // Managed HSM's GetRandomBytes: {"value": base64url of `count` bytes}.
+  Result<Json> random_bytes(int count);
   // keyport's own route: {"cutover", "keys": [...]} (Vault::platform_report).
   Result<Json> platform_report();
 

@@ -237,6 +237,13 @@ Result<CK_OBJECT_HANDLE> Session::unwrap_key(const CK_MECHANISM& mech, CK_OBJECT
   return h;
 }
 
+Result<Bytes> Session::generate_random(std::size_t n) const {
+  Bytes out(n);
+  KEYPORT_TRY(KP11_CALL(*m_module, C_GenerateRandom, m_handle, out.data(),
+                        static_cast<CK_ULONG>(out.size())));
+  return out;
+}
+
 Result<Bytes> Session::sign(const CK_MECHANISM& mech, CK_OBJECT_HANDLE key,
                             std::span<const std::uint8_t> data) const {
   CK_MECHANISM m = mech;

@@ -76,6 +76,8 @@ class Session {
                                       std::span<const std::uint8_t> wrapped, const Template& t,
                                       CK_RV* rv = nullptr) const;
 
+  // C_GenerateRandom: `n` bytes from the token's random number generator.
+  Result<Bytes> generate_random(std::size_t n) const;
   // C_SignInit + C_Sign (the signature grown once on CKR_BUFFER_TOO_SMALL).
   Result<Bytes> sign(const CK_MECHANISM& mech, CK_OBJECT_HANDLE key,
                      std::span<const std::uint8_t> data) const;

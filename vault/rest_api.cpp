@@ -368,7 +368,7 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
     return result;
   }
   const RestOp& op = *m.op;
-  if (!principal.allows(op.permission)) {
+  if (!op.any_caller && !principal.allows(op.permission)) {
     return forbidden(op.permission, op.operation_id);
   }
 

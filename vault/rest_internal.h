@@ -45,6 +45,7 @@ struct RestOp {
   Result<Json> (*handler)(const OpCall& call);
   const char* since = nullptr;  // the first api-version with this operation; nullptr: every one
   bool key_properties = false;  // the body holds key properties (create, import, update)
+  bool any_caller = false;      // every authenticated caller may (no key permission applies)
 };
 
 struct RouteMatch {

@@ -35,6 +35,7 @@ enum class OpId {
   kSetRotationPolicy,
   kPlatformReport,
   kRelease,
+  kRandom,
   kCount,
 };
 
@@ -98,6 +99,11 @@ constexpr RestOp kOps[] = {
        return c.release.release(c.ctx, c.name, c.version, c.body, c.api_version);
      },
      kApi73Preview},
+    // Managed HSM's GetRandomBytes (7.2): any authenticated caller (every built-in Managed HSM
+    // crypto role has the rng action; the access file has no permission for it).
+    {"GetRandomBytes", Permission::kGet, true, false, 200,
+     [](const OpCall& c) { return c.vault.get_random_bytes(c.ctx, c.body); }, "7.2", false,
+     /*any_caller=*/true},
 };
 static_assert(std::size(kOps) == static_cast<std::size_t>(OpId::kCount),
               "kOps has one entry per OpId, in OpId order");
@@ -252,6 +258,9 @@ RouteMatch match_route(const std::string& method, std::string path) {
       }
     }
     return {};
+  }
+  if (root == "rng" && n == 1) {
+    return resolve(method, {{{"POST", OpId::kRandom}}, ""}, "", "");
   }
   if (root == "keyport" && n == 2 && ascii_lower(seg[1]) == "platform-report") {
     return resolve(method, {{{"GET", OpId::kPlatformReport}}, ""}, "", "");

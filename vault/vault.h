@@ -255,6 +255,11 @@ class Vault {
   // server also calls it from a background tick. Returns the number of rotations made.
   Result<std::size_t> run_due_rotations();
 
+  // GetRandomBytes (POST /rng): {"value": <base64url of `count` bytes from the vault token's
+  // C_GenerateRandom>}. Managed HSM only (Key Vault has no such operation: kUnsupported, 400);
+  // `count` 1 to 128 (the REST specification's bounds), else BadParameter.
+  Result<Json> get_random_bytes(const CallContext& ctx, const Json& params);
+
   // --- HSM platform ---
 
   // The keys whose latest version is on HSM platform "1" (created before the folder's

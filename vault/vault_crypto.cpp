@@ -247,6 +247,22 @@ Result<Json> Vault::Impl::unwrap_key(Op& op, std::string_view name, std::string_
 
 // ---------------------------------------------------------------------------------------------
 
+Result<Json> Vault::get_random_bytes(const CallContext& ctx, const Json& params) {
+  return m_impl->run(ctx, "GetRandomBytes", [&](Op&) -> Result<Json> {
+    if (m_impl->config.flavor != Flavor::kManagedHsm) {
+      return bad_parameter("GetRandomBytes is a Managed HSM operation; this vault is a Key Vault.");
+    }
+    const Json* count = member(params, "count");
+    if (count == nullptr || !count->is_number_integer() || count->get<std::int64_t>() < 1 ||
+        count->get<std::int64_t>() > 128) {
+      return bad_parameter("count must be an integer from 1 to 128.");
+    }
+    KEYPORT_ASSIGN_OR_RETURN(auto lease, m_impl->pool->acquire());
+    KEYPORT_ASSIGN_OR_RETURN(Bytes bytes, lease->generate_random(count->get<std::size_t>()));
+    return Json{{"value", base64url_encode(bytes)}};
+  });
+}
+
 Result<Json> Vault::sign(const CallContext& ctx, std::string_view name, std::string_view version,
                          const Json& params) {
   return m_impl->run(ctx, "Sign", [&](Op& op) { return m_impl->sign(op, name, version, params); });

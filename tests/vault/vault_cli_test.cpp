@@ -347,3 +347,24 @@ TEST_CASE("vault create-key --policy lints the release policy before sending it"
   Json bundle = json_of(rig.keyport("vault get " + where + " --name skr --json"));
   CHECK(bundle["attributes"]["exportable"] == true);
 }
+
+TEST_CASE("vault random prints or writes bytes from a Managed HSM and never clobbers a file",
+          "[cli][vault]") {
+  Rig rig("vault-cli-random");
+  const std::string where = "--data " + sh_quote((rig.dir() / "hsm").string());
+  REQUIRE(rig.keyport("vault init " + where + " --flavor managed-hsm --name hsm1").rc == 0);
+  Run hex = rig.keyport("vault random " + where + " --count 16");
+  INFO(hex.describe());
+  REQUIRE(hex.rc == 0);
+  CHECK(hex.out.size() == 33);  // 32 hex digits and a newline
+  Json j = json_of(rig.keyport("vault random " + where + " --count 8 --json"));
+  CHECK(j["count"] == 8);
+  REQUIRE(rig.keyport("vault random " + where + " --count 64 -o seed.bin").rc == 0);
+  CHECK(std::filesystem::file_size(rig.dir() / "seed.bin") == 64);
+  CHECK(rig.keyport("vault random " + where + " --count 64 -o seed.bin").rc != 0);
+  CHECK(rig.keyport("vault random " + where + " --count 64 -o seed.bin --force").rc == 0);
+  CHECK(rig.keyport("vault random " + where + " --count 129").rc == 3);
+  const std::string kv = "--data " + sh_quote((rig.dir() / "kv").string());
+  REQUIRE(rig.keyport("vault init " + kv + " --name kv1").rc == 0);
+  CHECK(rig.keyport("vault random " + kv + " --count 8").rc == 3);
+}
