@@ -9,7 +9,7 @@ packages=(
   # build
   g++ cmake ninja-build pkg-config make
   libssl-dev libcli11-dev nlohmann-json3-dev libexpected-dev libp11-kit-dev
-  libsqlite3-dev libcpp-httplib-dev
+  libsqlite3-dev libcpp-httplib-dev libboost-dev
   # PKCS#11 module, tools and peers
   softhsm2 opensc opensc-pkcs11 libengine-pkcs11-openssl openssl
   # the module matrix (tests/modules): NSS softoken's tools, openCryptoki

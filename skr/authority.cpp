@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "skr/authority.h"
 
-#include <httplib.h>
+#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -13,6 +13,7 @@
 #include "core/random.h"
 #include "core/strings.h"
 #include "core/x509.h"
+#include "http/server.h"
 #include "skr/url.h"
 
 namespace keyport::skr {
@@ -469,8 +470,34 @@ Result<std::string> SimulatedAuthority::sign(const Json& payload,
 // ---------------------------------------------------------------------------------------------
 
 struct AuthorityServer::Impl {
-  std::unique_ptr<httplib::SSLServer> server;
+  std::unique_ptr<http::Server> server;
 };
+
+namespace {
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+};
+
+// The authority's TLS context: its own CA-issued certificate and key (the folder's files), TLS >=
+// 1.2 with forward-secret AEAD suites, as the vault's server.
+Result<std::unique_ptr<SSL_CTX, SslCtxFree>> authority_tls(const std::string& cert,
+                                                           const std::string& key) {
+  std::unique_ptr<SSL_CTX, SslCtxFree> ctx(SSL_CTX_new(TLS_server_method()));
+  const bool ok = ctx != nullptr && SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION) == 1 &&
+                  SSL_CTX_set_cipher_list(ctx.get(), "ECDHE+AESGCM:ECDHE+CHACHA20") == 1 &&
+                  SSL_CTX_use_certificate_chain_file(ctx.get(), cert.c_str()) == 1 &&
+                  SSL_CTX_use_PrivateKey_file(ctx.get(), key.c_str(), SSL_FILETYPE_PEM) == 1 &&
+                  SSL_CTX_check_private_key(ctx.get()) == 1;
+  if (!ok) {
+    return make_error(ErrorCode::kCrypto, "cannot load the TLS certificate and key " + cert + ", " +
+                                              key + ": " + ossl::drain_errors());
+  }
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  return ctx;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<AuthorityServer>> AuthorityServer::start(const SimulatedAuthority& authority,
                                                                 std::string_view listen) {
@@ -484,45 +511,42 @@ Result<std::unique_ptr<AuthorityServer>> AuthorityServer::start(const SimulatedA
       return make_error(ErrorCode::kNotFound, f + " is missing (run keyport attest init)");
     }
   }
+  KEYPORT_ASSIGN_OR_RETURN(auto tls, authority_tls(cert, key));
   std::unique_ptr<AuthorityServer> self(new AuthorityServer());
   self->m_impl = std::make_unique<Impl>();
-  self->m_impl->server = std::make_unique<httplib::SSLServer>(cert.c_str(), key.c_str());
-  httplib::SSLServer& svr = *self->m_impl->server;
-  if (!svr.is_valid()) {
-    return make_error(ErrorCode::kCrypto,
-                      "cannot load the TLS certificate and key from " + dir.string());
-  }
   const std::string config = dump_json(authority.openid_configuration(), 2);
   const std::string jwks = dump_json(authority.jwks(), 2);
   AuthorityServer* raw = self.get();
-  auto json_handler = [raw](std::string body) {
-    return [raw, body](const httplib::Request&, httplib::Response& res) {
+  http::Options options;
+  options.listen = std::string(listen);
+  options.tls = tls.get();
+  options.threads = 4;
+  options.handler = [raw, config, jwks](const http::Request& req) {
+    http::Response res;
+    const bool get = req.method == "GET" || req.method == "HEAD";
+    if (get && (req.path == "/.well-known/openid-configuration" || req.path == "/certs")) {
       raw->m_requests.fetch_add(1);
-      res.set_header("X-Keyport-Simulated", "true");
-      res.set_header("Cache-Control", "max-age=3600");
-      res.set_content(body, "application/json");
-    };
-  };
-  svr.Get("/.well-known/openid-configuration", json_handler(config));
-  svr.Get("/certs", json_handler(jwks));
-  svr.Get("/", [raw](const httplib::Request&, httplib::Response& res) {
-    raw->m_requests.fetch_add(1);
-    res.set_header("X-Keyport-Simulated", "true");
-    res.set_content(std::string(kNotice) + "\nGET /.well-known/openid-configuration\nGET /certs\n",
-                    "text/plain");
-  });
-  int port = where.port;
-  if (port == 0) {
-    port = svr.bind_to_any_port(where.host);
-    if (port <= 0) {
-      return make_error(ErrorCode::kIo, "cannot listen on " + std::string(listen));
+      res.headers = {{"X-Keyport-Simulated", "true"}, {"Cache-Control", "max-age=3600"}};
+      res.content_type = "application/json";
+      res.body = req.path == "/certs" ? jwks : config;
+    } else if (get && req.path == "/") {
+      raw->m_requests.fetch_add(1);
+      res.headers = {{"X-Keyport-Simulated", "true"}};
+      res.content_type = "text/plain";
+      res.body = std::string(kNotice) + "\nGET /.well-known/openid-configuration\nGET /certs\n";
+    } else {
+      res.status = 404;
     }
-  } else if (!svr.bind_to_port(where.host, port)) {
-    return make_error(ErrorCode::kIo, "cannot listen on " + std::string(listen));
+    return res;
+  };
+  auto started = http::Server::start(std::move(options));
+  if (!started) {
+    return tl::unexpected(started.error().with_context("cannot listen on " + std::string(listen)));
   }
+  self->m_impl->server = std::move(*started);
+  const int port = self->m_impl->server->port();
   self->m_address = where.host;
   self->m_port = static_cast<std::uint16_t>(port);
-  self->m_thread = std::thread([raw] { raw->m_impl->server->listen_after_bind(); });
 
   auto url = parse_url(authority.url());
   const std::string target = self->m_address + ":" + std::to_string(self->m_port);
@@ -572,9 +596,6 @@ OidcOptions AuthorityServer::client_options() const {
 void AuthorityServer::stop() {
   if (m_impl && m_impl->server) {
     m_impl->server->stop();
-  }
-  if (m_thread.joinable()) {
-    m_thread.join();
   }
   if (!m_info_path.empty()) {
     std::error_code ec;

@@ -135,7 +135,6 @@ class AuthorityServer {
   struct Impl;
   AuthorityServer() = default;
   std::unique_ptr<Impl> m_impl;
-  std::thread m_thread;
   std::string m_address;
   std::uint16_t m_port = 0;
   Json m_info;
