@@ -1,22 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
-// The identity endpoint's listener (vault/identity.h IdentityServer).
-#include <httplib.h>
-
-#include <condition_variable>
+// The identity endpoint's listener (vault/identity.h IdentityServer) on keyport::http: plain HTTP,
+// loopback only, with the front end's limits and deadlines (a token request is small: 16 KiB of
+// head and 16 KiB of body are plenty).
 #include <mutex>
-#include <thread>
 
+#include "core/json.h"
 #include "core/net.h"
 #include "core/strings.h"
+#include "http/server.h"
 #include "vault/identity.h"
 
 namespace keyport::vault {
 
 struct IdentityServer::Impl {
-  const IdentityEndpoint* endpoint = nullptr;
-  std::function<void(const std::string&)> on_request;
-  httplib::Server http;
-  std::thread listener;
+  std::unique_ptr<http::Server> http;
   std::string origin;
   std::mutex mutex;
   bool stopped = false;
@@ -28,19 +25,23 @@ bool is_loopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
-IdentityRequest identity_request(const httplib::Request& req) {
+IdentityRequest identity_request(const http::Request& req) {
   IdentityRequest r;
   r.method = req.method;
   r.path = req.path;
-  for (const auto& [k, v] : req.params) {
-    r.query.emplace_back(k, v);
-  }
-  for (const auto& [k, v] : req.headers) {
-    r.headers.emplace_back(ascii_lower(k), v);
-  }
-  r.content_type = req.get_header_value("Content-Type");
+  r.query = req.query;
+  r.headers = req.headers;
+  r.content_type = req.header("content-type");
   r.body = req.body;
   return r;
+}
+
+http::Response json_answer(int status, std::string body) {
+  http::Response res;
+  res.status = status;
+  res.content_type = "application/json; charset=utf-8";
+  res.body = std::move(body);
+  return res;
 }
 
 }  // namespace
@@ -58,45 +59,39 @@ Result<std::unique_ptr<IdentityServer>> IdentityServer::start(
                           ": the identity endpoint is plain HTTP and gives tokens to whoever "
                           "asks, so it listens on a loopback address only (127.0.0.1, ::1)");
   }
-  auto impl = std::make_unique<Impl>();
-  impl->endpoint = &endpoint;
-  impl->on_request = std::move(on_request);
-  Impl* raw = impl.get();
-  auto handler = [raw](const httplib::Request& req, httplib::Response& res) {
-    IdentityResponse r = raw->endpoint->handle(identity_request(req));
-    res.status = r.status;
-    res.set_content(r.body, "application/json; charset=utf-8");
-    if (raw->on_request) {
-      raw->on_request(req.remote_addr + " identity=" + escape_for_log(r.caller) + " " +
-                      escape_for_log(req.method) + " " + escape_for_log(req.path) + " " +
-                      std::to_string(r.status));
-    }
+  http::Options o;
+  o.listen = listen;
+  o.threads = 2;
+  o.limits.max_header_bytes = 16 * 1024;
+  o.limits.max_body = 16 * 1024;
+  o.limits.max_connections = 256;
+  o.handler = [&endpoint](const http::Request& req) {
+    IdentityResponse r = endpoint.handle(identity_request(req));
+    http::Response res = json_answer(r.status, std::move(r.body));
+    res.notes.emplace_back("identity", r.caller);
+    return res;
   };
-  impl->http.Get(".*", handler);
-  impl->http.Post(".*", handler);
-  impl->http.set_payload_max_length(64 * 1024);
-  impl->http.set_read_timeout(5);
-  impl->http.set_write_timeout(5);
-  impl->http.set_keep_alive_timeout(5);
-  impl->http.set_tcp_nodelay(true);
-  int port = parsed->port == 0 ? impl->http.bind_to_any_port(parsed->host)
-                               : (impl->http.bind_to_port(parsed->host, parsed->port)
-                                      ? static_cast<int>(parsed->port)
-                                      : -1);
-  if (port <= 0) {
-    return make_error(ErrorCode::kIo, "cannot listen on " + listen + " (address in use?)");
+  // The front end's own refusals (400, 408, 413, 431, ...) in the endpoint's OAuth error shape.
+  o.error_response = [](int status, std::string_view message) {
+    return json_answer(
+        status, dump_json(Json{{"error", status >= 500 ? "internal_error" : "invalid_request"},
+                               {"error_description", std::string(message)}}));
+  };
+  if (on_request) {
+    o.on_done = [on_request](const http::Request& req, const http::Response& res,
+                             std::chrono::nanoseconds) {
+      const std::string* who = res.note("identity");
+      on_request(req.remote_addr + " identity=" + escape_for_log(who != nullptr ? *who : "-") +
+                 " " + escape_for_log(req.method) + " " + escape_for_log(req.path) + " " +
+                 std::to_string(res.status));
+    };
   }
-  impl->origin = "http://" + join_host_port(parsed->host, static_cast<std::uint16_t>(port));
-  impl->listener = std::thread([raw] { raw->http.listen_after_bind(); });
-  for (int i = 0; i < 5000 && !impl->http.is_running(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  std::unique_ptr<IdentityServer> server(new IdentityServer(std::move(impl)));
-  if (!server->m_impl->http.is_running()) {
-    server->stop();
-    return make_error(ErrorCode::kIo, "the identity endpoint did not start");
-  }
-  return server;
+  KEYPORT_ASSIGN_OR_RETURN(std::unique_ptr<http::Server> server, http::Server::start(std::move(o)));
+  auto impl = std::make_unique<Impl>();
+  impl->origin =
+      "http://" + join_host_port(parsed->host, static_cast<std::uint16_t>(server->port()));
+  impl->http = std::move(server);
+  return std::unique_ptr<IdentityServer>(new IdentityServer(std::move(impl)));
 }
 
 IdentityServer::IdentityServer(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
@@ -110,17 +105,12 @@ const std::string& IdentityServer::origin() const {
 }
 
 void IdentityServer::stop() {
-  {
-    std::lock_guard<std::mutex> lock(m_impl->mutex);
-    if (m_impl->stopped) {
-      return;
-    }
-    m_impl->stopped = true;
+  std::lock_guard<std::mutex> lock(m_impl->mutex);
+  if (m_impl->stopped) {
+    return;
   }
-  m_impl->http.stop();
-  if (m_impl->listener.joinable()) {
-    m_impl->listener.join();
-  }
+  m_impl->stopped = true;
+  m_impl->http->stop();
 }
 
 }  // namespace keyport::vault

@@ -410,5 +410,20 @@ TEST_CASE("bad input to the managed-identity endpoint: an OAuth error, no 5xx, n
     ++n;
   }
   CHECK(n >= 10);
+  // The endpoint runs on keyport::http with small limits: a 20 KiB form is refused before it is
+  // read, in the endpoint's OAuth error shape, and the endpoint still answers afterwards.
+  httplib::Result big =
+      http.Post("/msi/token", httplib::Headers{{"Metadata", "true"}},
+                "resource=" + std::string(20 * 1024, 'x'), "application/x-www-form-urlencoded");
+  REQUIRE(big);
+  CHECK(big->status == 413);
+  auto body = parse_json_strict(big->body);
+  REQUIRE(body.has_value());
+  CHECK((*body)["error"] == "invalid_request");
+  httplib::Client again(origin);
+  httplib::Result after = again.Get("/metadata/identity/oauth2/token?api-version=2018-02-01",
+                                    httplib::Headers{{"Metadata", "true"}});
+  REQUIRE(after);
+  CHECK(after->status == 400);
   CHECK(w.server->signal_and_wait(SIGTERM) == 0);
 }
