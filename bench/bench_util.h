@@ -10,7 +10,10 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace keyport::bench {
@@ -25,6 +28,18 @@ inline double median(std::vector<double> v) {
     return 0;
   std::sort(v.begin(), v.end());
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+// Reads "--name N" pairs of argv into the integers named in `options`; other arguments are ignored.
+inline void int_options(int argc, char** argv,
+                        std::initializer_list<std::pair<std::string_view, int*>> options) {
+  for (int i = 1; i + 1 < argc; i += 2) {
+    for (const auto& [name, value] : options) {
+      if (name == argv[i]) {
+        *value = std::atoi(argv[i + 1]);
+      }
+    }
+  }
 }
 
 // Runs `a` and `b` alternately in `rounds` rounds of `per_round` calls each and returns the median

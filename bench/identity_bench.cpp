@@ -29,15 +29,8 @@ namespace fs = std::filesystem;
 
 int main(int argc, char** argv) {
   int requests = 2000, clients = 4, rounds = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--requests")) {
-      requests = std::atoi(argv[i + 1]);
-    } else if (!std::strcmp(argv[i], "--clients")) {
-      clients = std::atoi(argv[i + 1]);
-    } else if (!std::strcmp(argv[i], "--rounds")) {
-      rounds = std::atoi(argv[i + 1]);
-    }
-  }
+  bench::int_options(argc, argv,
+                     {{"--requests", &requests}, {"--clients", &clients}, {"--rounds", &rounds}});
   ::signal(SIGPIPE, SIG_IGN);
   const fs::path dir =
       fs::path(KEYPORT_BINARY_DIR) / "bench-tmp" / ("identity-" + std::to_string(::getpid()));

@@ -54,15 +54,8 @@ double run_clients(int clients, int n, const std::string& url, const fs::path& c
 
 int main(int argc, char** argv) {
   int releases = 200, clients = 4, rounds = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--releases")) {
-      releases = std::atoi(argv[i + 1]);
-    } else if (!std::strcmp(argv[i], "--clients")) {
-      clients = std::atoi(argv[i + 1]);
-    } else if (!std::strcmp(argv[i], "--rounds")) {
-      rounds = std::atoi(argv[i + 1]);
-    }
-  }
+  bench::int_options(argc, argv,
+                     {{"--releases", &releases}, {"--clients", &clients}, {"--rounds", &rounds}});
   ::signal(SIGPIPE, SIG_IGN);
   const fs::path dir =
       fs::path(KEYPORT_BINARY_DIR) / "bench-tmp" / ("release-" + std::to_string(::getpid()));

@@ -59,19 +59,12 @@ double run_clients(int clients, int n, const std::string& url, const fs::path& c
 
 int main(int argc, char** argv) {
   int imports = 120, gets = 2000, memory_requests = 10000, clients = 4, rounds = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--imports")) {
-      imports = std::atoi(argv[i + 1]);
-    } else if (!std::strcmp(argv[i], "--gets")) {
-      gets = std::atoi(argv[i + 1]);
-    } else if (!std::strcmp(argv[i], "--memory-requests")) {
-      memory_requests = std::atoi(argv[i + 1]);
-    } else if (!std::strcmp(argv[i], "--clients")) {
-      clients = std::atoi(argv[i + 1]);
-    } else if (!std::strcmp(argv[i], "--rounds")) {
-      rounds = std::atoi(argv[i + 1]);
-    }
-  }
+  bench::int_options(argc, argv,
+                     {{"--imports", &imports},
+                      {"--gets", &gets},
+                      {"--memory-requests", &memory_requests},
+                      {"--clients", &clients},
+                      {"--rounds", &rounds}});
   ::signal(SIGPIPE, SIG_IGN);
   const fs::path dir =
       fs::path(KEYPORT_BINARY_DIR) / "bench-tmp" / ("vault-" + std::to_string(::getpid()));

@@ -13,16 +13,13 @@
 # or the SDK is missing.
 set -euo pipefail
 what="python-sdk interop"
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+py_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# fail and stop_server, shared with the JavaScript drivers.
+source "$py_dir/../azure_sdk/lib.sh"
 keyport=${1:?usage: run.sh KEYPORT_BINARY WORK_DIR}
 work=${2:?usage: run.sh KEYPORT_BINARY WORK_DIR}
 # Debian's interpreter: the SDK is a Debian package (a pyenv or venv python on PATH lacks it).
 python=/usr/bin/python3
-
-fail() {
-  echo "$what: FAILED: $*" >&2
-  exit 1
-}
 
 [ -x "$python" ] || fail "$python is missing: run scripts/setup.sh"
 "$python" -c "import azure.keyvault.keys, azure.identity, cryptography" 2>/dev/null ||
@@ -68,12 +65,6 @@ EOF
   --trusted-authorities "$work/maa/trusted-authorities.json" \
   >"$work/server.out" 2>"$work/server.err" &
 server=$!
-stop_server() {
-  if kill -0 "$server" 2>/dev/null; then
-    kill -TERM "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
-}
 trap stop_server EXIT
 # A hang guard, not a timing: the loop ends as soon as the file is there.
 budget=$((90 * ${KEYPORT_TEST_TIME_SCALE:-1}))
@@ -93,7 +84,7 @@ env -i PATH=/usr/bin:/bin HOME="$work" \
   ADMIN_TOKEN_FILE="$work/admin.token" AUTHORITY_DIR="$work/maa" \
   RUNTIME_KEY="$work/runtime.key" RUNTIME_PUB="$work/runtime.pub" \
   IDENTITY_ENV="$work/vault/identity.env" REQUESTS_CA_BUNDLE="$work/vault/tls/ca.pem" \
-  "$python" "$here/sdk_flow.py" || status=$?
+  "$python" "$py_dir/sdk_flow.py" || status=$?
 
 kill -TERM "$server"
 server_status=0
