@@ -168,19 +168,18 @@ std::string format_uuid(std::span<const std::uint8_t> data) {
          "-" + h.substr(20);
 }
 
-Result<std::string> percent_decode(std::string_view text, bool plus_is_space) {
+Result<std::string> percent_decode(std::string_view text, bool plus_is_space, BadEscape bad) {
   std::string out;
   out.reserve(text.size());
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
-    if (c == '%') {
-      const int hi = i + 2 < text.size() ? hex_digit_value(text[i + 1]) : -1;
-      const int lo = hi >= 0 ? hex_digit_value(text[i + 2]) : -1;
-      if (lo < 0) {
-        return make_error(ErrorCode::kFormat, "a '%' is not followed by two hex digits");
-      }
+    const int hi = c == '%' && i + 2 < text.size() ? hex_digit_value(text[i + 1]) : -1;
+    const int lo = hi >= 0 ? hex_digit_value(text[i + 2]) : -1;
+    if (lo >= 0) {
       out += static_cast<char>(hi * 16 + lo);
       i += 2;
+    } else if (c == '%' && bad == BadEscape::kRefuse) {
+      return make_error(ErrorCode::kFormat, "a '%' is not followed by two hex digits");
     } else if (c == '+' && plus_is_space) {
       out += ' ';
     } else {

@@ -55,9 +55,14 @@ int hex_digit_value(char c);
 std::string hex_encode(std::span<const std::uint8_t> data);
 // The 8-4-4-4-12 form of 16 bytes, lower case ("" when `data` is not 16 bytes long).
 std::string format_uuid(std::span<const std::uint8_t> data);
-// Decodes %XX escapes (and '+' as a space when `plus_is_space`, as in form bodies). kFormat for a
-// '%' not followed by two hex digits.
-Result<std::string> percent_decode(std::string_view text, bool plus_is_space = false);
+// What percent_decode does with a '%' not followed by two hex digits.
+enum class BadEscape {
+  kRefuse,  // kFormat
+  kKeep,    // kept as it is (request targets: a lenient decoder never fails)
+};
+// Decodes %XX escapes (and '+' as a space when `plus_is_space`, as in form bodies).
+Result<std::string> percent_decode(std::string_view text, bool plus_is_space = false,
+                                   BadEscape bad = BadEscape::kRefuse);
 // Accepts upper or lower case, even length only; optional "0x" prefix is NOT accepted.
 Result<Bytes> hex_decode(std::string_view text);
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "core/encoding.h"
 #include "core/strings.h"
 
 namespace keyport::http {
@@ -63,19 +64,6 @@ std::string_view trim_ows(std::string_view s) {
     s.remove_suffix(1);
   }
   return s;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
 }
 
 // Host = uri-host [ ":" port ] (RFC 3986 characters only; empty is allowed, RFC 9112 §3.2).
@@ -288,21 +276,7 @@ std::string_view reason_phrase(int status) {
 }
 
 std::string percent_decode(std::string_view text, bool plus_is_space) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
-        hex_value(text[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2])));
-      i += 2;
-    } else if (c == '+' && plus_is_space) {
-      out.push_back(' ');
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
+  return *keyport::percent_decode(text, plus_is_space, BadEscape::kKeep);
 }
 
 std::string serialize_response(const Response& response, bool close, bool head_request,
@@ -687,7 +661,7 @@ bool RequestParser::parse_chunk_line(std::string_view line) {
   std::uint64_t size = 0;
   std::size_t i = 0;
   for (; i < line.size(); ++i) {
-    const int d = hex_value(line[i]);
+    const int d = hex_digit_value(line[i]);
     if (d < 0) {
       break;
     }

@@ -139,7 +139,10 @@ TEST_CASE("percent_decode decodes %XX, '+' only in forms, and refuses broken esc
     auto r = percent_decode(bad);
     REQUIRE_FALSE(r);
     CHECK(r.error().code() == ErrorCode::kFormat);
+    // The lenient mode (request targets) keeps a broken escape as it is.
+    CHECK(*percent_decode(bad, false, BadEscape::kKeep) == bad);
   }
+  CHECK(*percent_decode("%zz%41+", true, BadEscape::kKeep) == "%zzA ");
 }
 
 TEST_CASE("format_uuid and random_uuid give the 8-4-4-4-12 form, version 4", "[unit][core]") {
