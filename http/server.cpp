@@ -347,10 +347,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // What the front end answers itself; the connection closes after it.
   void refuse(const Refusal& refusal) {
-    Request request = m_parser.request();
+    // What was parsed goes to on_done; the body read so far is dropped now rather than kept
+    // while the connection lingers.
+    const Refusal copy = refusal;
+    const auto start = m_parser.started() ? m_start : Clock::now();
+    Request request = m_parser.take_request();
+    std::string().swap(request.body);
+    m_parser.reset();
     request.remote_addr = m_remote;
-    Response response = m_server.error(refusal.status, refusal.message);
-    m_server.finish(request, response, m_parser.started() ? m_start : Clock::now());
+    Response response = m_server.error(copy.status, copy.message);
+    m_server.finish(request, response, start);
     send(response, false, false, request.version_minor);
   }
 

@@ -3,7 +3,7 @@
 //   rest_routes.cpp  the operations table (each operation with its handler) and path matching;
 //   rest_auth.cpp    the authenticators, bearer-token parsing, the 401 challenge;
 //   rest_api.cpp     RestApi: route, api-version, authenticate, authorise, body, call, page;
-//   server.cpp       the HTTPS server (cpp-httplib, TLS wiring, access log, serve_until_signal).
+//   server.cpp       the HTTPS server (keyport::http, TLS wiring, access log, serve_until_signal).
 #pragma once
 
 #include <string>

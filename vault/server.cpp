@@ -1,17 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
-// The HTTPS server: a RestApi behind cpp-httplib's SSLServer (TLS wiring, the thread pool, the
-// access log, DIR/server.json, the rotation ticker, graceful stop) and serve_until_signal.
+// The HTTPS server: a RestApi behind keyport's HTTP front end (http/server.h: TLS wiring, limits
+// and deadlines, the handler pool), the access log, DIR/server.json, the rotation ticker, graceful
+// stop, and serve_until_signal.
 #include "vault/server.h"
 
 #include <fcntl.h>
-#include <httplib.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <thread>
@@ -22,6 +25,7 @@
 #include "core/random.h"
 #include "core/strings.h"
 #include "core/version.h"
+#include "http/server.h"
 #include "vault/rest_internal.h"
 #include "vault/throttle.h"
 #include "vault/tls.h"
@@ -154,25 +158,14 @@ Result<ChallengeResource> challenge_resource(std::string_view choice, const Vaul
 
 namespace {
 
-// What the access log needs from the handler that ran on this thread.
-struct RequestTrace {
-  std::chrono::steady_clock::time_point start;
-  bool started = false;
-  std::string request_id;  // x-ms-request-id
-  std::string caller = "-";
-  std::string operation;
-};
-thread_local RequestTrace t_trace;
-
-// Every answer, the ones httplib makes itself included, names its request and the service.
-void stamp_response(httplib::Response& res) {
-  if (t_trace.request_id.empty()) {
-    t_trace.request_id = random_uuid();  // as Key Vault's are
-  }
-  if (!res.has_header("x-ms-request-id")) {
-    res.set_header("x-ms-request-id", t_trace.request_id);
+// Every answer, the ones the HTTP front end makes itself included, names its request and the
+// service.
+void stamp_response(http::Response& res) {
+  if (res.header("x-ms-request-id").empty()) {
+    res.headers.emplace_back("x-ms-request-id", random_uuid());  // as Key Vault's are
     // Which service answered (Key Vault sends its build number).
-    res.set_header("x-ms-keyvault-service-version", "keyport-" + std::string(keyport::version()));
+    res.headers.emplace_back("x-ms-keyvault-service-version",
+                             "keyport-" + std::string(keyport::version()));
   }
 }
 
@@ -223,6 +216,11 @@ class AccessLog {
   std::mutex m_mutex;
   std::FILE* m_file = nullptr;
 };
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+};
+
 }  // namespace detail
 namespace {
 
@@ -253,17 +251,55 @@ std::string reason_code(int status) {
   return status >= 500 ? std::string(kInternalServerError) : "BadRequest";
 }
 
-RestRequest to_rest(const httplib::Request& req) {
-  RestRequest r;
-  r.method = req.method;
-  r.path = req.path;
-  for (const auto& [k, v] : req.params) {
-    r.query.emplace_back(k, v);
+http::Response json_response(int status, const std::string& body) {
+  http::Response res;
+  res.status = status;
+  if (!body.empty()) {
+    res.body = body;
+    res.content_type = kJsonType;
   }
-  r.content_type = req.get_header_value("Content-Type");
-  r.authorization = req.get_header_value("Authorization");
+  return res;
+}
+
+// A Key Vault error body: {"error": {"code", "message"}}.
+http::Response kv_error(int status, const std::string& code, std::string_view message) {
+  return json_response(
+      status, dump_json(Json{{"error", {{"code", code}, {"message", std::string(message)}}}}));
+}
+
+RestRequest to_rest(const http::Request& req) {
+  RestRequest r;
+  // HEAD is answered as GET without the body (as before, with cpp-httplib).
+  r.method = req.method == "HEAD" ? "GET" : req.method;
+  r.path = req.path;
+  r.query = req.query;
+  r.content_type = req.header("content-type");
+  r.authorization = req.header("authorization");
   r.body = req.body;
   return r;
+}
+
+// The TLS context of the vault's server: TLS >= 1.2, no compression, no renegotiation, TLS 1.2
+// with forward-secret AEAD suites only (no CBC, no SHA-1 MACs, no static RSA; TLS 1.3's suites
+// are all AEAD), the server certificate, its key and its chain.
+Result<std::unique_ptr<SSL_CTX, detail::SslCtxFree>> make_tls_context(const TlsMaterial& tls) {
+  std::unique_ptr<SSL_CTX, detail::SslCtxFree> ctx(SSL_CTX_new(TLS_server_method()));
+  bool ok = ctx != nullptr;
+  if (ok) {
+    SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx.get(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    ok = SSL_CTX_set_cipher_list(ctx.get(), "ECDHE+AESGCM:ECDHE+CHACHA20") == 1 &&
+         SSL_CTX_use_certificate(ctx.get(), tls.cert.get()) == 1 &&
+         SSL_CTX_use_PrivateKey(ctx.get(), tls.key.get()) == 1;
+  }
+  for (const auto& c : tls.chain) {
+    ok = ok && SSL_CTX_add1_chain_cert(ctx.get(), c.get()) == 1;
+  }
+  if (!ok || SSL_CTX_check_private_key(ctx.get()) != 1) {
+    return make_error(ErrorCode::kCrypto,
+                      "cannot set up TLS with the server certificate: " + ossl::drain_errors());
+  }
+  return ctx;
 }
 
 }  // namespace
@@ -271,6 +307,7 @@ RestRequest to_rest(const httplib::Request& req) {
 struct Server::Impl {
   ServerOptions options;
   TlsMaterial tls;
+  std::unique_ptr<SSL_CTX, detail::SslCtxFree> tls_context;
   std::unique_ptr<Authenticator> auth;
   AccessFileAuthenticator* access_auth = nullptr;  // auth, when it is the access file
   std::unique_ptr<Vault> vault;
@@ -278,11 +315,14 @@ struct Server::Impl {
   std::unique_ptr<IdentityEndpoint> identity_endpoint;
   std::unique_ptr<IdentityServer> identity_server;
   std::unique_ptr<RestApi> api;
-  std::unique_ptr<httplib::SSLServer> http;
+  // Set once the vault is open: the listener accepts from the moment it is bound (the port must
+  // be known to settle the base URL), and answers 503 until then.
+  std::atomic<const RestApi*> ready{nullptr};
   detail::AccessLog access_log;
   std::string url;
   int port = 0;
-  std::thread listener;
+  // Declared after what its callbacks use, so that it stops first.
+  std::unique_ptr<http::Server> http;
   std::thread ticker;  // runs due key rotations while no request comes
 
   std::mutex mutex;
@@ -348,106 +388,77 @@ struct Server::Impl {
     }
   }
 
-  void serve(const httplib::Request& req, httplib::Response& res) {
-    RestResponse r = api->handle(to_rest(req));
-    t_trace.caller = r.caller;
-    t_trace.operation = r.operation;
-    res.status = r.status;
-    for (const auto& [k, v] : r.headers) {
-      res.set_header(k, v);
+  http::Response serve(const http::Request& req) {
+    const RestApi* rest = ready.load();
+    if (rest == nullptr) {
+      return kv_error(503, "ServiceUnavailable", "The vault is starting; try again.");
     }
-    if (!r.body.empty()) {
-      res.set_content(r.body, kJsonType);
-    }
+    RestResponse r = rest->handle(to_rest(req));
+    http::Response res = json_response(r.status, r.body);
+    res.headers = std::move(r.headers);
+    res.notes = {{"caller", r.caller}, {"operation", r.operation}};
+    return res;
   }
 
-  void log_request(const httplib::Request& req, const httplib::Response& res) {
-    std::string duration = "-";
-    if (t_trace.started) {
-      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
-                                                            t_trace.start)
-                      .count();
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.1fms", ms);
-      duration = buf;
+  http::Response refusal(int status, std::string_view message) const {
+    std::string text(message);
+    if (status == 413) {
+      text = "The request body is larger than this vault accepts (" +
+             std::to_string(options.max_body) + " bytes).";
     }
+    return kv_error(status, reason_code(status), text);
+  }
+
+  void log_request(const http::Request& req, const http::Response& res,
+                   std::chrono::nanoseconds elapsed) {
+    char duration[32];
+    std::snprintf(duration, sizeof duration, "%.1fms",
+                  std::chrono::duration<double, std::milli>(elapsed).count());
+    const std::string* caller = res.note("caller");
+    const std::string* operation = res.note("operation");
+    const std::string rid = res.header("x-ms-request-id");
     // The path and the api-version only: no other query member, never a header. Whatever the
     // client sent is escaped (escape_for_log), so one request is always one line.
     std::string target = req.path;
-    if (req.has_param("api-version")) {
-      target += "?api-version=" + req.get_param_value("api-version");
+    if (const std::string* v = req.query_value("api-version")) {
+      target += "?api-version=" + *v;
     }
-    std::string line = utc_now() + " " + req.remote_addr +
-                       " caller=" + escape_for_log(t_trace.caller) + " " +
-                       escape_for_log(req.method) + " " + escape_for_log(target) + " " +
+    std::string line = utc_now() + " " +
+                       (req.remote_addr.empty() ? std::string("-") : req.remote_addr) +
+                       " caller=" + escape_for_log(caller != nullptr ? *caller : std::string("-")) +
+                       " " + escape_for_log(req.method.empty() ? std::string("-") : req.method) +
+                       " " + escape_for_log(target.empty() ? std::string("-") : target) + " " +
                        std::to_string(res.status) + " " + duration +
-                       (t_trace.operation.empty() ? "" : " op=" + t_trace.operation) +
-                       " rid=" + (t_trace.request_id.empty() ? "-" : t_trace.request_id);
+                       (operation == nullptr || operation->empty() ? "" : " op=" + *operation) +
+                       " rid=" + (rid.empty() ? std::string("-") : rid);
     if (auth && auth->insecure()) {
       line += " INSECURE-ANY-TOKEN";
     }
     access_log.write(line);
-    t_trace = RequestTrace{};
   }
 
-  void install_handlers() {
-    auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+  http::Options http_options(const HostPort& listen) {
+    http::Options h;
+    h.listen = join_host_port(listen.host, listen.port);
+    h.tls = tls_context.get();
+    h.threads = options.threads;
+    h.limits = options.limits;
+    h.limits.max_body = options.max_body;
+    h.handler = [this](const http::Request& req) {
       try {
-        serve(req, res);
+        return serve(req);
       } catch (...) {
-        res.status = 500;
-        res.set_content(
-            dump_json(Json{{"error",
-                            {{"code", kInternalServerError},
-                             {"message", "The server failed to handle the request."}}}}),
-            kJsonType);
+        return kv_error(500, std::string(kInternalServerError),
+                        "The server failed to handle the request.");
       }
     };
-    const std::string any = ".*";
-    http->Get(any, handler);
-    http->Post(any, handler);
-    http->Put(any, handler);
-    http->Patch(any, handler);
-    http->Delete(any, handler);
-    http->Options(any, handler);
-    http->set_pre_routing_handler([](const httplib::Request&, httplib::Response& res) {
-      t_trace = RequestTrace{};
-      t_trace.start = std::chrono::steady_clock::now();
-      t_trace.started = true;
-      stamp_response(res);
-      return httplib::Server::HandlerResponse::Unhandled;
-    });
-    // Errors httplib answers itself (413 body too large, 400 unparsable request, ...) get a Key
-    // Vault error body too; responses that already carry one are left alone.
-    http->set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request&,
-                                                                        httplib::Response& res) {
-      stamp_response(res);
-      if (!res.body.empty()) {
-        return httplib::Server::HandlerResponse::Unhandled;
-      }
-      std::string message = "The request was refused (HTTP " + std::to_string(res.status) + ").";
-      if (res.status == 413) {
-        message = "The request body is larger than this vault accepts (" +
-                  std::to_string(options.max_body) + " bytes).";
-      } else if (res.status == 400) {
-        message = "The request is not valid HTTP/1.1.";
-      }
-      res.set_content(
-          dump_json(Json{{"error", {{"code", reason_code(res.status)}, {"message", message}}}}),
-          kJsonType);
-      return httplib::Server::HandlerResponse::Handled;
-    }));
-    http->set_exception_handler([](const httplib::Request&, httplib::Response& res,
-                                   std::exception_ptr) {
-      res.status = 500;
-      res.set_content(dump_json(Json{{"error",
-                                      {{"code", kInternalServerError},
-                                       {"message", "The server failed to handle the request."}}}}),
-                      kJsonType);
-    });
-    http->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      log_request(req, res);
-    });
+    h.error_response = [this](int status, std::string_view message) {
+      return refusal(status, message);
+    };
+    h.stamp = [](const http::Request&, http::Response& res) { stamp_response(res); };
+    h.on_done = [this](const http::Request& req, const http::Response& res,
+                       std::chrono::nanoseconds elapsed) { log_request(req, res, elapsed); };
+    return h;
   }
 };
 
@@ -467,6 +478,10 @@ int Server::port() const {
 
 std::string Server::identity_origin() const {
   return m_impl->identity_server ? m_impl->identity_server->origin() : std::string();
+}
+
+std::size_t Server::connections() const {
+  return m_impl->http ? m_impl->http->connections() : 0;
 }
 
 const fs::path& Server::ca_file() const {
@@ -558,50 +573,14 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
     KEYPORT_ASSIGN_OR_RETURN(impl->tls,
                              ensure_vault_tls(o.data_dir / "tls", tls_names(vault_host)));
   }
-  Impl* raw = impl.get();
-  impl->http = std::make_unique<httplib::SSLServer>([raw](SSL_CTX& ctx) {
-    SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    // TLS 1.2: forward-secret AEAD suites only (no CBC, no SHA-1 MACs, no static RSA); TLS 1.3's
-    // suites are all AEAD.
-    if (SSL_CTX_set_cipher_list(&ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
-      return false;
-    }
-    if (SSL_CTX_use_certificate(&ctx, raw->tls.cert.get()) != 1 ||
-        SSL_CTX_use_PrivateKey(&ctx, raw->tls.key.get()) != 1) {
-      return false;
-    }
-    for (const auto& c : raw->tls.chain) {
-      if (SSL_CTX_add1_chain_cert(&ctx, c.get()) != 1) {
-        return false;
-      }
-    }
-    return SSL_CTX_check_private_key(&ctx) == 1;
-  });
-  if (!impl->http->is_valid()) {
-    return make_error(ErrorCode::kCrypto,
-                      "cannot set up TLS with the server certificate: " + ossl::drain_errors());
-  }
-  const std::size_t threads = o.threads;
-  impl->http->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  impl->http->set_payload_max_length(o.max_body);
-  impl->http->set_keep_alive_max_count(1000);
-  impl->http->set_keep_alive_timeout(5);
-  impl->http->set_read_timeout(10);
-  impl->http->set_write_timeout(10);
-  impl->http->set_tcp_nodelay(true);
+  KEYPORT_ASSIGN_OR_RETURN(impl->tls_context, make_tls_context(impl->tls));
   KEYPORT_TRY(impl->access_log.open(o.access_log));
+  Impl* raw = impl.get();
 
-  // Bind (port 0: the kernel picks one), then settle the base URL with the real port.
-  if (listen.port == 0) {
-    impl->port = impl->http->bind_to_any_port(listen.host);
-  } else {
-    impl->port = impl->http->bind_to_port(listen.host, listen.port) ? listen.port : -1;
-  }
-  if (impl->port <= 0) {
-    return make_error(ErrorCode::kIo, "cannot listen on " + o.listen +
-                                          " (address in use, or not an address of this host)");
-  }
+  // Bind (port 0: the kernel picks one), then settle the base URL with the real port. Requests
+  // that arrive before the vault is open are answered 503.
+  KEYPORT_ASSIGN_OR_RETURN(impl->http, http::Server::start(impl->http_options(listen)));
+  impl->port = impl->http->port();
   const std::string listen_url =
       "https://" + url_host(listen.host) + ":" + std::to_string(impl->port);
   if (!existing) {
@@ -642,7 +621,7 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
         "keyport vault: --throttle azure: Key Vault's service limits per 10 seconds apply; "
         "requests beyond them get 429 with Retry-After");
   }
-  impl->install_handlers();
+  impl->ready.store(impl->api.get());
 
   impl->ticker = std::thread([raw] {
     std::unique_lock<std::mutex> lock(raw->mutex);
@@ -659,25 +638,7 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
       lock.lock();
     }
   });
-  impl->listener = std::thread([raw] {
-    raw->http->listen_after_bind();
-    std::lock_guard<std::mutex> lock(raw->mutex);
-    raw->listener_done = true;
-    raw->cv.notify_all();
-  });
-  // stop() acts only once httplib says it is running.
-  for (int i = 0; i < 5000 && !impl->http->is_running(); ++i) {
-    std::unique_lock<std::mutex> lock(impl->mutex);
-    if (impl->listener_done) {
-      break;
-    }
-    impl->cv.wait_for(lock, std::chrono::milliseconds(1));
-  }
   std::unique_ptr<Server> server(new Server(std::move(impl)));
-  if (!server->m_impl->http->is_running()) {
-    server->stop();
-    return make_error(ErrorCode::kIo, "the HTTPS listener did not start");
-  }
 
   Impl& s = *server->m_impl;
   const VaultConfig& cfg = s.vault->config();
@@ -723,11 +684,9 @@ void Server::stop() {
     s.stopped = true;
   }
   if (s.http) {
-    s.http->stop();
+    s.http->stop();  // returns once the requests in flight are answered
   }
-  if (s.listener.joinable()) {
-    s.listener.join();  // returns once every worker finished its connection
-  }
+  s.ready.store(nullptr);
   s.cv.notify_all();  // wakes the ticker (it checks `stopped`)
   if (s.ticker.joinable()) {
     s.ticker.join();

@@ -9,8 +9,10 @@
 //    the caller's key permission (403), parses the JSON body strictly, calls the Vault and
 //    serialises its answer or its Key Vault error. It has no socket: the CLI's local-folder mode
 //    runs the same routes in-process (handle_as), and tests can call it directly.
-//  - Server puts a RestApi behind cpp-httplib's SSLServer: TLS material (vault/tls.h), a bounded
-//    thread pool, the body size limit, the access log, DIR/server.json, graceful stop.
+//  - Server puts a RestApi behind keyport's HTTP front end (http/server.h) over TLS: TLS material
+//    (vault/tls.h), a bounded pool of handler threads, limits and deadlines enforced while reading
+//    (a hostile client can neither grow the server's memory nor hold its threads), the access
+//    log, DIR/server.json, graceful stop.
 //
 // No exception escapes: every handler catches everything and answers 500 with a Key Vault error
 // body. Tokens never reach a log or an error message.
@@ -32,6 +34,7 @@
 
 #include "core/error.h"
 #include "core/json.h"
+#include "http/server.h"
 #include "vault/access.h"
 #include "vault/identity.h"
 #include "vault/release.h"
@@ -187,8 +190,11 @@ struct ServerOptions {
   // What the 401 challenge names as its resource: "azure", "self", a URL, or "" (see
   // challenge_resource() below).
   std::string challenge_resource;
-  std::size_t max_body = 1 << 20;  // 413 beyond this, before the body is parsed
-  std::size_t threads = 8;         // httplib worker threads (each serves one connection at a time)
+  std::size_t max_body = 1 << 20;  // 413 beyond this, while the body is read (wins over limits)
+  std::size_t threads = 8;         // handler threads (connections are read on the event loop)
+  // The HTTP front end's other limits and deadlines (http/server.h): head size and field count,
+  // TLS handshake, head, body, idle and write deadlines, open connections.
+  http::Limits limits;
   // Append one line per request here; default stderr.
   std::optional<std::filesystem::path> access_log;
   // Opens the vault once the base URL is known (tests: attached-token mode). Default: own-folder
@@ -216,6 +222,8 @@ class Server {
   const std::filesystem::path& ca_file() const;  // empty with --tls-cert
   // http://127.0.0.1:PORT of the managed-identity endpoint ("" without identity_listen).
   std::string identity_origin() const;
+  // Connections open right now (the HTTP front end's count; 0 once stopped).
+  std::size_t connections() const;
   Vault& vault();
 
   // Stops accepting, lets in-flight requests finish, joins the workers, closes the vault and
