@@ -299,8 +299,10 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
         "The api-version query parameter (?api-version=) is required for all "
         "requests.");
   }
+  const bool resource_manager = m.kind == RouteMatch::Kind::kRoute && m.op->resource_manager;
   const auto& versions = supported_api_versions();
-  if (std::find(versions.begin(), versions.end(), *api_version) == versions.end()) {
+  if (!resource_manager &&
+      std::find(versions.begin(), versions.end(), *api_version) == versions.end()) {
     return bad_request("The specified version (" + *api_version +
                        ") is not recognized. Consider using the latest supported version (" +
                        std::string(latest_api_version()) + ").");
@@ -323,7 +325,8 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
     std::optional<Principal> found;
     std::string refusal;
     if (!token.empty() && m_auth != nullptr) {
-      found = m_auth->authenticate(token, refusal);
+      found = m_auth->authenticate(
+          token, resource_manager ? Audience::kResourceManager : Audience::kVault, refusal);
     }
     if (!found) {
       const std::string broken = m_auth != nullptr ? m_auth->refusal_reason() : std::string();

@@ -14,6 +14,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
+constexpr std::string_view kResourceManagerResources[] = {"https://management.core.windows.net/",
+                                                          "https://management.azure.com/"};
+
+bool is_resource_manager(std::string_view aud) {
+  while (!aud.empty() && aud.back() == '/') {
+    aud.remove_suffix(1);
+  }
+  for (std::string_view r : kResourceManagerResources) {
+    if (r.substr(0, r.size() - 1) == aud) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // Verified identity tokens remembered (a token lives an hour by default; a busy vault sees a few).
 constexpr std::size_t kVerifiedTokensKept = 4096;
 
@@ -65,6 +80,7 @@ void AccessFileAuthenticator::maybe_reload() {
 }
 
 std::optional<Principal> AccessFileAuthenticator::authenticate(std::string_view token,
+                                                               Audience audience,
                                                                std::string& refusal) {
   std::lock_guard<std::mutex> lock(m_mutex);
   maybe_reload();
@@ -90,7 +106,13 @@ std::optional<Principal> AccessFileAuthenticator::authenticate(std::string_view 
     cached = m_verified.emplace(std::move(digest), std::move(*verified)).first;
   }
   const IdentityClaims* claims = &cached->second;
-  refusal = identity_claims_refusal(*claims, m_now(), m_identity_resource);
+  std::string_view expected = m_identity_resource;
+  if (audience == Audience::kResourceManager) {
+    // Either of Azure Resource Manager's resource ids (az asks for the first).
+    expected = is_resource_manager(claims->aud) ? std::string_view(claims->aud)
+                                                : kResourceManagerResources[0];
+  }
+  refusal = identity_claims_refusal(*claims, m_now(), expected);
   if (!refusal.empty()) {
     return std::nullopt;
   }
@@ -128,7 +150,8 @@ std::string AccessFileAuthenticator::refusal_reason() {
                                 "); every token is refused until it is fixed.";
 }
 
-std::optional<Principal> AnyTokenAuthenticator::authenticate(std::string_view token, std::string&) {
+std::optional<Principal> AnyTokenAuthenticator::authenticate(std::string_view token, Audience,
+                                                             std::string&) {
   if (token.empty()) {
     return std::nullopt;
   }

@@ -46,6 +46,9 @@ struct RestOp {
   const char* since = nullptr;  // the first api-version with this operation; nullptr: every one
   bool key_properties = false;  // the body holds key properties (create, import, update)
   bool any_caller = false;      // every authenticated caller may (no key permission applies)
+  // Not Key Vault's: an Azure Resource Manager call keyport stands in for. Its api-version is
+  // ARM's (any value is taken), identity tokens must be addressed to ARM.
+  bool resource_manager = false;
 };
 
 struct RouteMatch {

@@ -36,6 +36,7 @@ enum class OpId {
   kPlatformReport,
   kRelease,
   kRandom,
+  kListSubscriptions,
   kCount,
 };
 
@@ -104,6 +105,15 @@ constexpr RestOp kOps[] = {
     {"GetRandomBytes", Permission::kGet, true, false, 200,
      [](const OpCall& c) { return c.vault.get_random_bytes(c.ctx, c.body); }, "7.2", false,
      /*any_caller=*/true},
+    // Azure Resource Manager's Subscriptions - List, which `az login --identity` calls before
+    // anything else: keyport simulates no ARM, so the answer is always "no subscription" (az then
+    // keeps a tenant-level account with --allow-no-subscriptions). Not Key Vault's.
+    {"ListSubscriptions", Permission::kGet, false, false, 200,
+     [](const OpCall&) -> Result<Json> {
+       return Json{{"value", Json::array()}};
+     },
+     nullptr, false,
+     /*any_caller=*/true, /*resource_manager=*/true},
 };
 static_assert(std::size(kOps) == static_cast<std::size_t>(OpId::kCount),
               "kOps has one entry per OpId, in OpId order");
@@ -258,6 +268,9 @@ RouteMatch match_route(const std::string& method, std::string path) {
       }
     }
     return {};
+  }
+  if (root == "subscriptions" && n == 1) {
+    return resolve(method, {{{"GET", OpId::kListSubscriptions}}, ""}, "", "");
   }
   if (root == "rng" && n == 1) {
     return resolve(method, {{{"POST", OpId::kRandom}}, ""}, "", "");

@@ -72,13 +72,22 @@ struct RestResponse {
   std::string operation;     // the REST operationId ("GetKey"); "" when no route matched
 };
 
+// Whom a managed-identity token must be addressed to (its `aud`).
+enum class Audience {
+  kVault,            // the vault's challenge resource
+  kResourceManager,  // Azure Resource Manager: https://management.core.windows.net/ or
+                     // https://management.azure.com/ (keyport's list-subscriptions stand-in)
+};
+
 // Decides who a bearer token belongs to.
 class Authenticator {
  public:
   virtual ~Authenticator() = default;
   // The principal of `token` (never empty), or nullopt; then `refusal` may say why (an expired or
-  // misaddressed identity token), else the caller says the token is unknown.
-  virtual std::optional<Principal> authenticate(std::string_view token, std::string& refusal) = 0;
+  // misaddressed identity token), else the caller says the token is unknown. Access-file tokens
+  // are not addressed: `audience` applies to identity tokens.
+  virtual std::optional<Principal> authenticate(std::string_view token, Audience audience,
+                                                std::string& refusal) = 0;
   // True for --insecure-any-token (every request is logged with a warning).
   virtual bool insecure() const { return false; }
   // Why every token is refused right now ("" when tokens are being checked normally).
@@ -92,7 +101,8 @@ class Authenticator {
 class AccessFileAuthenticator final : public Authenticator {
  public:
   static Result<std::unique_ptr<AccessFileAuthenticator>> open(std::filesystem::path file);
-  std::optional<Principal> authenticate(std::string_view token, std::string& refusal) override;
+  std::optional<Principal> authenticate(std::string_view token, Audience audience,
+                                        std::string& refusal) override;
   std::string refusal_reason() override;
 
   // Also accept managed-identity tokens (vault/identity.h) signed by `tokens` for `resource`,
@@ -124,7 +134,8 @@ class AccessFileAuthenticator final : public Authenticator {
 // "insecure-any-token".
 class AnyTokenAuthenticator final : public Authenticator {
  public:
-  std::optional<Principal> authenticate(std::string_view token, std::string& refusal) override;
+  std::optional<Principal> authenticate(std::string_view token, Audience audience,
+                                        std::string& refusal) override;
   bool insecure() const override { return true; }
 };
 
