@@ -6,6 +6,8 @@
 #   serve_vault ARGS...            starts `keyport vault serve --data WORK/vault --listen
 #                                  127.0.0.1:0 --access-log WORK/access.log ARGS...`, waits for
 #                                  server.json, sets $url; a trap stops the server on any exit
+#   wait_for_server                after `vault serve ... &` and server=$!: the stop trap, then
+#                                  waits for server.json (serve_vault calls it)
 #   finish_vault                   SIGTERMs the server, prints the access log, sets $server_status
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -34,19 +36,24 @@ stop_server() {
   fi
 }
 
-serve_vault() {
-  "$keyport" vault serve --data "$work/vault" --listen 127.0.0.1:0 --access-log "$work/access.log" \
-    "$@" >"$work/server.out" 2>"$work/server.err" &
-  server=$!
+# After `... vault serve ... &` and server=$!: stops the server on any exit, and waits for
+# WORK/vault/server.json. A hang guard, not a timing: the loop ends as soon as the file is there.
+# 90 s times the build's KEYPORT_TEST_TIME_SCALE (CTest sets it; 3 under sanitizers).
+wait_for_server() {
   trap stop_server EXIT
-  # A hang guard, not a timing: the loop ends as soon as the file is there. 90 s times the build's
-  # KEYPORT_TEST_TIME_SCALE (CTest sets it; 3 under sanitizers).
   local budget=$((90 * ${KEYPORT_TEST_TIME_SCALE:-1})) start=$SECONDS
   while [ ! -s "$work/vault/server.json" ] && [ $((SECONDS - start)) -lt "$budget" ]; do
     kill -0 "$server" 2>/dev/null || { cat "$work/server.out" "$work/server.err" >&2; fail "the vault server exited"; }
     sleep 0.05
   done
   [ -s "$work/vault/server.json" ] || fail "the vault server did not write server.json within $budget s"
+}
+
+serve_vault() {
+  "$keyport" vault serve --data "$work/vault" --listen 127.0.0.1:0 --access-log "$work/access.log" \
+    "$@" >"$work/server.out" 2>"$work/server.err" &
+  server=$!
+  wait_for_server
   url=$(node -p "JSON.parse(require('fs').readFileSync('$work/vault/server.json','utf8')).url")
   echo "$what: vault at $url"
 }

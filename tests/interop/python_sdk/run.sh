@@ -14,7 +14,7 @@
 set -euo pipefail
 what="python-sdk interop"
 py_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# fail and stop_server, shared with the JavaScript drivers.
+# fail, wait_for_server and finish_vault, shared with the JavaScript drivers.
 source "$py_dir/../azure_sdk/lib.sh"
 keyport=${1:?usage: run.sh KEYPORT_BINARY WORK_DIR}
 work=${2:?usage: run.sh KEYPORT_BINARY WORK_DIR}
@@ -65,15 +65,7 @@ EOF
   --trusted-authorities "$work/maa/trusted-authorities.json" \
   >"$work/server.out" 2>"$work/server.err" &
 server=$!
-trap stop_server EXIT
-# A hang guard, not a timing: the loop ends as soon as the file is there.
-budget=$((90 * ${KEYPORT_TEST_TIME_SCALE:-1}))
-start=$SECONDS
-while [ ! -s "$work/vault/server.json" ] && [ $((SECONDS - start)) -lt "$budget" ]; do
-  kill -0 "$server" 2>/dev/null || { cat "$work/server.out" "$work/server.err" >&2; fail "the vault server exited"; }
-  sleep 0.05
-done
-[ -s "$work/vault/server.json" ] || fail "the vault server did not write server.json within $budget s"
+wait_for_server
 [ -s "$work/vault/identity.env" ] || fail "the server wrote no identity.env"
 grep -q "^IDENTITY_ENDPOINT=http://127.0.0.1:" "$work/vault/identity.env" || fail "identity.env has no IDENTITY_ENDPOINT"
 echo "$what: vault at $base, $(grep -c . "$work/vault/identity.env") identity variables"
@@ -86,12 +78,7 @@ env -i PATH=/usr/bin:/bin HOME="$work" \
   IDENTITY_ENV="$work/vault/identity.env" REQUESTS_CA_BUNDLE="$work/vault/tls/ca.pem" \
   "$python" "$py_dir/sdk_flow.py" || status=$?
 
-kill -TERM "$server"
-server_status=0
-wait "$server" || server_status=$?
-trap - EXIT
-echo "$what: vault access log:"
-sed 's/^/  /' "$work/access.log"
+finish_vault
 [ "$status" -eq 0 ] || { cat "$work/server.err" >&2; fail "sdk_flow.py exited with $status"; }
 grep -q "caller=app .*op=ImportKey" "$work/access.log" || fail "the access log shows no ImportKey by identity app"
 grep -q "identity=reader" "$work/access.log" || fail "the access log shows no token issued to identity reader"
