@@ -266,6 +266,22 @@ Result<Bytes> Session::sign(const CK_MECHANISM& mech, CK_OBJECT_HANDLE key,
   return make_error(ErrorCode::kPkcs11, "C_Sign kept asking for a larger buffer");
 }
 
+Result<Bytes> Session::encrypt(const CK_MECHANISM& mech, CK_OBJECT_HANDLE key,
+                               std::span<const std::uint8_t> plaintext, std::size_t max_out,
+                               CK_RV* rv) const {
+  CK_MECHANISM m = mech;
+  KEYPORT_TRY(
+      checked(KP11_CALL_RV(*m_module, C_EncryptInit, m_handle, &m, key), rv, "C_EncryptInit"));
+  Bytes out(max_out);
+  CK_ULONG len = static_cast<CK_ULONG>(out.size());
+  KEYPORT_TRY(
+      checked(KP11_CALL_RV(*m_module, C_Encrypt, m_handle, const_cast<CK_BYTE*>(plaintext.data()),
+                           static_cast<CK_ULONG>(plaintext.size()), out.data(), &len),
+              rv, "C_Encrypt"));
+  out.resize(len);
+  return out;
+}
+
 Result<SecretBytes> Session::decrypt(const CK_MECHANISM& mech, CK_OBJECT_HANDLE key,
                                      std::span<const std::uint8_t> ciphertext, std::size_t max_out,
                                      CK_RV* init_rv, CK_RV* rv) const {

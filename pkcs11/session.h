@@ -81,6 +81,11 @@ class Session {
   // C_SignInit + C_Sign (the signature grown once on CKR_BUFFER_TOO_SMALL).
   Result<Bytes> sign(const CK_MECHANISM& mech, CK_OBJECT_HANDLE key,
                      std::span<const std::uint8_t> data) const;
+  // C_EncryptInit + C_Encrypt into at most `max_out` bytes (the caller knows the mechanism's
+  // output size). `rv` receives C_Encrypt's CK_RV.
+  Result<Bytes> encrypt(const CK_MECHANISM& mech, CK_OBJECT_HANDLE key,
+                        std::span<const std::uint8_t> plaintext, std::size_t max_out,
+                        CK_RV* rv = nullptr) const;
   // C_DecryptInit + C_Decrypt into at most `max_out` bytes. `init_rv` receives C_DecryptInit's
   // CK_RV and `rv` C_Decrypt's (callers tell a refused mechanism from a ciphertext that does not
   // decrypt).

@@ -125,15 +125,34 @@ std::optional<RsaPadding> find_rsa_enc_alg(std::string_view name) {
   return std::nullopt;
 }
 
-std::optional<unsigned> find_aes_kw_alg(std::string_view name) {
-  if (name == "A128KW") {
-    return 128;
+std::optional<AesKwAlg> find_aes_kw_alg(std::string_view name) {
+  static constexpr std::pair<std::string_view, AesKwAlg> kAlgs[] = {
+      {"A128KW", {128, false}},
+      {"A192KW", {192, false}},
+      {"A256KW", {256, false}},
+      {"CKM_AES_KEY_WRAP", {0, false}},
+      {"CKM_AES_KEY_WRAP_PAD", {0, true}},
+  };
+  for (const auto& [n, alg] : kAlgs) {
+    if (n == name) {
+      return alg;
+    }
   }
-  if (name == "A192KW") {
-    return 192;
-  }
-  if (name == "A256KW") {
-    return 256;
+  return std::nullopt;
+}
+
+std::optional<AesEncAlg> find_aes_enc_alg(std::string_view name) {
+  static constexpr std::pair<std::string_view, AesEncAlg> kAlgs[] = {
+      {"A128GCM", {128, AesMode::kGcm}},       {"A192GCM", {192, AesMode::kGcm}},
+      {"A256GCM", {256, AesMode::kGcm}},       {"A128CBC", {128, AesMode::kCbc}},
+      {"A192CBC", {192, AesMode::kCbc}},       {"A256CBC", {256, AesMode::kCbc}},
+      {"A128CBCPAD", {128, AesMode::kCbcPad}}, {"A192CBCPAD", {192, AesMode::kCbcPad}},
+      {"A256CBCPAD", {256, AesMode::kCbcPad}},
+  };
+  for (const auto& [n, alg] : kAlgs) {
+    if (n == name) {
+      return alg;
+    }
   }
   return std::nullopt;
 }

@@ -38,8 +38,27 @@ std::optional<SignAlg> find_sign_alg(std::string_view name);
 enum class RsaPadding { kPkcs1, kOaepSha1, kOaepSha256 };
 // RSA1_5, RSA-OAEP, RSA-OAEP-256, or nullopt.
 std::optional<RsaPadding> find_rsa_enc_alg(std::string_view name);
-// A128KW/A192KW/A256KW: the key size in bits, or nullopt.
-std::optional<unsigned> find_aes_kw_alg(std::string_view name);
+// The key wrap algorithms of an oct-HSM key: A128KW/A192KW/A256KW (RFC 3394 under a key of that
+// size), CKM_AES_KEY_WRAP (RFC 3394, any key size) and CKM_AES_KEY_WRAP_PAD (RFC 5649, any key
+// size).
+struct AesKwAlg {
+  unsigned bits = 0;  // the key size the name requires; 0 for the CKM_* names
+  bool pad = false;   // RFC 5649 (CKM_AES_KEY_WRAP_PAD)
+};
+std::optional<AesKwAlg> find_aes_kw_alg(std::string_view name);
+
+// The encryption algorithms of an oct-HSM key: A128/192/256 with GCM, CBC (no padding) or CBCPAD
+// (PKCS#7 padding).
+enum class AesMode { kGcm, kCbc, kCbcPad };
+struct AesEncAlg {
+  unsigned bits;
+  AesMode mode;
+};
+std::optional<AesEncAlg> find_aes_enc_alg(std::string_view name);
+// Azure Managed HSM's AES-GCM: a 12-byte IV the HSM generates, a 16-byte tag.
+inline constexpr std::size_t kGcmIvBytes = 12;
+inline constexpr std::size_t kGcmTagBytes = 16;
+inline constexpr std::size_t kAesBlockBytes = 16;
 
 // Returns DER DigestInfo(hash, digest) (the input of CKM_RSA_PKCS for RS*).
 Bytes digest_info(HashAlg hash, std::span<const std::uint8_t> digest);

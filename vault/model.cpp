@@ -164,6 +164,14 @@ Result<Bytes> base64url_member(const Json& obj, std::string_view name) {
   return std::move(*bytes);
 }
 
+Result<std::optional<Bytes>> optional_base64url_member(const Json& obj, std::string_view name) {
+  if (member(obj, name) == nullptr) {
+    return std::optional<Bytes>();
+  }
+  KEYPORT_ASSIGN_OR_RETURN(Bytes bytes, base64url_member(obj, name));
+  return std::optional<Bytes>(std::move(bytes));
+}
+
 Result<SecretBytes> base64url_secret_member(const Json& obj, std::string_view name) {
   const Json* v = member(obj, name);
   if (v == nullptr || !v->is_string()) {

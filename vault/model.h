@@ -41,6 +41,8 @@ Result<std::string> string_member(const Json& obj, std::string_view name);
 // never quotes the value.
 Result<Bytes> base64url_member(const Json& obj, std::string_view name);
 Result<SecretBytes> base64url_secret_member(const Json& obj, std::string_view name);
+// An optional base64url member: nullopt when absent or JSON null, BadParameter when not base64url.
+Result<std::optional<Bytes>> optional_base64url_member(const Json& obj, std::string_view name);
 // Decodes base64url (padded or not) or, failing that, standard base64; nullopt when neither.
 std::optional<Bytes> decode_base64_any(std::string_view text);
 

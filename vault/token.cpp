@@ -237,8 +237,75 @@ Result<SecretBytes> token_decrypt(const p11::Session& s, CK_OBJECT_HANDLE key, C
   return integrity_error();  // C_Decrypt: whatever the cause, one answer
 }
 
+Result<Bytes> token_encrypt(const p11::Session& s, CK_OBJECT_HANDLE key, CK_MECHANISM& mech,
+                            std::span<const std::uint8_t> plaintext, std::size_t max_out) {
+  CK_RV rv = CKR_OK;
+  auto out = s.encrypt(mech, key, plaintext, max_out, &rv);
+  if (!out && (rv == CKR_ARGUMENTS_BAD || rv == CKR_MECHANISM_PARAM_INVALID ||
+               rv == CKR_MECHANISM_INVALID)) {
+    return make_error(ErrorCode::kUnsupported, "the token refuses this encryption mechanism");
+  }
+  return out;
+}
+
+Result<Bytes> token_aes_kwp_by_blocks(const p11::Session& s, CK_OBJECT_HANDLE aes_key,
+                                      const SecretBytes& key_bytes) {
+  // RFC 5649 §4.1: AIV = A65959A6 || 32-bit length; the data zero-padded to n 64-bit blocks.
+  const std::size_t len = key_bytes.size();
+  const std::size_t n = (len + 7) / 8;
+  std::uint8_t a[8] = {0xA6,
+                       0x59,
+                       0x59,
+                       0xA6,
+                       static_cast<std::uint8_t>(len >> 24),
+                       static_cast<std::uint8_t>(len >> 16),
+                       static_cast<std::uint8_t>(len >> 8),
+                       static_cast<std::uint8_t>(len)};
+  SecretBytes r(n * 8);  // R[1..n], zero-padded
+  auto rv = r.reveal_mut(SecretAccess::unsafe());
+  std::copy_n(key_bytes.reveal(SecretAccess::unsafe()).begin(), len, rv.begin());
+  CK_MECHANISM ecb{CKM_AES_ECB, nullptr, 0};
+  SecretBytes block(16);
+  auto b = block.reveal_mut(SecretAccess::unsafe());
+  const auto encrypt_block = [&]() -> Status {
+    KEYPORT_ASSIGN_OR_RETURN(Bytes out, s.encrypt(ecb, aes_key, b, 16));
+    if (out.size() != 16) {
+      return make_error(ErrorCode::kPkcs11, "CKM_AES_ECB returned " + std::to_string(out.size()) +
+                                                " bytes for a block");
+    }
+    std::copy(out.begin(), out.end(), b.begin());
+    secure_wipe(out.data(), out.size());
+    return {};
+  };
+  if (n == 1) {  // one block: C = AES(K, AIV || P)
+    std::copy_n(a, 8, b.begin());
+    std::copy_n(rv.begin(), 8, b.begin() + 8);
+    KEYPORT_TRY(encrypt_block());
+    return Bytes(b.begin(), b.end());
+  }
+  // RFC 3394 §2.2.1 (W) with A = AIV.
+  for (std::size_t j = 0; j < 6; ++j) {
+    for (std::size_t i = 0; i < n; ++i) {
+      std::copy_n(a, 8, b.begin());
+      std::copy_n(rv.begin() + static_cast<std::ptrdiff_t>(i * 8), 8, b.begin() + 8);
+      KEYPORT_TRY(encrypt_block());
+      const std::uint64_t t = n * j + i + 1;
+      for (int k = 0; k < 8; ++k) {
+        a[k] = static_cast<std::uint8_t>(b[k] ^ static_cast<std::uint8_t>(t >> (56 - 8 * k)));
+      }
+      std::copy_n(b.begin() + 8, 8, rv.begin() + static_cast<std::ptrdiff_t>(i * 8));
+    }
+  }
+  Bytes out(a, a + 8);
+  out.insert(out.end(), rv.begin(), rv.end());
+  return out;
+}
+
 Result<Bytes> token_aes_kw_wrap(const p11::Session& s, CK_OBJECT_HANDLE aes_key,
-                                const SecretBytes& key_bytes) {
+                                const SecretBytes& key_bytes, bool pad) {
+  if (pad && key_bytes.size() % 8 != 0) {
+    return token_aes_kwp_by_blocks(s, aes_key, key_bytes);
+  }
   p11::Template t;
   t.object_class(CKO_SECRET_KEY)
       .key_type(CKK_GENERIC_SECRET)
@@ -249,7 +316,7 @@ Result<Bytes> token_aes_kw_wrap(const p11::Session& s, CK_OBJECT_HANDLE aes_key,
       .set_secret(CKA_VALUE, key_bytes.clone());
   KEYPORT_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE h, s.create_object(t));
   p11::ScopedObject target(s, h);
-  CK_MECHANISM mech{CKM_AES_KEY_WRAP, nullptr, 0};
+  CK_MECHANISM mech{pad ? CKM_AES_KEY_WRAP_PAD : CKM_AES_KEY_WRAP, nullptr, 0};
   KEYPORT_ASSIGN_OR_RETURN(Bytes out,
                            s.wrap_key(mech, aes_key, target.get(), key_bytes.size() + 16));
   KEYPORT_TRY(target.destroy());
@@ -257,7 +324,7 @@ Result<Bytes> token_aes_kw_wrap(const p11::Session& s, CK_OBJECT_HANDLE aes_key,
 }
 
 Result<SecretBytes> token_aes_kw_unwrap(const p11::Session& s, CK_OBJECT_HANDLE aes_key,
-                                        std::span<const std::uint8_t> wrapped) {
+                                        std::span<const std::uint8_t> wrapped, bool pad) {
   p11::Template t;
   t.object_class(CKO_SECRET_KEY)
       .key_type(CKK_GENERIC_SECRET)
@@ -265,7 +332,7 @@ Result<SecretBytes> token_aes_kw_unwrap(const p11::Session& s, CK_OBJECT_HANDLE 
       .private_object(true)
       .sensitive(false)
       .extractable(true);
-  CK_MECHANISM mech{CKM_AES_KEY_WRAP, nullptr, 0};
+  CK_MECHANISM mech{pad ? CKM_AES_KEY_WRAP_PAD : CKM_AES_KEY_WRAP, nullptr, 0};
   auto h = s.unwrap_key(mech, aes_key, wrapped, t);
   if (!h) {
     return integrity_error();

@@ -101,14 +101,26 @@ Result<Bytes> token_sign(const p11::Session& s, CK_OBJECT_HANDLE key, CK_MECHANI
 // integrity_error() when decryption fails.
 Result<SecretBytes> token_decrypt(const p11::Session& s, CK_OBJECT_HANDLE key, CK_MECHANISM& mech,
                                   std::span<const std::uint8_t> ciphertext, std::size_t max_out);
-// RFC 3394 (CKM_AES_KEY_WRAP) of the caller's key bytes under the vault AES key: the bytes become
-// a non-sensitive session secret key, wrapped, then destroyed.
+// C_EncryptInit + C_Encrypt into a buffer of `max_out` bytes. kUnsupported when the token refuses
+// the mechanism or its parameters.
+Result<Bytes> token_encrypt(const p11::Session& s, CK_OBJECT_HANDLE key, CK_MECHANISM& mech,
+                            std::span<const std::uint8_t> plaintext, std::size_t max_out);
+// RFC 3394 (CKM_AES_KEY_WRAP) or, with `pad`, RFC 5649 (CKM_AES_KEY_WRAP_PAD) of the caller's key
+// bytes under the vault AES key: the bytes become a non-sensitive session secret key, wrapped,
+// then destroyed.
 Result<Bytes> token_aes_kw_wrap(const p11::Session& s, CK_OBJECT_HANDLE aes_key,
-                                const SecretBytes& key_bytes);
+                                const SecretBytes& key_bytes, bool pad);
+// RFC 5649 of the caller's key bytes (any length) computed from the vault AES key's block cipher
+// in the token (CKM_AES_ECB, one block at a time): the key never leaves the token, and the result
+// does not depend on what a module's CKM_AES_KEY_WRAP_PAD pads. SoftHSM 2.6.1's C_WrapKey pads the
+// data with zeros to a multiple of 8 before RFC 5649, so its output for other lengths unwraps to
+// the wrong length elsewhere; token_aes_kw_wrap uses this for those lengths.
+Result<Bytes> token_aes_kwp_by_blocks(const p11::Session& s, CK_OBJECT_HANDLE aes_key,
+                                      const SecretBytes& key_bytes);
 // The inverse: C_UnwrapKey into a non-sensitive session key whose value is returned (the caller
 // asked for it), then destroyed. Any failure is integrity_error().
 Result<SecretBytes> token_aes_kw_unwrap(const p11::Session& s, CK_OBJECT_HANDLE aes_key,
-                                        std::span<const std::uint8_t> wrapped);
+                                        std::span<const std::uint8_t> wrapped, bool pad);
 // Recovers the public point of an EC private key object by signing two random digests in the
 // token (see vault/ec_recover.h). Returns 04||X||Y.
 Result<Bytes> ec_public_point_by_signing(const p11::Session& s, CK_OBJECT_HANDLE key, Curve curve);

@@ -288,13 +288,18 @@ struct Vault::Impl {
 
   Result<Json> decrypt(Op& op, std::string_view name, std::string_view version, const Json& params);
 
-  Result<unsigned> aes_kw_alg_for(Op& op, const KeyVersionRecord& r, const Json& params);
+  // encrypt and decrypt for oct-HSM keys: AES-GCM/CBC/CBCPAD in the token.
+  Result<AesEncAlg> aes_enc_alg_for(Op& op, const KeyVersionRecord& r, const Json& params);
+  Result<Json> aes_encrypt(Op& op, const KeyVersionRecord& r, const Json& params);
+  Result<Json> aes_decrypt(Op& op, const KeyVersionRecord& r, const Json& params);
+
+  Result<AesKwAlg> aes_kw_alg_for(Op& op, const KeyVersionRecord& r, const Json& params);
 
   // wrapKey (wrapping) and unwrapKey: an RSA key encrypts or decrypts; an AES key runs `aes_kw`
   // once the checks both operations share have passed.
-  Result<Json> key_wrap_op(Op& op, std::string_view name, std::string_view version,
-                           const Json& params, bool wrapping,
-                           const std::function<Result<Json>(const KeyVersionRecord&)>& aes_kw);
+  Result<Json> key_wrap_op(
+      Op& op, std::string_view name, std::string_view version, const Json& params, bool wrapping,
+      const std::function<Result<Json>(const KeyVersionRecord&, AesKwAlg)>& aes_kw);
 
   Result<Json> wrap_key(Op& op, std::string_view name, std::string_view version,
                         const Json& params);

@@ -169,8 +169,182 @@ TEST_CASE("oct keys wrap and unwrap with A128KW/A192KW/A256KW like OpenSSL's RFC
   CHECK(value_of(mhsm->unwrap_key(
             mhsm.ctx, "gen", "", Json{{"alg", "A256KW"}, {"value", base64url_encode(w)}})) == data);
   test::expect_kv_error(mhsm->encrypt(mhsm.ctx, "gen", "",
-                                      Json{{"alg", "A256GCM"}, {"value", base64url_encode(data)}}),
+                                      Json{{"alg", "A256KW"}, {"value", base64url_encode(data)}}),
                         "BadParameter", 400);
+  CHECK(test::count_session_objects(mhsm.session, CKO_SECRET_KEY) == 0);
+}
+
+TEST_CASE("oct keys wrap with CKM_AES_KEY_WRAP and CKM_AES_KEY_WRAP_PAD like OpenSSL",
+          "[vault][crypto]") {
+  test::VaultRig mhsm(vault::Flavor::kManagedHsm, "ckm-wrapping");
+  for (std::size_t bytes : {16u, 24u, 32u}) {
+    Bytes k = random_bytes(bytes);
+    const std::string name = "oct" + std::to_string(bytes * 8);
+    REQUIRE_OK(mhsm->import_key(mhsm.ctx, name,
+                                Json{{"key", {{"kty", "oct-HSM"}, {"k", base64url_encode(k)}}}}));
+    // CKM_AES_KEY_WRAP is RFC 3394 under a key of any size; _PAD is RFC 5649 of any length.
+    for (std::size_t len : {1u, 7u, 16u, 20u, 32u, 65u}) {
+      for (bool pad : {false, true}) {
+        const std::string alg = pad ? "CKM_AES_KEY_WRAP_PAD" : "CKM_AES_KEY_WRAP";
+        INFO(name << " " << alg << " " << len);
+        Bytes data = random_bytes(len);
+        auto w = mhsm->wrap_key(mhsm.ctx, name, "",
+                                Json{{"alg", alg}, {"value", base64url_encode(data)}});
+        if (!pad && (len < 16 || len % 8 != 0)) {
+          test::expect_kv_error(w, "BadParameter", 400);
+          continue;
+        }
+        Bytes wrapped = value_of(w);
+        CHECK(wrapped == test::openssl_aes_kw(k, data, pad));
+        CHECK(value_of(mhsm->unwrap_key(
+                  mhsm.ctx, name, "", Json{{"alg", alg}, {"value", base64url_encode(wrapped)}})) ==
+              data);
+        wrapped.back() ^= 0x80;
+        test::expect_kv_error(
+            mhsm->unwrap_key(mhsm.ctx, name, "",
+                             Json{{"alg", alg}, {"value", base64url_encode(wrapped)}}),
+            "BadParameter", 400);
+      }
+    }
+  }
+  CHECK(test::count_session_objects(mhsm.session, CKO_SECRET_KEY) == 0);
+}
+
+TEST_CASE("oct keys encrypt and decrypt with AES-GCM, -CBC and -CBCPAD like OpenSSL",
+          "[vault][crypto]") {
+  test::VaultRig mhsm(vault::Flavor::kManagedHsm, "aes-modes");
+  for (std::size_t bytes : {16u, 24u, 32u}) {
+    Bytes k = random_bytes(bytes);
+    const std::string bits = std::to_string(bytes * 8);
+    const std::string name = "oct" + bits;
+    REQUIRE_OK(mhsm->import_key(mhsm.ctx, name,
+                                Json{{"key", {{"kty", "oct-HSM"}, {"k", base64url_encode(k)}}}}));
+    auto decode = [](const Json& j, const char* m) {
+      return *base64url_decode(j.at(m).get<std::string>());
+    };
+    // GCM: the vault makes a 12-byte IV, returns a 16-byte tag; OpenSSL decrypts and tampering
+    // with ciphertext, tag, IV or AAD fails decrypt with the one integrity answer.
+    for (std::size_t len : {1u, 16u, 1000u}) {
+      INFO("A" << bits << "GCM " << len);
+      Bytes pt = random_bytes(len);
+      Bytes aad = len == 16 ? Bytes{} : random_bytes(len % 40 + 3);
+      Json req{{"alg", "A" + bits + "GCM"}, {"value", base64url_encode(pt)}};
+      if (!aad.empty()) {
+        req["aad"] = base64url_encode(aad);
+      }
+      auto enc = mhsm->encrypt(mhsm.ctx, name, "", req);
+      REQUIRE_OK(enc);
+      const Bytes ct = decode(*enc, "value"), iv = decode(*enc, "iv"), tag = decode(*enc, "tag");
+      CHECK(iv.size() == 12);
+      CHECK(tag.size() == 16);
+      CHECK(ct.size() == len);
+      CHECK(test::openssl_aes_decrypt("GCM", k, iv, aad, ct, tag) == pt);
+      Json dec{{"alg", "A" + bits + "GCM"},
+               {"value", base64url_encode(ct)},
+               {"iv", base64url_encode(iv)},
+               {"tag", base64url_encode(tag)}};
+      if (!aad.empty()) {
+        dec["aad"] = base64url_encode(aad);
+      }
+      CHECK(value_of(mhsm->decrypt(mhsm.ctx, name, "", dec)) == pt);
+      for (const char* field : {"value", "tag", "iv", "aad"}) {
+        Json bad = dec;
+        Bytes b = bad.contains(field) ? decode(bad, field) : Bytes{0x61};
+        b[0] ^= 0x01;
+        bad[field] = base64url_encode(b);
+        INFO(field);
+        auto r = mhsm->decrypt(mhsm.ctx, name, "", bad);
+        test::expect_kv_error(r, "BadParameter", 400);
+        if (std::string(field) != "iv") {
+          CHECK(r.error().message().find("Decryption failed") != std::string::npos);
+        }
+      }
+      // Our own IV and a second encryption of the same data: a fresh IV each time.
+      Json own = req;
+      own["iv"] = base64url_encode(random_bytes(12));
+      test::expect_kv_error(mhsm->encrypt(mhsm.ctx, name, "", own), "BadParameter", 400);
+      auto again = mhsm->encrypt(mhsm.ctx, name, "", req);
+      REQUIRE_OK(again);
+      CHECK(decode(*again, "iv") != iv);
+    }
+    // OpenSSL's GCM ciphertext decrypts in the vault.
+    {
+      const Bytes pt = random_bytes(77), iv = random_bytes(12), aad = random_bytes(9);
+      auto c = test::openssl_aes_encrypt("GCM", k, iv, aad, pt);
+      CHECK(value_of(mhsm->decrypt(mhsm.ctx, name, "",
+                                   Json{{"alg", "A" + bits + "GCM"},
+                                        {"value", base64url_encode(c.ct)},
+                                        {"iv", base64url_encode(iv)},
+                                        {"tag", base64url_encode(c.tag)},
+                                        {"aad", base64url_encode(aad)}})) == pt);
+    }
+    // CBC and CBCPAD: the caller's IV gives exactly OpenSSL's ciphertext; without one, the vault
+    // makes a 16-byte IV and returns it.
+    for (const std::string mode : {"CBC", "CBCPAD"}) {
+      const std::string alg = "A" + bits + mode;
+      for (std::size_t len : {16u, 48u, 5u, 33u}) {
+        INFO(alg << " " << len);
+        const Bytes pt = random_bytes(len), iv = random_bytes(16);
+        Json req{{"alg", alg}, {"value", base64url_encode(pt)}, {"iv", base64url_encode(iv)}};
+        auto enc = mhsm->encrypt(mhsm.ctx, name, "", req);
+        if (mode == "CBC" && len % 16 != 0) {
+          test::expect_kv_error(enc, "BadParameter", 400);
+          continue;
+        }
+        REQUIRE_OK(enc);
+        const Bytes ct = decode(*enc, "value");
+        CHECK(decode(*enc, "iv") == iv);
+        CHECK(ct == test::openssl_aes_encrypt(mode, k, iv, {}, pt).ct);
+        CHECK(value_of(mhsm->decrypt(mhsm.ctx, name, "",
+                                     Json{{"alg", alg},
+                                          {"value", base64url_encode(ct)},
+                                          {"iv", base64url_encode(iv)}})) == pt);
+        req.erase("iv");
+        auto gen = mhsm->encrypt(mhsm.ctx, name, "", req);
+        REQUIRE_OK(gen);
+        const Bytes giv = decode(*gen, "iv");
+        CHECK(giv.size() == 16);
+        CHECK(test::openssl_aes_decrypt(mode, k, giv, {}, decode(*gen, "value"), {}) == pt);
+      }
+      // A ciphertext whose plaintext ends in 0x00 (never valid PKCS#7 padding): the one
+      // integrity answer under CBCPAD.
+      if (mode == "CBCPAD") {
+        const Bytes iv = random_bytes(16);
+        Bytes pt = random_bytes(32);
+        pt.back() = 0x00;
+        const Bytes ct = test::openssl_aes_encrypt("CBC", k, iv, {}, pt).ct;
+        auto r = mhsm->decrypt(
+            mhsm.ctx, name, "",
+            Json{{"alg", alg}, {"value", base64url_encode(ct)}, {"iv", base64url_encode(iv)}});
+        test::expect_kv_error(r, "BadParameter", 400);
+        CHECK(r.error().message().find("Decryption failed") != std::string::npos);
+      }
+    }
+    // Refusals: the wrong size, a KW alg, GCM decrypt without its tag, CBC with aad, short IVs.
+    const std::string other = bytes == 32 ? "A128GCM" : "A256GCM";
+    test::expect_kv_error(
+        mhsm->encrypt(mhsm.ctx, name, "", Json{{"alg", other}, {"value", base64url_encode(k)}}),
+        "BadParameter", 400);
+    test::expect_kv_error(mhsm->decrypt(mhsm.ctx, name, "",
+                                        Json{{"alg", "A" + bits + "GCM"},
+                                             {"value", base64url_encode(k)},
+                                             {"iv", base64url_encode(random_bytes(12))}}),
+                          "BadParameter", 400);
+    test::expect_kv_error(mhsm->encrypt(mhsm.ctx, name, "",
+                                        Json{{"alg", "A" + bits + "CBCPAD"},
+                                             {"value", base64url_encode(k)},
+                                             {"aad", base64url_encode(k)}}),
+                          "BadParameter", 400);
+    test::expect_kv_error(mhsm->encrypt(mhsm.ctx, name, "",
+                                        Json{{"alg", "A" + bits + "CBC"},
+                                             {"value", base64url_encode(k)},
+                                             {"iv", base64url_encode(random_bytes(12))}}),
+                          "BadParameter", 400);
+    test::expect_kv_error(
+        mhsm->encrypt(mhsm.ctx, name, "",
+                      Json{{"alg", "A" + bits + "GCM"}, {"value", base64url_encode(Bytes{})}}),
+        "BadParameter", 400);
+  }
   CHECK(test::count_session_objects(mhsm.session, CKO_SECRET_KEY) == 0);
 }
 

@@ -2,8 +2,10 @@
 #include "tests/vault/vault_rig.h"
 
 #include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <openssl/rsa.h>
 
+#include <optional>
 #include <stdexcept>
 
 #include "byok/kid.h"
@@ -243,10 +245,18 @@ Json ec_private_jwk(EVP_PKEY* key, const std::string& crv) {
   return j;
 }
 
-Bytes openssl_aes_kw(const Bytes& kek, const Bytes& key) {
-  const EVP_CIPHER* c = kek.size() == 16   ? EVP_aes_128_wrap()
-                        : kek.size() == 24 ? EVP_aes_192_wrap()
-                                           : EVP_aes_256_wrap();
+Bytes openssl_aes_kw(const Bytes& kek, const Bytes& key, bool pad) {
+  const EVP_CIPHER* c = nullptr;
+  switch (kek.size()) {
+    case 16:
+      c = pad ? EVP_aes_128_wrap_pad() : EVP_aes_128_wrap();
+      break;
+    case 24:
+      c = pad ? EVP_aes_192_wrap_pad() : EVP_aes_192_wrap();
+      break;
+    default:
+      c = pad ? EVP_aes_256_wrap_pad() : EVP_aes_256_wrap();
+  }
   ossl::UniquePtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
   EVP_CIPHER_CTX_set_flags(ctx.get(), EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
   REQUIRE(EVP_EncryptInit_ex(ctx.get(), c, nullptr, kek.data(), nullptr) == 1);
@@ -255,6 +265,81 @@ Bytes openssl_aes_kw(const Bytes& kek, const Bytes& key) {
   REQUIRE(EVP_EncryptUpdate(ctx.get(), out.data(), &n1, key.data(), static_cast<int>(key.size())) ==
           1);
   REQUIRE(EVP_EncryptFinal_ex(ctx.get(), out.data() + n1, &n2) == 1);
+  out.resize(static_cast<std::size_t>(n1 + n2));
+  return out;
+}
+
+namespace {
+
+ossl::UniquePtr<EVP_CIPHER> aes_cipher(const std::string& mode, std::size_t key_bytes) {
+  const std::string name =
+      "AES-" + std::to_string(key_bytes * 8) + (mode == "GCM" ? "-GCM" : "-CBC");
+  ossl::UniquePtr<EVP_CIPHER> c(EVP_CIPHER_fetch(nullptr, name.c_str(), nullptr));
+  REQUIRE(c);
+  return c;
+}
+
+}  // namespace
+
+AesCiphertext openssl_aes_encrypt(const std::string& mode, const Bytes& key, const Bytes& iv,
+                                  const Bytes& aad, const Bytes& plaintext) {
+  auto c = aes_cipher(mode, key.size());
+  ossl::UniquePtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
+  const bool gcm = mode == "GCM";
+  REQUIRE(EVP_EncryptInit_ex2(ctx.get(), c.get(), nullptr, nullptr, nullptr) == 1);
+  if (gcm) {
+    REQUIRE(EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(iv.size()),
+                                nullptr) == 1);
+  }
+  REQUIRE(EVP_EncryptInit_ex2(ctx.get(), nullptr, key.data(), iv.data(), nullptr) == 1);
+  EVP_CIPHER_CTX_set_padding(ctx.get(), mode == "CBCPAD" ? 1 : 0);
+  int n = 0;
+  if (gcm && !aad.empty()) {
+    REQUIRE(EVP_EncryptUpdate(ctx.get(), nullptr, &n, aad.data(), static_cast<int>(aad.size())) ==
+            1);
+  }
+  AesCiphertext out{Bytes(plaintext.size() + 16), {}};
+  int n1 = 0, n2 = 0;
+  REQUIRE(EVP_EncryptUpdate(ctx.get(), out.ct.data(), &n1, plaintext.data(),
+                            static_cast<int>(plaintext.size())) == 1);
+  REQUIRE(EVP_EncryptFinal_ex(ctx.get(), out.ct.data() + n1, &n2) == 1);
+  out.ct.resize(static_cast<std::size_t>(n1 + n2));
+  if (gcm) {
+    out.tag.resize(16);
+    REQUIRE(EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, 16, out.tag.data()) == 1);
+  }
+  return out;
+}
+
+std::optional<Bytes> openssl_aes_decrypt(const std::string& mode, const Bytes& key, const Bytes& iv,
+                                         const Bytes& aad, const Bytes& ct, const Bytes& tag) {
+  auto c = aes_cipher(mode, key.size());
+  ossl::UniquePtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
+  const bool gcm = mode == "GCM";
+  REQUIRE(EVP_DecryptInit_ex2(ctx.get(), c.get(), nullptr, nullptr, nullptr) == 1);
+  if (gcm) {
+    REQUIRE(EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(iv.size()),
+                                nullptr) == 1);
+  }
+  REQUIRE(EVP_DecryptInit_ex2(ctx.get(), nullptr, key.data(), iv.data(), nullptr) == 1);
+  EVP_CIPHER_CTX_set_padding(ctx.get(), mode == "CBCPAD" ? 1 : 0);
+  int n = 0;
+  if (gcm && !aad.empty()) {
+    REQUIRE(EVP_DecryptUpdate(ctx.get(), nullptr, &n, aad.data(), static_cast<int>(aad.size())) ==
+            1);
+  }
+  Bytes out(ct.size() + 16);
+  int n1 = 0, n2 = 0;
+  REQUIRE(EVP_DecryptUpdate(ctx.get(), out.data(), &n1, ct.data(), static_cast<int>(ct.size())) ==
+          1);
+  if (gcm) {
+    Bytes t = tag;
+    REQUIRE(EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(t.size()),
+                                t.data()) == 1);
+  }
+  if (EVP_DecryptFinal_ex(ctx.get(), out.data() + n1, &n2) != 1) {
+    return std::nullopt;
+  }
   out.resize(static_cast<std::size_t>(n1 + n2));
   return out;
 }

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "byok/byok_file.h"
@@ -79,7 +80,17 @@ Bytes openssl_encrypt(EVP_PKEY* pub, const std::string& alg, const Bytes& plaint
 // Private JWKs of OpenSSL keys (for plain JWK import).
 Json rsa_private_jwk(EVP_PKEY* key);
 Json ec_private_jwk(EVP_PKEY* key, const std::string& crv);
-// RFC 3394 with OpenSSL.
-Bytes openssl_aes_kw(const Bytes& kek, const Bytes& key);
+// RFC 3394 (or, with `pad`, RFC 5649) with OpenSSL.
+Bytes openssl_aes_kw(const Bytes& kek, const Bytes& key, bool pad = false);
+// AES with OpenSSL EVP, `mode` "GCM" (16-byte tag), "CBC" (no padding) or "CBCPAD" (PKCS#7).
+struct AesCiphertext {
+  Bytes ct;
+  Bytes tag;  // GCM only
+};
+AesCiphertext openssl_aes_encrypt(const std::string& mode, const Bytes& key, const Bytes& iv,
+                                  const Bytes& aad, const Bytes& plaintext);
+// nullopt when OpenSSL refuses the ciphertext (tag or padding).
+std::optional<Bytes> openssl_aes_decrypt(const std::string& mode, const Bytes& key, const Bytes& iv,
+                                         const Bytes& aad, const Bytes& ct, const Bytes& tag);
 
 }  // namespace keyport::test
