@@ -13,6 +13,9 @@
 #include <ctime>
 #include <iostream>
 #include <memory>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 #include "byok/public_key.h"
 #include "cli/commands.h"
@@ -945,11 +948,13 @@ struct WrapOptions {
   std::optional<std::string> value_hex;
   std::optional<std::string> input;
   std::optional<std::string> output;
+  std::optional<std::string> iv_hex, aad_hex, tag_hex;  // encrypt/decrypt with AES
   bool force = false;
 };
 
 // wrapKey / unwrapKey / encrypt / decrypt: the bytes from --value (hex) or --in FILE; the answer
-// to -o FILE (raw bytes) or printed base64url.
+// to -o FILE (raw bytes) or printed base64url, with AES's iv and tag in hex (as --iv and --tag take
+// them).
 Status run_key_op(GlobalOptions& g, const WrapOptions& o, vault::KeyOperation op) {
   if (o.value_hex.has_value() == o.input.has_value()) {
     return make_error(ErrorCode::kInvalidArgument, "give exactly one of --value HEX or --in FILE");
@@ -964,9 +969,30 @@ Status run_key_op(GlobalOptions& g, const WrapOptions& o, vault::KeyOperation op
   } else {
     KEYPORT_ASSIGN_OR_RETURN(in, read_secret_file(*o.input, 1 << 20));
   }
+  vault::KeyOperationExtras extras;
+  for (const auto& [text, field, flag] :
+       {std::tuple{&o.iv_hex, &extras.iv, "--iv"}, std::tuple{&o.aad_hex, &extras.aad, "--aad"},
+        std::tuple{&o.tag_hex, &extras.tag, "--tag"}}) {
+    if (text->has_value()) {
+      auto bytes = hex_decode(**text);
+      if (!bytes) {
+        return make_error(ErrorCode::kInvalidArgument, std::string(flag) + " is not hex");
+      }
+      *field = std::move(*bytes);
+    }
+  }
   KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.key.target));
-  KEYPORT_ASSIGN_OR_RETURN(Json r, client.key_operation(op, o.key.name, o.key.version, o.alg, in));
+  KEYPORT_ASSIGN_OR_RETURN(Json r,
+                           client.key_operation(op, o.key.name, o.key.version, o.alg, in, extras));
   KEYPORT_ASSIGN_OR_RETURN(Bytes out, base64url_decode(r.value("value", "")));
+  // AES: the IV the vault used and GCM's tag, in hex; decrypt needs them back.
+  std::vector<std::pair<std::string, std::string>> symmetric;
+  for (const char* m : {"iv", "tag"}) {
+    if (r.contains(m) && r[m].is_string()) {
+      KEYPORT_ASSIGN_OR_RETURN(Bytes b, base64url_decode(r[m].get<std::string>()));
+      symmetric.emplace_back(m, hex_encode(b));
+    }
+  }
   if (o.output) {
     WriteOptions w;
     w.overwrite = o.force;
@@ -980,12 +1006,21 @@ Status run_key_op(GlobalOptions& g, const WrapOptions& o, vault::KeyOperation op
     if (!secret_out || !o.output) {
       j["value"] = r.value("value", "");
     }
+    for (const auto& [m, hex] : symmetric) {
+      j[m] = hex;
+    }
     print_json(j);
-  } else if (o.output) {
-    std::cout << "kid: " << r.value("kid", "") << "\nwrote " << out.size() << " bytes to "
-              << *o.output << std::endl;
   } else {
-    std::cout << r.value("value", "") << std::endl;
+    if (o.output) {
+      std::cout << "kid: " << r.value("kid", "") << "\nwrote " << out.size() << " bytes to "
+                << *o.output << "\n";
+    } else {
+      std::cout << r.value("value", "") << "\n";
+    }
+    for (const auto& [m, hex] : symmetric) {
+      std::cout << m << ": " << hex << "\n";
+    }
+    std::cout << std::flush;
   }
   return {};
 }
@@ -1298,16 +1333,38 @@ void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
               : name == "encrypt"    ? "Encrypt bytes with a vault key (RSA: the public part)"
                                      : "Decrypt bytes with a key inside the vault");
     add_key_ref(*cmd, w->key, true);
-    cmd->add_option("--alg", w->alg, "RSA-OAEP, RSA-OAEP-256, RSA1_5; oct: A128KW, A192KW, A256KW")
+    const bool wrapping = name == "wrap-key" || name == "unwrap-key";
+    cmd->add_option("--alg", w->alg,
+                    wrapping ? "RSA-OAEP, RSA-OAEP-256, RSA1_5; oct-HSM: A128KW, A192KW, A256KW, "
+                               "CKM_AES_KEY_WRAP, CKM_AES_KEY_WRAP_PAD"
+                             : "RSA-OAEP, RSA-OAEP-256, RSA1_5; oct-HSM: A128GCM, A192GCM, "
+                               "A256GCM, A128CBC ... A256CBC, A128CBCPAD ... A256CBCPAD")
         ->required();
+    if (!wrapping) {
+      cmd->add_option("--iv", w->iv_hex,
+                      name == "encrypt"
+                          ? "AES-CBC: the IV, hex (16 bytes; default: one from the HSM). AES-GCM "
+                            "takes none: the HSM makes it"
+                          : "AES: the IV encrypt printed, hex");
+      cmd->add_option("--aad", w->aad_hex, "AES-GCM: additional authenticated data, hex");
+      if (name == "decrypt") {
+        cmd->add_option("--tag", w->tag_hex, "AES-GCM: the tag encrypt printed, hex");
+      }
+    }
     cmd->add_option("--value", w->value_hex, "The input bytes, hex");
     cmd->add_option("--in", w->input, "A file holding the input bytes");
     cmd->add_option("-o,--output", w->output, "Write the result's bytes here (mode 0600)");
     cmd->add_flag("--force", w->force, "Replace an existing output file");
     add_json_flag(*cmd, g);
     cmd->footer(
-        "Example: keyport vault wrap-key --data ./vault --name dek-kek --alg A256KW \\\n"
-        "           --in dek.bin -o dek.wrapped");
+        wrapping
+            ? "Example: keyport vault wrap-key --data ./vault --name dek-kek --alg A256KW \\\n"
+              "           --in dek.bin -o dek.wrapped"
+            : "AES-GCM on a Managed HSM oct-HSM key: encrypt prints the ciphertext, then the\n"
+              "IV the HSM chose and the tag (hex); decrypt takes them back:\n"
+              "  keyport vault encrypt --data ./mhsm --name aes --alg A256GCM --in msg -o msg.enc\n"
+              "  keyport vault decrypt --data ./mhsm --name aes --alg A256GCM --in msg.enc \\\n"
+              "           --iv IV --tag TAG -o msg.out");
     cmd->callback(bind_command(g, [&g, w, op] { return run_key_op(g, *w, op); }));
   }
 }

@@ -270,9 +270,16 @@ Result<Json> Client::verify(std::string_view name, std::string_view version, std
 }
 
 Result<Json> Client::key_operation(KeyOperation op, std::string_view name, std::string_view version,
-                                   std::string_view alg, const SecretBytes& value) {
+                                   std::string_view alg, const SecretBytes& value,
+                                   const KeyOperationExtras& extras) {
   KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name, version));
   Json body{{"alg", alg}, {"value", base64url_encode(value.reveal(SecretAccess::unsafe()))}};
+  for (const auto& [member, bytes] : {std::pair{"iv", &extras.iv}, std::pair{"aad", &extras.aad},
+                                      std::pair{"tag", &extras.tag}}) {
+    if (bytes->has_value()) {
+      body[member] = base64url_encode(**bytes);
+    }
+  }
   std::optional<std::string> text = dump_json(body);
   body.clear();
   auto r = call("POST", path + "/" + std::string(to_string(op)), text);

@@ -80,6 +80,13 @@ Result<std::string> byok_import_body(std::span<const std::uint8_t> byok_file,
                                      byok::ImportRequestOptions options);
 
 enum class KeyOperation { kEncrypt, kDecrypt, kWrapKey, kUnwrapKey };
+// The symmetric members of KeyOperationsParameters (AES on oct-HSM keys): the IV (AES-CBC; AES-GCM
+// decrypt), the additional authenticated data and the tag (AES-GCM). Absent members are not sent.
+struct KeyOperationExtras {
+  std::optional<Bytes> iv;
+  std::optional<Bytes> aad;
+  std::optional<Bytes> tag;
+};
 // The path segment: "encrypt", "decrypt", "wrapkey", "unwrapkey".
 std::string_view to_string(KeyOperation op);
 
@@ -134,7 +141,8 @@ class Client {
                       std::span<const std::uint8_t> digest,
                       std::span<const std::uint8_t> signature);
   Result<Json> key_operation(KeyOperation op, std::string_view name, std::string_view version,
-                             std::string_view alg, const SecretBytes& value);
+                             std::string_view alg, const SecretBytes& value,
+                             const KeyOperationExtras& extras = {});
   // Secure Key Release: `target` is the attestation token; enc and nonce optional.
   Result<Json> release(std::string_view name, std::string_view version, std::string_view target,
                        const std::optional<std::string>& enc,
