@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-# Shared by the CTest drivers in this folder (run.sh, run_release.sh, run_rotation.sh); sourced,
-# not run. The driver sets `what` (its name in messages) before sourcing.
+# Shared by the CTest drivers in this folder (run.sh, run_release.sh, run_rotation.sh,
+# run_mhsm.sh); sourced, not run. The driver sets `what` (its name in messages) before sourcing.
 #
 #   interop_prepare KEYPORT WORK   checks node and the SDK, makes a fresh WORK (umask 077)
 #   serve_vault ARGS...            starts `keyport vault serve --data WORK/vault --listen
