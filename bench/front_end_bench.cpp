@@ -34,8 +34,7 @@
 #include <mutex>
 #include <thread>
 
-#include "bench/bench_util.h"
-#include "bench/https_client.h"
+#include "bench/attached_vault.h"
 #include "pkcs11/module.h"
 #include "pkcs11/session.h"
 #include "pkcs11/token.h"
@@ -285,37 +284,12 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   const fs::path dir =
       fs::path(KEYPORT_BINARY_DIR) / "bench-tmp" / ("front-end-" + std::to_string(::getpid()));
-  bench::make_token_folder(dir / "hsm", "vault:1111:2222");
-  auto module = must(p11::Module::load(p11::Module::default_path()), "load module");
-  p11::Uri uri;
-  uri.token = "vault";
-  auto slot = must(p11::find_token(*module, uri), "find vault token");
-  auto session = must(p11::Session::open(module, slot.id), "vault session");
-  if (!session.login(SecretBytes::from_string("2222"))) {
-    bench::die("vault login");
-  }
-  vault::ServerOptions so;
-  so.data_dir = dir / "vault";
-  so.listen = "127.0.0.1:0";
-  so.flavor = vault::Flavor::kKeyVault;
-  so.vault_name = "bench";
-  so.access_log = dir / "access.log";
-  so.print = [](const std::string&) {};
-  so.open_vault = [module](const fs::path& d) {
-    vault::VaultOptions o;
-    o.module = module;
-    o.token_label = "vault";
-    o.pin = SecretBytes::from_string("2222");
-    return vault::Vault::open(d, std::move(o));
-  };
-  auto server = must(vault::Server::start(so), "start server");
-  std::string token;
-  {
-    std::ifstream in(so.data_dir / "admin.token");
-    std::getline(in, token);
-  }
-  const std::string url = server->url();
-  const fs::path ca = server->ca_file();
+  auto attached = bench::start_attached_vault(dir, vault::Flavor::kKeyVault);
+  auto& server = attached.server;
+  auto& slot = attached.slot;
+  const std::string& token = attached.token;
+  const std::string& url = attached.url;
+  const fs::path& ca = attached.ca;
   {
     bench::HttpsClient admin(url, ca, token);
     Json params{{"kty", "EC-HSM"}, {"crv", "P-256"}};

@@ -19,8 +19,7 @@
 #include <ctime>
 #include <fstream>
 
-#include "bench/bench_util.h"
-#include "bench/https_client.h"
+#include "bench/attached_vault.h"
 #include "core/encoding.h"
 #include "core/file_io.h"
 #include "core/x509.h"
@@ -59,16 +58,7 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   const fs::path dir =
       fs::path(KEYPORT_BINARY_DIR) / "bench-tmp" / ("release-" + std::to_string(::getpid()));
-  bench::make_token_folder(dir / "hsm", "vault:1111:2222");
-  auto module = must(p11::Module::load(p11::Module::default_path()), "load module");
-  p11::Uri uri;
-  uri.token = "vault";
-  auto slot = must(p11::find_token(*module, uri), "find vault token");
-  auto floor_session = must(p11::Session::open(module, slot.id), "vault session");
-  if (!floor_session.login(SecretBytes::from_string("2222"))) {
-    bench::die("vault login");
-  }
-
+  fs::create_directories(dir);
   // The SIMULATED authority, the enclave's runtime key, one token for every release.
   auto authority = must(skr::SimulatedAuthority::init(dir / "maa"), "attest init");
   auto runtime = must(x509::generate_rsa_key(2048), "runtime key");
@@ -81,30 +71,16 @@ int main(int argc, char** argv) {
     bench::die("write trusted authorities");
   }
 
-  vault::ServerOptions so;
-  so.data_dir = dir / "vault";
-  so.listen = "127.0.0.1:0";
-  so.flavor = vault::Flavor::kKeyVault;
-  so.vault_name = "bench";
-  so.threads = 8;
-  so.access_log = dir / "access.log";
-  so.print = [](const std::string&) {};
-  so.release.trusted_authorities = dir / "trusted.json";
-  so.open_vault = [module](const fs::path& d) {
-    vault::VaultOptions o;
-    o.module = module;
-    o.token_label = "vault";
-    o.pin = SecretBytes::from_string("2222");
-    return vault::Vault::open(d, std::move(o));
-  };
-  auto server = must(vault::Server::start(so), "start server");
-  const std::string url = server->url();
-  const fs::path ca = server->ca_file();
-  std::string bearer;
-  {
-    std::ifstream in(so.data_dir / "admin.token");
-    std::getline(in, bearer);
-  }
+  auto attached = bench::start_attached_vault(
+      dir, vault::Flavor::kKeyVault, "vault:1111:2222",
+      [&](vault::ServerOptions& o) { o.release.trusted_authorities = dir / "trusted.json"; });
+  auto& slot = attached.slot;
+  auto& floor_session = attached.session;
+  auto& server = attached.server;
+  const vault::ServerOptions& so = attached.options;
+  const std::string& url = attached.url;
+  const fs::path& ca = attached.ca;
+  const std::string& bearer = attached.token;
   const std::string policy = dump_json(Json{
       {"version", "1.0.0"},
       {"anyOf",

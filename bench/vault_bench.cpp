@@ -22,8 +22,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "bench/bench_util.h"
-#include "bench/https_client.h"
+#include "bench/attached_vault.h"
 #include "byok/kid.h"
 #include "byok/public_key.h"
 #include "core/encoding.h"
@@ -68,48 +67,23 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   const fs::path dir =
       fs::path(KEYPORT_BINARY_DIR) / "bench-tmp" / ("vault-" + std::to_string(::getpid()));
-  bench::make_token_folder(dir / "hsm", "vault:1111:2222 onprem:3333:4444");
-  auto module = must(p11::Module::load(p11::Module::default_path()), "load module");
+  auto attached = bench::start_attached_vault(dir, vault::Flavor::kKeyVault,
+                                              "vault:1111:2222 onprem:3333:4444");
+  auto& module = attached.module;
+  auto& vault_slot = attached.slot;
+  auto& floor_session = attached.session;
+  auto& server = attached.server;
+  const std::string& url = attached.url;
+  const fs::path& ca = attached.ca;
+  const std::string& token = attached.token;
   p11::Uri uri;
-  uri.token = "vault";
-  auto vault_slot = must(p11::find_token(*module, uri), "find vault token");
   uri.token = "onprem";
   auto onprem_slot = must(p11::find_token(*module, uri), "find onprem token");
-  // The bench's own logged-in sessions: the vault never logs the process out of them.
-  auto floor_session = must(p11::Session::open(module, vault_slot.id), "vault session");
-  if (!floor_session.login(SecretBytes::from_string("2222"))) {
-    bench::die("vault login");
-  }
   auto onprem = must(p11::Session::open(module, onprem_slot.id), "onprem session");
   if (!onprem.login(SecretBytes::from_string("4444"))) {
     bench::die("onprem login");
   }
   auto onprem_caps = must(p11::probe_wrap_capabilities(onprem, *onprem_slot.token), "probe");
-
-  // The server, in this process, attached to the "vault" token.
-  vault::ServerOptions so;
-  so.data_dir = dir / "vault";
-  so.listen = "127.0.0.1:0";
-  so.flavor = vault::Flavor::kKeyVault;
-  so.vault_name = "bench";
-  so.threads = 8;
-  so.access_log = dir / "access.log";
-  so.print = [](const std::string&) {};
-  so.open_vault = [module](const fs::path& d) {
-    vault::VaultOptions o;
-    o.module = module;
-    o.token_label = "vault";
-    o.pin = SecretBytes::from_string("2222");
-    return vault::Vault::open(d, std::move(o));
-  };
-  auto server = must(vault::Server::start(so), "start server");
-  const std::string url = server->url();
-  const fs::path ca = server->ca_file();
-  std::string token;
-  {
-    std::ifstream in(so.data_dir / "admin.token");
-    std::getline(in, token);
-  }
   HttpsClient admin(url, ca, token);
   const unsigned kek_bits = 3072;
   Json kek_params{{"kty", "RSA-HSM"}, {"key_size", kek_bits}, {"key_ops", Json::array({"import"})}};
