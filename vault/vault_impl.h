@@ -7,6 +7,7 @@
 //   vault_import.cpp    ImportKey (BYOK transfer blobs and plain JWKs);
 //   vault_crypto.cpp    sign, verify, encrypt, decrypt, wrapKey, unwrapKey;
 //   vault_rotation.cpp  rotation, rotation policies, due lifetime actions, the platform report;
+//   vault_backup.cpp    BackupKey, RestoreKey and the backup domain's keys in the token;
 //   release.cpp         Secure Key Release (through run_key_task).
 #pragma once
 
