@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // keyport vault init | serve | create-key | download | import | get | list | versions | delete |
-// recover | purge | sign | verify | wrap-key | unwrap-key | encrypt | decrypt | rotate |
-// rotation-policy get|set | clock | platform-cutover | report platform
+// recover | purge | backup | restore | sign | verify | wrap-key | unwrap-key | encrypt | decrypt |
+// rotate | rotation-policy get|set | clock | platform-cutover | report platform
 //
 // Every command except init and serve works on a local vault folder (--data DIR, default
 // $KEYPORT_VAULT_DATA) or on a running server (--url https://host:port with --token-file or
@@ -24,6 +24,7 @@
 #include "client/signing.h"
 #include "core/encoding.h"
 #include "core/file_io.h"
+#include "core/strings.h"
 #include "skr/jws.h"
 #include "skr/policy.h"
 #include "vault/access.h"
@@ -200,6 +201,8 @@ struct InitOptions {
   std::string flavor = "key-vault";
   std::string name = "keyport";
   std::string base_url;
+  int retention_days = 90;
+  bool purge_protection = false;
 };
 
 Status run_init(GlobalOptions& g, const InitOptions& o) {
@@ -213,9 +216,16 @@ Status run_init(GlobalOptions& g, const InitOptions& o) {
   c.name = o.name;
   c.base_url = o.base_url;
   c.base_url_given = !o.base_url.empty();
+  c.soft_delete_retention_days = o.retention_days;
+  c.purge_protection = o.purge_protection;
   KEYPORT_TRY(vault::Vault::init(data, c));
   if (g.json) {
-    print_json(Json{{"data", data}, {"flavor", o.flavor}, {"name", o.name}});
+    print_json(Json{{"data", data},
+                    {"flavor", o.flavor},
+                    {"name", o.name},
+                    {"soft_delete_retention_days", o.retention_days},
+                    {"purge_protection", o.purge_protection},
+                    {"recoveryLevel", c.recovery_level()}});
   } else {
     std::cout << "initialised a " << o.flavor << " vault \"" << o.name << "\" in " << data
               << "\nnext: keyport vault serve --data " << data
@@ -481,6 +491,44 @@ struct KeyRef {
   std::string name;
   std::string version;
 };
+
+struct BackupOptions {
+  KeyRef key;
+  std::string out;
+  bool force = false;
+};
+
+Status run_backup(GlobalOptions& g, const BackupOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.key.target));
+  KEYPORT_ASSIGN_OR_RETURN(std::string blob, client.backup_key(o.key.name));
+  // The blob holds key material only wrapped by the backup domain's key; 0600 all the same.
+  KEYPORT_TRY(write_file_atomic(o.out, blob + "\n", WriteOptions{o.force, 0600}));
+  if (g.json) {
+    print_json(Json{{"name", o.key.name}, {"file", o.out}, {"bytes", blob.size()}});
+  } else {
+    std::cout << "backed up " << o.key.name << " to " << o.out << " (" << blob.size()
+              << " characters; restore with keyport vault restore " << o.out << ")" << std::endl;
+  }
+  return {};
+}
+
+struct RestoreOptions {
+  Target target;
+  std::string file;
+};
+
+Status run_restore(GlobalOptions& g, const RestoreOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(std::string text, read_text_file(o.file, 8u << 20));
+  std::string blob(trim(text));
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json bundle, client.restore_key(blob));
+  if (g.json) {
+    print_json(bundle);
+  } else {
+    std::cout << "restored " << bundle["key"].value("kid", std::string("the key")) << std::endl;
+  }
+  return {};
+}
 
 Status run_get(GlobalOptions& g, const KeyRef& o) {
   KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
@@ -1039,6 +1087,13 @@ void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
   i->add_option("--name", init->name, "Vault name (default keyport)");
   i->add_option("--base-url", init->base_url,
                 "Base URL of kids when it is not the server's listen address (a proxy, an alias)");
+  i->add_option("--soft-delete-retention-days", init->retention_days,
+                "Days a deleted key stays recoverable before the vault purges it (7..90, "
+                "default 90; below 90 Key Vault reports CustomizedRecoverable)")
+      ->check(CLI::Range(vault::kMinRetentionDays, vault::kMaxRetentionDays));
+  i->add_flag("--purge-protection", init->purge_protection,
+              "Refuse purge of deleted keys (403); they are purged only when their retention "
+              "period ends");
   add_json_flag(*i, g);
   i->callback(bind_command(g, [&g, init] { return run_init(g, *init); }));
 
@@ -1167,6 +1222,28 @@ void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
     add_json_flag(*cmd, g);
     cmd->callback(bind_command(g, [&g, ref, w] { return run_lifecycle(g, *ref, w); }));
   }
+
+  auto backup = std::make_shared<BackupOptions>();
+  auto* bk = vault->add_subcommand(
+      "backup",
+      "Back up a key (every version, attributes, tags, policies) to an opaque blob file that only "
+      "a vault of the same backup domain can restore (BackupKey)");
+  add_target_options(*bk, backup->key.target);
+  bk->add_option("NAME,--name,-n", backup->key.name, "Key name")->required();
+  bk->add_option("--out", backup->out, "The blob file to write (create-if-absent)")->required();
+  bk->add_flag("--force", backup->force, "Replace an existing output file");
+  add_json_flag(*bk, g);
+  bk->callback(bind_command(g, [&g, backup] { return run_backup(g, *backup); }));
+
+  auto restore = std::make_shared<RestoreOptions>();
+  auto* rs = vault->add_subcommand(
+      "restore",
+      "Restore a key from a `keyport vault backup` blob (RestoreKey): refused when the name exists "
+      "(active or soft-deleted), when the blob comes from another backup domain or was altered");
+  add_target_options(*rs, restore->target);
+  rs->add_option("FILE", restore->file, "The blob file")->required();
+  add_json_flag(*rs, g);
+  rs->callback(bind_command(g, [&g, restore] { return run_restore(g, *restore); }));
 
   auto sign = std::make_shared<SignOptions>();
   auto* si = vault->add_subcommand("sign", "Sign a digest with a key inside the vault");

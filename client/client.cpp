@@ -306,6 +306,20 @@ Result<Json> Client::rotate_key(std::string_view name) {
   return call("POST", path + "/rotate");
 }
 
+Result<std::string> Client::backup_key(std::string_view name) {
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name));
+  KEYPORT_ASSIGN_OR_RETURN(Json answer, call("POST", path + "/backup"));
+  const Json* value = answer.is_object() && answer.contains("value") ? &answer["value"] : nullptr;
+  if (value == nullptr || !value->is_string()) {
+    return make_error(ErrorCode::kFormat, "the BackupKey answer has no string \"value\"");
+  }
+  return value->get<std::string>();
+}
+
+Result<Json> Client::restore_key(std::string_view blob) {
+  return call("POST", "/keys/restore", dump_json(Json{{"value", std::string(blob)}}));
+}
+
 Result<Json> Client::get_rotation_policy(std::string_view name) {
   KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name));
   return call("GET", path + "/rotationpolicy");

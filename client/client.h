@@ -150,6 +150,10 @@ class Client {
 
   // --- rotation and reports ---
   Result<Json> rotate_key(std::string_view name);
+  // BackupKey: POST /keys/{name}/backup. Returns the blob's text (base64url, opaque).
+  Result<std::string> backup_key(std::string_view name);
+  // RestoreKey: POST /keys/restore {"value": blob}. Returns the restored key's KeyBundle.
+  Result<Json> restore_key(std::string_view blob);
   Result<Json> get_rotation_policy(std::string_view name);
   Result<Json> set_rotation_policy(std::string_view name, const Json& policy);
   // Managed HSM's GetRandomBytes: {"value": base64url of `count` bytes}.

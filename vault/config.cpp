@@ -23,6 +23,14 @@ Result<Flavor> parse_flavor(std::string_view name) {
                     "unknown vault flavor \"" + std::string(name) + "\" (key-vault, managed-hsm)");
 }
 
+std::string VaultConfig::recovery_level() const {
+  const bool custom = soft_delete_retention_days < 90;
+  if (purge_protection) {
+    return custom ? "CustomizedRecoverable" : "Recoverable";
+  }
+  return custom ? "CustomizedRecoverable+Purgeable" : "Recoverable+Purgeable";
+}
+
 Result<VaultConfig> VaultConfig::load(const fs::path& dir) {
   const fs::path file = dir / kVaultConfigFile;
   KEYPORT_ASSIGN_OR_RETURN(std::string text, read_text_file(file, 1 << 16));
@@ -31,8 +39,11 @@ Result<VaultConfig> VaultConfig::load(const fs::path& dir) {
   if (!j.is_object()) {
     return make_error(ErrorCode::kFormat, where + " must hold a JSON object");
   }
-  KEYPORT_TRY(json_only_members(
-      j, {"schema", "flavor", "name", "base_url", "base_url_given", "created"}, where));
+  KEYPORT_TRY(
+      json_only_members(j,
+                        {"schema", "flavor", "name", "base_url", "base_url_given", "created",
+                         "soft_delete_retention_days", "purge_protection", "backup_domain"},
+                        where));
   VaultConfig c;
   KEYPORT_ASSIGN_OR_RETURN(std::string flavor, json_string(j, "flavor", where));
   KEYPORT_ASSIGN_OR_RETURN(c.flavor, parse_flavor(flavor));
@@ -49,6 +60,26 @@ Result<VaultConfig> VaultConfig::load(const fs::path& dir) {
     return make_error(ErrorCode::kFormat, where + ": \"created\" must be an integer");
   }
   c.created = created->get<std::int64_t>();
+  if (const Json* days = member(j, "soft_delete_retention_days"); days != nullptr) {
+    if (!days->is_number_integer() || days->get<std::int64_t>() < kMinRetentionDays ||
+        days->get<std::int64_t>() > kMaxRetentionDays) {
+      return make_error(ErrorCode::kFormat,
+                        where + ": \"soft_delete_retention_days\" must be an integer from 7 to 90");
+    }
+    c.soft_delete_retention_days = static_cast<int>(days->get<std::int64_t>());
+  }
+  if (const Json* pp = member(j, "purge_protection"); pp != nullptr) {
+    if (!pp->is_boolean()) {
+      return make_error(ErrorCode::kFormat, where + ": \"purge_protection\" must be true or false");
+    }
+    c.purge_protection = pp->get<bool>();
+  }
+  if (const Json* bd = member(j, "backup_domain"); bd != nullptr) {
+    if (!bd->is_string() || bd->get_ref<const std::string&>().size() != 36) {
+      return make_error(ErrorCode::kFormat, where + ": \"backup_domain\" must be a UUID string");
+    }
+    c.backup_domain = bd->get<std::string>();
+  }
   return c;
 }
 
@@ -62,6 +93,15 @@ Status VaultConfig::save(const fs::path& dir, bool overwrite) const {
     j["base_url_given"] = true;
   }
   j["created"] = created;
+  if (soft_delete_retention_days != 90) {
+    j["soft_delete_retention_days"] = soft_delete_retention_days;
+  }
+  if (purge_protection) {
+    j["purge_protection"] = true;
+  }
+  if (!backup_domain.empty()) {
+    j["backup_domain"] = backup_domain;
+  }
   WriteOptions w;
   w.overwrite = overwrite;
   return write_file_atomic(dir / kVaultConfigFile, dump_json(j, 2) + "\n", w);

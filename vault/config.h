@@ -3,7 +3,9 @@
 // (Vault::open and Vault::init, the REST server when it settles the base URL).
 //
 //   {"schema": 1, "flavor": "key-vault" | "managed-hsm", "name": ..., "base_url": ...,
-//    "base_url_given": true (only when an operator chose the base URL), "created": <unix seconds>}
+//    "base_url_given": true (only when an operator chose the base URL), "created": <unix seconds>,
+//    "soft_delete_retention_days": 7..90 (absent: 90), "purge_protection": true (absent: false),
+//    "backup_domain": "<uuid>" (absent in folders made before backups: set at the next open)}
 #pragma once
 
 #include <cstdint>
@@ -17,6 +19,10 @@ namespace keyport::vault {
 
 // The file name of a vault folder's configuration.
 inline constexpr const char* kVaultConfigFile = "vault.json";
+
+// Azure's bounds of the soft-delete retention period, in days.
+inline constexpr int kMinRetentionDays = 7;
+inline constexpr int kMaxRetentionDays = 90;
 
 enum class Flavor { kKeyVault, kManagedHsm };
 
@@ -39,6 +45,20 @@ struct VaultConfig {
   // address. Stored as "base_url_given": true (absent means false).
   bool base_url_given = false;
   std::int64_t created = 0;  // unix seconds; set by Vault::init
+  // Soft-delete retention (Azure: 7..90 days, default 90): scheduledPurgeDate = deletedDate + N
+  // days, recoverableDays = N. Stored only when not 90.
+  int soft_delete_retention_days = 90;
+  // Purge protection: PurgeDeletedKey is refused (403); deleted keys are purged only by the vault
+  // when their scheduledPurgeDate has passed. Stored only when true.
+  bool purge_protection = false;
+  // The backup domain (a UUID): BackupKey blobs restore only into vaults of the same domain,
+  // whose tokens hold the same domain keys (vault/vault_backup.cpp). Empty: not assigned yet.
+  std::string backup_domain;
+
+  // Azure's recoveryLevel for these settings: "Recoverable+Purgeable" (90 days),
+  // "Recoverable" (90 days, purge protection), "CustomizedRecoverable+Purgeable" (7..89 days),
+  // "CustomizedRecoverable" (7..89 days, purge protection).
+  std::string recovery_level() const;
 
   // Reads DIR/vault.json strictly (no unknown or duplicate members). Returns the configuration
   // as written (the base URL is not normalised here), or kNotFound (no file), kFormat (not JSON,

@@ -53,7 +53,7 @@ Json policy_json(const ReleasePolicy& p) {
               {"immutable", p.immutable}};
 }
 
-Json attributes_json(const KeyVersionRecord& r) {
+Json attributes_json(const KeyVersionRecord& r, const Recovery& recovery) {
   Json a = Json::object();
   a["enabled"] = r.enabled;
   if (r.nbf) {
@@ -64,8 +64,8 @@ Json attributes_json(const KeyVersionRecord& r) {
   }
   a["created"] = r.created;
   a["updated"] = r.updated;
-  a["recoveryLevel"] = kRecoveryLevel;
-  a["recoverableDays"] = kRecoverableDays;
+  a["recoveryLevel"] = recovery.level;
+  a["recoverableDays"] = recovery.days;
   a["exportable"] = r.exportable;
   const bool hsm = r.kty.size() > 4 && r.kty.substr(r.kty.size() - 4) == "-HSM";
   a["hsmPlatform"] = !r.hsm_platform.empty() ? r.hsm_platform : (hsm ? "2" : "0");
@@ -342,10 +342,10 @@ std::string kid_of(std::string_view base_url, std::string_view name, std::string
   return kid;
 }
 
-Json key_bundle(std::string_view base_url, const KeyVersionRecord& r) {
+Json key_bundle(std::string_view base_url, const KeyVersionRecord& r, const Recovery& recovery) {
   Json b = Json::object();
   b["key"] = key_json(base_url, r);
-  b["attributes"] = attributes_json(r);
+  b["attributes"] = attributes_json(r, recovery);
   b["tags"] = r.tags.is_object() ? r.tags : Json::object();
   if (r.release_policy) {
     b["release_policy"] = policy_json(*r.release_policy);
@@ -353,22 +353,25 @@ Json key_bundle(std::string_view base_url, const KeyVersionRecord& r) {
   return b;
 }
 
-Json key_item(std::string_view base_url, const KeyVersionRecord& r, bool versioned) {
+Json key_item(std::string_view base_url, const KeyVersionRecord& r, bool versioned,
+              const Recovery& recovery) {
   Json item = Json::object();
   item["kid"] = kid_of(base_url, r.name, versioned ? std::string_view(r.version) : "");
-  item["attributes"] = attributes_json(r);
+  item["attributes"] = attributes_json(r, recovery);
   item["tags"] = r.tags.is_object() ? r.tags : Json::object();
   return item;
 }
 
-Json deleted_key_bundle(std::string_view base_url, const KeyRecord& k, const KeyVersionRecord& r) {
-  Json b = key_bundle(base_url, r);
+Json deleted_key_bundle(std::string_view base_url, const KeyRecord& k, const KeyVersionRecord& r,
+                        const Recovery& recovery) {
+  Json b = key_bundle(base_url, r, recovery);
   add_deleted_members(b, base_url, k);
   return b;
 }
 
-Json deleted_key_item(std::string_view base_url, const KeyRecord& k, const KeyVersionRecord& r) {
-  Json item = key_item(base_url, r, false);
+Json deleted_key_item(std::string_view base_url, const KeyRecord& k, const KeyVersionRecord& r,
+                      const Recovery& recovery) {
+  Json item = key_item(base_url, r, false, recovery);
   add_deleted_members(item, base_url, k);
   return item;
 }

@@ -19,8 +19,12 @@
 
 namespace keyport::vault {
 
-inline constexpr std::int64_t kRecoverableDays = 90;
-inline constexpr const char* kRecoveryLevel = "Recoverable+Purgeable";
+// What a vault's recovery settings make KeyAttributes say (VaultConfig::recovery_level and
+// soft_delete_retention_days); the defaults are a vault of 90 days without purge protection.
+struct Recovery {
+  std::string level = "Recoverable+Purgeable";
+  std::int64_t days = 90;
+};
 
 // True for ^[0-9a-zA-Z-]{1,127}$.
 bool valid_key_name(std::string_view name);
@@ -68,12 +72,16 @@ std::vector<std::string> default_key_ops(KeyFamily family);
 std::string kid_of(std::string_view base_url, std::string_view name, std::string_view version);
 
 // KeyBundle of one version.
-Json key_bundle(std::string_view base_url, const KeyVersionRecord& r);
+Json key_bundle(std::string_view base_url, const KeyVersionRecord& r,
+                const Recovery& recovery = {});
 // KeyItem (versioned: kid with the version, for GetKeyVersions).
-Json key_item(std::string_view base_url, const KeyVersionRecord& r, bool versioned);
+Json key_item(std::string_view base_url, const KeyVersionRecord& r, bool versioned,
+              const Recovery& recovery = {});
 // DeletedKeyBundle / DeletedKeyItem of a soft-deleted key (r is its latest version).
-Json deleted_key_bundle(std::string_view base_url, const KeyRecord& k, const KeyVersionRecord& r);
-Json deleted_key_item(std::string_view base_url, const KeyRecord& k, const KeyVersionRecord& r);
+Json deleted_key_bundle(std::string_view base_url, const KeyRecord& k, const KeyVersionRecord& r,
+                        const Recovery& recovery = {});
+Json deleted_key_item(std::string_view base_url, const KeyRecord& k, const KeyVersionRecord& r,
+                      const Recovery& recovery = {});
 // KeyListResult {value, nextLink: null}.
 Json list_result(Json values);
 // KeyOperationResult {kid, value}.

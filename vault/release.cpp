@@ -426,7 +426,9 @@ Result<Json> ReleaseService::release(const CallContext& ctx, std::string_view na
     in.request_kid = kid_of(base_url, rec.name, version);
     in.enc = req.enc;
     in.nonce = req.nonce;
-    in.key_bundle = key_bundle(base_url, rec);
+    in.key_bundle = key_bundle(
+        base_url, rec,
+        Recovery{m_vault.config().recovery_level(), m_vault.config().soft_delete_retention_days});
     in.runtime_kid = rk.kid;
     in.wrapped_key = std::move(wrapped);
     KEYPORT_ASSIGN_OR_RETURN(std::string jws,

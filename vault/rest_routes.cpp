@@ -37,6 +37,8 @@ enum class OpId {
   kRelease,
   kRandom,
   kListSubscriptions,
+  kBackup,
+  kRestore,
   kCount,
 };
 
@@ -114,6 +116,12 @@ constexpr RestOp kOps[] = {
      },
      nullptr, false,
      /*any_caller=*/true, /*resource_manager=*/true},
+    // BackupKey and RestoreKey (vault/vault_backup.cpp): access-policy permissions "backup" and
+    // "restore".
+    {"BackupKey", Permission::kBackup, false, false, 200,
+     [](const OpCall& c) { return c.vault.backup_key(c.ctx, c.name); }},
+    {"RestoreKey", Permission::kRestore, true, false, 200,
+     [](const OpCall& c) { return c.vault.restore_key(c.ctx, c.body); }},
 };
 static_assert(std::size(kOps) == static_cast<std::size_t>(OpId::kCount),
               "kOps has one entry per OpId, in OpId order");
@@ -215,7 +223,7 @@ RouteMatch match_route(const std::string& method, std::string path) {
     }
     if (n == 2) {
       if (ascii_lower(seg[1]) == "restore") {
-        return resolve(method, {{{"POST", none}}, "RestoreKey"}, "", "");
+        return resolve(method, {{{"POST", OpId::kRestore}}, ""}, "", "");
       }
       return resolve(method,
                      {{{"GET", OpId::kGet},
@@ -243,7 +251,7 @@ RouteMatch match_route(const std::string& method, std::string path) {
         return resolve(method, {{{"POST", OpId::kRotate}}, ""}, seg[1], "");
       }
       if (third == "backup") {
-        return resolve(method, {{{"POST", none}}, "BackupKey"}, "", "");
+        return resolve(method, {{{"POST", OpId::kBackup}}, ""}, seg[1], "");
       }
       if (third == "rotationpolicy") {
         return resolve(method,

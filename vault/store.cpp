@@ -315,6 +315,79 @@ Result<std::vector<PendingObject>> Store::pending() {
   return out;
 }
 
+Status Store::restore_key(const std::vector<KeyVersionRecord>& records,
+                          const std::optional<RotationPolicyRecord>& policy) {
+  if (records.empty()) {
+    return internal_error("a restore needs at least one version");
+  }
+  const std::string& name = records.front().name;
+  std::lock_guard<std::mutex> lock(m_write_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(sql::Transaction tx, sql::Transaction::begin(m_db));
+  {
+    KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt s,
+                             m_db.cached("SELECT name FROM keys WHERE name = ?1"));
+    s->bind(1, name);
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s->step());
+    if (row) {
+      return make_error(ErrorCode::kAlreadyExists, std::string(kConflict),
+                        "Key " + s->column_text(0) + " already exists.");
+    }
+  }
+  {
+    KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt ins,
+                             m_db.cached("INSERT INTO keys (name, created) VALUES (?1, ?2)"));
+    ins->bind(1, name).bind(2, records.front().created);
+    KEYPORT_TRY(ins->run());
+  }
+  for (const KeyVersionRecord& r : records) {
+    KEYPORT_ASSIGN_OR_RETURN(
+        sql::CachedStmt s,
+        m_db.cached("INSERT INTO versions (name, version, kty, spec, public_jwk, key_ops, "
+                    "enabled, nbf, exp, created, updated, exportable, tags, policy_content_type, "
+                    "policy_data, policy_immutable, cka_id, origin) VALUES (?1, ?2, ?3, ?4, ?5, "
+                    "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"));
+    s->bind(1, name)
+        .bind(2, r.version)
+        .bind(3, r.kty)
+        .bind(4, r.spec.name())
+        .bind(5, dump_json(r.public_jwk))
+        .bind(6, ops_json(r.key_ops))
+        .bind(7, std::int64_t{r.enabled ? 1 : 0})
+        .bind(8, r.nbf)
+        .bind(9, r.exp)
+        .bind(10, r.created)
+        .bind(11, r.updated)
+        .bind(12, std::int64_t{r.exportable ? 1 : 0})
+        .bind(13, dump_json(r.tags));
+    if (r.release_policy) {
+      s->bind(14, r.release_policy->content_type)
+          .bind_blob(15, r.release_policy->data)
+          .bind(16, std::int64_t{r.release_policy->immutable ? 1 : 0});
+    } else {
+      s->bind_null(14).bind_null(15).bind_null(16);
+    }
+    s->bind_blob(17, r.cka_id).bind(18, r.origin);
+    KEYPORT_TRY(s->run());
+    KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt del,
+                             m_db.cached("DELETE FROM pending_objects WHERE cka_id = ?1"));
+    del->bind_blob(1, r.cka_id);
+    KEYPORT_TRY(del->run());
+  }
+  if (policy) {
+    KEYPORT_ASSIGN_OR_RETURN(
+        sql::CachedStmt s,
+        m_db.cached("INSERT INTO rotation_policies (name, policy, created, updated) "
+                    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET "
+                    "policy = excluded.policy, updated = excluded.updated"));
+    s->bind(1, name)
+        .bind(2, dump_json(policy->policy))
+        .bind(3, policy->created)
+        .bind(4, policy->updated);
+    KEYPORT_TRY(s->run());
+  }
+  return tx.commit();
+}
+
 Result<KeyVersionRecord> Store::commit_new_version(KeyVersionRecord r) {
   std::lock_guard<std::mutex> lock(m_write_mutex);
   KEYPORT_ASSIGN_OR_RETURN(sql::Transaction tx, sql::Transaction::begin(m_db));

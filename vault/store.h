@@ -137,6 +137,12 @@ class Store {
   // inserts the key row when it is new, inserts the version (the record's seq and name are set
   // from the database) and removes the pending entry for its CKA_ID.
   Result<KeyVersionRecord> commit_new_version(KeyVersionRecord record);
+  // RestoreKey, in one transaction: refuses (Conflict, nothing written) when any key row named
+  // like records[0].name exists, active or soft-deleted; otherwise inserts the key row (created
+  // = the first version's), every version as given (oldest first; seq follows the order), the
+  // rotation policy when there is one, and removes the pending entries of the versions' CKA_IDs.
+  Status restore_key(const std::vector<KeyVersionRecord>& records,
+                     const std::optional<RotationPolicyRecord>& policy);
   // Replaces the mutable columns of one version (key_ops, attributes, tags, policy).
   Status update_version(const KeyVersionRecord& record);
   // Marks a key soft-deleted.

@@ -168,6 +168,10 @@ void Vault::Impl::tick() {
   if (!r) {
     log::warn("vault: scheduled key rotation failed: " + r.error().describe());
   }
+  auto purged = purge_due();
+  if (!purged) {
+    log::warn("vault: the scheduled purge of deleted keys failed: " + purged.error().describe());
+  }
 }
 
 void Vault::Impl::audit(const std::string& caller, const Op& op, const Error* error) {
@@ -382,6 +386,12 @@ Status Vault::init(const fs::path& dir, VaultConfig config, const Clock& clock) 
   KEYPORT_ASSIGN_OR_RETURN(auto url, normalise_base_url(config.base_url));
   config.base_url = url.first;
   config.created = clock ? clock() : system_clock()();
+  if (config.soft_delete_retention_days < kMinRetentionDays ||
+      config.soft_delete_retention_days > kMaxRetentionDays) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "the soft-delete retention period must be 7 to 90 days (got " +
+                          std::to_string(config.soft_delete_retention_days) + ")");
+  }
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) {
@@ -442,10 +452,12 @@ Result<std::unique_ptr<Vault>> Vault::open(const fs::path& dir, VaultOptions opt
     impl->recycle_every = options.module_recycle_ops.value_or(kDefaultModuleRecycleOps);
   }
   impl->refresh_settings();
+  KEYPORT_ASSIGN_OR_RETURN(impl->has_backup_domain, impl->ensure_backup_domain());
   KEYPORT_TRY(impl->replay_journal());
   if (options.sweep_unknown_objects.value_or(!attached)) {
     KEYPORT_TRY(impl->sweep_orphans());
   }
+  KEYPORT_TRY(impl->purge_due());
   Op op;
   op.operation = "OpenVault";
   op.note = std::string(attached ? "attached token " : "own token ") + impl->token.info.label +

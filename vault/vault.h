@@ -196,6 +196,23 @@ class Vault {
   // token object and forgets the key. Returns OK, or KeyNotFound (not deleted).
   Status purge_deleted_key(const CallContext& ctx, std::string_view name);
 
+  // BackupKey (POST /keys/{name}/backup). Returns {"value": base64url blob} holding every version
+  // (attributes, tags, release policy, key material wrapped in the token under the backup
+  // domain's key) and the rotation policy, authenticated by the domain's MAC key in the token
+  // (vault/backup_blob.h). KeyNotFound when the key is missing or soft-deleted; BadParameter when
+  // a version's token object predates backups (not extractable); Forbidden when the vault has no
+  // backup-domain keys (attached token whose keys could not be made).
+  Result<Json> backup_key(const CallContext& ctx, std::string_view name);
+
+  // RestoreKey (POST /keys/restore, body {"value": blob}). Recreates the key with every version
+  // and returns the KeyBundle of the latest. Refused with nothing changed (no row, no token
+  // object): Conflict when the name exists, active or soft-deleted; BadParameter when the blob is
+  // malformed, from another backup domain, or altered in any byte.
+  Result<Json> restore_key(const CallContext& ctx, const Json& params);
+
+  // The vault's backup domain (a UUID; vault.json "backup_domain").
+  const std::string& backup_domain() const;
+
   // --- Cryptographic operations (empty version = latest) ---
 
   // Sign (body KeySignParameters {alg, value = base64url digest}). alg RS256/384/512,

@@ -7,6 +7,7 @@
 //   vault_import.cpp    ImportKey (BYOK transfer blobs and plain JWKs);
 //   vault_crypto.cpp    sign, verify, encrypt, decrypt, wrapKey, unwrapKey;
 //   vault_rotation.cpp  rotation, rotation policies, due lifetime actions, the platform report;
+//   vault_backup.cpp    BackupKey, RestoreKey and the backup domain's keys in the token;
 //   release.cpp         Secure Key Release (through run_key_task).
 #pragma once
 
@@ -42,6 +43,13 @@
 namespace keyport::vault {
 
 inline constexpr std::int64_t kSecondsPerDay = 86400;
+// Every key version's token object is made CKA_EXTRACTABLE=TRUE (passed as
+// KeyObjectSpec::exportable, which sets CKA_EXTRACTABLE), whatever the key's `exportable`
+// attribute says, so that BackupKey can wrap it under the backup-domain key (C_WrapKey needs an
+// extractable key). The vault wraps a key only in BackupKey (domain key) and, for exportable keys,
+// in release; docs/threat-model.md (T21) says why not CKA_WRAP_WITH_TRUSTED. Objects made before
+// this are not extractable: BackupKey refuses them.
+inline constexpr bool kTokenExtractable = true;
 // The caller the audit log names for what the vault does by itself.
 inline constexpr const char* kSystemCaller = "vault";
 
@@ -132,6 +140,11 @@ struct Vault::Impl {
   }
 
   std::int64_t now() const { return clock() + clock_offset.load(); }
+
+  // What KeyAttributes say of this vault's recovery settings.
+  Recovery recovery() const {
+    return Recovery{config.recovery_level(), config.soft_delete_retention_days};
+  }
 
   byok::TargetKind target() const {
     return config.flavor == Flavor::kManagedHsm ? byok::TargetKind::kManagedHsm
@@ -259,6 +272,27 @@ struct Vault::Impl {
   Result<Json> recover_deleted_key(Op& op, std::string_view name);
 
   Status purge_deleted_key(Op& op, std::string_view name);
+
+  // Destroys the versions' token objects and the rows of a deleted key (purge's work, also the
+  // vault's own purge when the scheduledPurgeDate has passed). Returns the audit note.
+  Result<std::string> purge_now(const std::string& name);
+
+  // Purges every deleted key whose scheduledPurgeDate is at or before now(). Runs from tick()
+  // (before every public call, at most once per vault second) and at open; audited as
+  // "PurgeDeletedKey" by caller "vault". Returns how many keys were purged.
+  Result<std::size_t> purge_due();
+
+  // --- backup and restore (vault_backup.cpp) ---
+
+  // At open, before anything else uses the token: makes sure the token holds the backup-domain
+  // keys of config.backup_domain (a new domain id is made and vault.json rewritten when the
+  // folder has none). Returns false (backups unavailable, logged) when the keys cannot be made.
+  Result<bool> ensure_backup_domain();
+  bool has_backup_domain = false;
+
+  Result<Json> backup_key(Op& op, std::string_view name);
+
+  Result<Json> restore_key(Op& op, const Json& params);
 
   // --- import (vault_import.cpp) ---
 

@@ -170,7 +170,7 @@ Result<Json> Vault::Impl::import_byok(Op& op, std::string_view name, const Json&
   }
   Pending pending(*this, *lease, id);
   KEYPORT_TRY(pending.begin(label));
-  KeyObjectSpec ks{spec, false, common.exportable};
+  KeyObjectSpec ks{spec, false, kTokenExtractable};
   p11::Template t = key_object_template(ks, label, id, /*with_size=*/false);
   auto h = p11::unwrap_rsa_aes(*lease, caps, p11::WrapStrategy::kAuto, file->enc, *kek_handle,
                                modulus_bytes, file->ciphertext, t);
@@ -212,7 +212,7 @@ Result<Json> Vault::Impl::import_byok(Op& op, std::string_view name, const Json&
       return bad_parameter("The transfer blob does not hold an AES key.");
     }
   }
-  KEYPORT_TRY(check_key_object(*lease, *h, common.exportable));
+  KEYPORT_TRY(check_key_object(*lease, *h, kTokenExtractable));
   op.note = "BYOK " + spec.name() + ", enc " + enc + ", KEK " + file->kid;
   return commit(op, pending,
                 new_record(canonical, version, std::move(id), family_title(family) + "-HSM", spec,
@@ -236,7 +236,7 @@ Result<Json> Vault::Impl::import_plain(Op& op, std::string_view name, const Json
     KEYPORT_TRY(check_profile(spec));
     rsa_n = pub->rsa_modulus();
     rsa_e = pub->rsa_exponent();
-    t = key_object_template({spec, false, common.exportable}, "", {}, false);
+    t = key_object_template({spec, false, kTokenExtractable}, "", {}, false);
     t.modulus(rsa_n).public_exponent(rsa_e);
     const std::pair<const char*, CK_ATTRIBUTE_TYPE> parts[] = {
         {"d", CKA_PRIVATE_EXPONENT}, {"p", CKA_PRIME_1},     {"q", CKA_PRIME_2},
@@ -283,7 +283,7 @@ Result<Json> Vault::Impl::import_plain(Op& op, std::string_view name, const Json
       return bad_parameter("Member \"d\" must be exactly " +
                            std::to_string(curve_field_bytes(*curve)) + " bytes for " + crv + ".");
     }
-    t = key_object_template({spec, false, common.exportable}, "", {}, false);
+    t = key_object_template({spec, false, kTokenExtractable}, "", {}, false);
     t.ec_params(curve_oid_der(*curve)).set_secret(CKA_VALUE, std::move(d));
   } else {
     KEYPORT_ASSIGN_OR_RETURN(SecretBytes k, base64url_secret_member(key, "k"));
@@ -292,7 +292,7 @@ Result<Json> Vault::Impl::import_plain(Op& op, std::string_view name, const Json
     }
     spec.bits = static_cast<unsigned>(k.size() * 8);
     KEYPORT_TRY(check_profile(spec));
-    t = key_object_template({spec, false, common.exportable}, "", {}, false);
+    t = key_object_template({spec, false, kTokenExtractable}, "", {}, false);
     t.set_secret(CKA_VALUE, std::move(k));
   }
   KEYPORT_ASSIGN_OR_RETURN(const std::string canonical, canonical_live_name(name));
@@ -339,7 +339,7 @@ Result<Json> Vault::Impl::import_plain(Op& op, std::string_view name, const Json
     }
     KEYPORT_ASSIGN_OR_RETURN(public_jwk, ec_public_jwk(*spec.curve, ec_point));
   }
-  KEYPORT_TRY(check_key_object(*lease, *h, common.exportable));
+  KEYPORT_TRY(check_key_object(*lease, *h, kTokenExtractable));
   op.note = "JWK import " + spec.name();
   return commit(op, pending,
                 new_record(canonical, version, std::move(id), kty, spec, std::move(common),

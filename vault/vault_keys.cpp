@@ -62,7 +62,7 @@ Result<Json> Vault::Impl::commit(Op& op, Pending& pending, KeyVersionRecord rec)
   pending.committed();
   op.name = stored.name;
   op.version = stored.version;
-  return key_bundle(config.base_url, stored);
+  return key_bundle(config.base_url, stored, recovery());
 }
 
 Result<Vault::Impl::CommonIn> Vault::Impl::parse_common(const Json& params, const Json& ops_holder,
@@ -206,9 +206,9 @@ Result<Json> Vault::Impl::create_key(Op& op, std::string_view name, const Json& 
   KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
   Pending pending(*this, *lease, id);
   KEYPORT_TRY(pending.begin(label));
-  KeyObjectSpec ks{spec, kek, common.exportable};
+  KeyObjectSpec ks{spec, kek, kTokenExtractable};
   KEYPORT_ASSIGN_OR_RETURN(GeneratedKey gen, generate_key(*lease, ks, label, id));
-  KEYPORT_TRY(check_key_object(*lease, gen.handle, common.exportable));
+  KEYPORT_TRY(check_key_object(*lease, gen.handle, kTokenExtractable));
   const std::string stored_kty = kty->first + (hsm ? "-HSM" : "");
   op.note = kek ? "key exchange key " + spec.name() : spec.name();
   return commit(op, pending,
@@ -221,7 +221,7 @@ Result<Json> Vault::Impl::get_key(Op& op, std::string_view name, std::string_vie
   if (!r.enabled) {
     return key_disabled("get");
   }
-  return key_bundle(config.base_url, r);
+  return key_bundle(config.base_url, r, recovery());
 }
 
 Result<Json> Vault::Impl::list_keys() {
@@ -233,7 +233,7 @@ Result<Json> Vault::Impl::list_keys() {
     }
     KEYPORT_ASSIGN_OR_RETURN(auto latest, store->find_version(k.name, ""));
     if (latest) {
-      values.push_back(key_item(config.base_url, *latest, false));
+      values.push_back(key_item(config.base_url, *latest, false, recovery()));
     }
   }
   return list_result(std::move(values));
@@ -252,7 +252,7 @@ Result<Json> Vault::Impl::list_key_versions(Op& op, std::string_view name) {
   KEYPORT_ASSIGN_OR_RETURN(auto versions, store->versions(name));
   Json values = Json::array();
   for (const auto& v : versions) {
-    values.push_back(key_item(config.base_url, v, true));
+    values.push_back(key_item(config.base_url, v, true, recovery()));
   }
   return list_result(std::move(values));
 }
@@ -322,7 +322,7 @@ Result<Json> Vault::Impl::update_key(Op& op, std::string_view name, std::string_
     note += (note.empty() ? "" : ", ") + c;
   }
   op.note = note.empty() ? "no change" : "updated " + note;
-  return key_bundle(config.base_url, r);
+  return key_bundle(config.base_url, r, recovery());
 }
 
 Result<std::pair<KeyRecord, KeyVersionRecord>> Vault::Impl::deleted_key(Op& op,
@@ -347,9 +347,10 @@ Result<std::pair<KeyRecord, KeyVersionRecord>> Vault::Impl::deleted_key(Op& op,
 Result<Json> Vault::Impl::delete_key(Op& op, std::string_view name) {
   KEYPORT_ASSIGN_OR_RETURN(KeyVersionRecord latest, resolve(op, name, ""));
   const std::int64_t t = now();
-  KEYPORT_TRY(store->mark_deleted(latest.name, t, t + kRecoverableDays * kSecondsPerDay));
+  KEYPORT_TRY(
+      store->mark_deleted(latest.name, t, t + config.soft_delete_retention_days * kSecondsPerDay));
   KEYPORT_ASSIGN_OR_RETURN(auto deleted, deleted_key(op, latest.name));
-  return deleted_key_bundle(config.base_url, deleted.first, deleted.second);
+  return deleted_key_bundle(config.base_url, deleted.first, deleted.second, recovery());
 }
 
 Result<Json> Vault::Impl::list_deleted_keys() {
@@ -361,7 +362,7 @@ Result<Json> Vault::Impl::list_deleted_keys() {
     }
     KEYPORT_ASSIGN_OR_RETURN(auto latest, store->find_version(k.name, ""));
     if (latest) {
-      values.push_back(deleted_key_item(config.base_url, k, *latest));
+      values.push_back(deleted_key_item(config.base_url, k, *latest, recovery()));
     }
   }
   return list_result(std::move(values));
@@ -370,15 +371,28 @@ Result<Json> Vault::Impl::list_deleted_keys() {
 Result<Json> Vault::Impl::recover_deleted_key(Op& op, std::string_view name) {
   KEYPORT_ASSIGN_OR_RETURN(auto deleted, deleted_key(op, name));
   KEYPORT_TRY(store->mark_recovered(deleted.first.name));
-  return key_bundle(config.base_url, deleted.second);
+  return key_bundle(config.base_url, deleted.second, recovery());
 }
 
 Status Vault::Impl::purge_deleted_key(Op& op, std::string_view name) {
   op.success_status = 204;
   KEYPORT_ASSIGN_OR_RETURN(auto deleted, deleted_key(op, name));
   op.version.clear();
+  if (config.purge_protection) {
+    // Key Vault's answer (403 Forbidden) when purge protection is on.
+    return make_error(ErrorCode::kPermissionDenied, std::string(kForbidden),
+                      "Operation \"purge\" is not allowed because purge protection is enabled for "
+                      "this vault. Key Vault service will automatically purge it after the "
+                      "retention period has passed.\r\nVault: " +
+                          config.name);
+  }
+  KEYPORT_ASSIGN_OR_RETURN(op.note, purge_now(deleted.first.name));
+  return {};
+}
+
+Result<std::string> Vault::Impl::purge_now(const std::string& name) {
   std::unique_lock<std::shared_mutex> objects(objects_mutex);
-  KEYPORT_ASSIGN_OR_RETURN(auto journal, store->purge(deleted.first.name, now()));
+  KEYPORT_ASSIGN_OR_RETURN(auto journal, store->purge(name, now()));
   KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
   std::size_t destroyed = 0;
   std::size_t deferred = 0;
@@ -397,10 +411,33 @@ Status Vault::Impl::purge_deleted_key(Op& op, std::string_view name) {
       log::warn("vault: cannot clear a journal entry: " + st.error().describe());
     }
   }
-  op.note = "purged " + std::to_string(journal.size()) + " version(s), destroyed " +
-            std::to_string(destroyed) + " token object(s)" +
-            (deferred == 0 ? "" : ", " + std::to_string(deferred) + " deferred");
-  return {};
+  return "purged " + std::to_string(journal.size()) + " version(s), destroyed " +
+         std::to_string(destroyed) + " token object(s)" +
+         (deferred == 0 ? "" : ", " + std::to_string(deferred) + " deferred");
+}
+
+Result<std::size_t> Vault::Impl::purge_due() {
+  KEYPORT_ASSIGN_OR_RETURN(auto keys, store->keys());
+  const std::int64_t t = now();
+  std::size_t purged = 0;
+  for (const auto& k : keys) {
+    if (!k.deleted() || !k.scheduled_purge_date || *k.scheduled_purge_date > t) {
+      continue;
+    }
+    Op op;
+    op.operation = "PurgeDeletedKey";
+    op.name = k.name;
+    op.success_status = 204;
+    auto note = purge_now(k.name);
+    if (!note) {
+      audit(kSystemCaller, op, &note.error());
+      return tl::unexpected(note.error());
+    }
+    op.note = "scheduledPurgeDate passed: " + *note;
+    audit(kSystemCaller, op, nullptr);
+    ++purged;
+  }
+  return purged;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -437,7 +474,7 @@ Result<Json> Vault::delete_key(const CallContext& ctx, std::string_view name) {
 Result<Json> Vault::get_deleted_key(const CallContext& ctx, std::string_view name) {
   return m_impl->run(ctx, "GetDeletedKey", [&](Op& op) {
     return m_impl->deleted_key(op, name).map([this](const auto& d) {
-      return deleted_key_bundle(m_impl->config.base_url, d.first, d.second);
+      return deleted_key_bundle(m_impl->config.base_url, d.first, d.second, m_impl->recovery());
     });
   });
 }

@@ -84,7 +84,7 @@ TEST_CASE("every key type imported by BYOK under every KEK size works inside the
     CHECK(*mhsm.session.get_bool(kek_obj, CKA_UNWRAP));
     CHECK_FALSE(*mhsm.session.get_bool(kek_obj, CKA_SIGN));
     CHECK_FALSE(*mhsm.session.get_bool(kek_obj, CKA_DECRYPT));
-    CHECK_FALSE(*mhsm.session.get_bool(kek_obj, CKA_EXTRACTABLE));
+    CHECK(*mhsm.session.get_bool(kek_obj, CKA_EXTRACTABLE));  // for BackupKey
 
     // Download the KEK as SPKI, as `az keyvault key download` does.
     byok::PublicKey kek_pub = test::public_key_of(*kek);
@@ -108,7 +108,7 @@ TEST_CASE("every key type imported by BYOK under every KEK size works inside the
       const std::string version = test::version_of(*bundle);
       CK_OBJECT_HANDLE obj = mhsm.object_of(name, version);
       CHECK(*mhsm.session.get_bool(obj, CKA_SENSITIVE));
-      CHECK_FALSE(*mhsm.session.get_bool(obj, CKA_EXTRACTABLE));
+      CHECK(*mhsm.session.get_bool(obj, CKA_EXTRACTABLE));  // for BackupKey
       CHECK(*mhsm.session.get_bool(obj, CKA_TOKEN));
 
       if (key.spec.family == KeyFamily::kAes) {

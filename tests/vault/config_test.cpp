@@ -189,3 +189,31 @@ TEST_CASE("the challenge resource: azure for Azure hosts, the parent origin for 
     CHECK(r.error().code() == ErrorCode::kInvalidArgument);
   }
 }
+
+TEST_CASE("vault.json: recovery settings and the backup domain round-trip; old files keep defaults",
+          "[vault][unit]") {
+  const fs::path dir = test::make_scratch_subdir("vault-config");
+  write_vault_json(dir, kGood);
+  auto old = vault::VaultConfig::load(dir);
+  REQUIRE(old);
+  CHECK(old->soft_delete_retention_days == 90);
+  CHECK_FALSE(old->purge_protection);
+  CHECK(old->backup_domain.empty());
+  CHECK(old->recovery_level() == "Recoverable+Purgeable");
+  vault::VaultConfig c = *old;
+  c.soft_delete_retention_days = 7;
+  c.purge_protection = true;
+  c.backup_domain = "0b8f4a7e-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
+  REQUIRE(c.save(dir, true));
+  auto back = vault::VaultConfig::load(dir);
+  REQUIRE(back);
+  CHECK(back->soft_delete_retention_days == 7);
+  CHECK(back->purge_protection);
+  CHECK(back->backup_domain == c.backup_domain);
+  CHECK(back->recovery_level() == "CustomizedRecoverable");
+  const std::string base = kGood.substr(0, kGood.size() - 1);
+  CHECK(load_error(base + R"(, "soft_delete_retention_days": 6})") == ErrorCode::kFormat);
+  CHECK(load_error(base + R"(, "soft_delete_retention_days": 91})") == ErrorCode::kFormat);
+  CHECK(load_error(base + R"(, "purge_protection": "yes"})") == ErrorCode::kFormat);
+  CHECK(load_error(base + R"(, "backup_domain": 1})") == ErrorCode::kFormat);
+}

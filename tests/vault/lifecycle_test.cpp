@@ -71,7 +71,8 @@ TEST_CASE("a created key's KeyBundle has Key Vault's shape", "[vault]") {
   CK_OBJECT_HANDLE obj = kv.object_of("rsa1", version);
   CHECK(*kv.session.get_bool(obj, CKA_TOKEN));
   CHECK(*kv.session.get_bool(obj, CKA_SENSITIVE));
-  CHECK_FALSE(*kv.session.get_bool(obj, CKA_EXTRACTABLE));
+  // Extractable so that BackupKey can wrap it under the backup-domain key (vault_impl.h).
+  CHECK(*kv.session.get_bool(obj, CKA_EXTRACTABLE));
   CHECK(kv.session.get_bytes(obj, CKA_ID)->size() == 16);
 }
 

@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: Apache-2.0
+// BackupKey / RestoreKey (vault/vault_backup.cpp) and the recovery settings (vault.json
+// soft_delete_retention_days, purge_protection) against SoftHSM2 in attached-token mode. Vaults of
+// one test process share the "vault" token: a second vault joins the first one's backup domain by
+// naming it in vault.json (the domain keys are already in that token).
+#include <catch2/catch.hpp>
+
+#include "core/encoding.h"
+#include "core/random.h"
+#include "tests/vault/vault_rig.h"
+#include "vault/backup_blob.h"
+
+using namespace keyport;
+
+namespace {
+
+Json backup_sign_body() {
+  return Json{{"alg", "ES256"}, {"value", base64url_encode(random_bytes(32))}};
+}
+
+std::string backup_of(test::VaultRig& kv, const std::string& name) {
+  auto b = kv->backup_key(kv.ctx, name);
+  REQUIRE_OK(b);
+  REQUIRE((*b)["value"].is_string());
+  return (*b)["value"].get<std::string>();
+}
+
+// A vault whose vault.json names `domain` before its first open.
+void set_domain(test::VaultRig& rig, const std::string& domain) {
+  rig.close();
+  auto c = vault::VaultConfig::load(rig.dir);
+  REQUIRE_OK(c);
+  c->backup_domain = domain;
+  REQUIRE_OK(c->save(rig.dir, true));
+  rig.open();
+}
+
+std::size_t audit_rows(test::VaultRig& kv, const std::string& operation,
+                       const std::string& outcome) {
+  auto audit = kv->audit_log();
+  REQUIRE_OK(audit);
+  std::size_t n = 0;
+  for (const auto& row : *audit) {
+    n += row.operation == operation && row.outcome == outcome ? 1 : 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("backup, delete, purge, restore: every version with its attributes, tags and policies",
+          "[vault]") {
+  test::VaultRig kv(vault::Flavor::kKeyVault, "backup-roundtrip");
+  CHECK(kv->backup_domain().size() == 36);
+  auto v1 = kv->create_key(
+      kv.ctx, "ec", Json{{"kty", "EC-HSM"}, {"tags", {{"team", "pay"}}}, {"key_ops", {"sign"}}});
+  REQUIRE_OK(v1);
+  kv.clock.advance(10);
+  auto v2 = kv->create_key(
+      kv.ctx, "ec",
+      Json{{"kty", "EC-HSM"}, {"crv", "P-384"}, {"attributes", {{"exp", 4000000000LL}}}});
+  REQUIRE_OK(v2);
+  REQUIRE_OK(kv->update_key(kv.ctx, "ec", test::version_of(*v1),
+                            Json{{"attributes", {{"enabled", false}, {"nbf", 1600000000}}}}));
+  const Json policy = {
+      {"lifetimeActions",
+       {{{"trigger", {{"timeAfterCreate", "P90D"}}}, {"action", {{"type", "Rotate"}}}}}},
+      {"attributes", {{"expiryTime", "P1Y"}}}};
+  REQUIRE_OK(kv->update_rotation_policy(kv.ctx, "ec", policy));
+  auto before_versions = kv->list_key_versions(kv.ctx, "ec");
+  REQUIRE_OK(before_versions);
+  auto before_policy = kv->get_rotation_policy(kv.ctx, "ec");
+  REQUIRE_OK(before_policy);
+
+  const std::string blob = backup_of(kv, "ec");
+  auto bytes = base64url_decode(blob);
+  REQUIRE(bytes);
+  auto frame = vault::parse_backup_frame(*bytes);
+  REQUIRE_OK(frame);
+  CHECK(frame->domain == kv->backup_domain());
+  // Key material is in the blob only wrapped: no private scalar of the JWK shape appears.
+  CHECK(frame->payload.find("\"d\"") == std::string::npos);
+
+  const std::size_t objects = kv.token_objects();
+  REQUIRE_OK(kv->delete_key(kv.ctx, "ec"));
+  // Refused while the name is soft-deleted (409), nothing changes.
+  test::expect_kv_error(kv->restore_key(kv.ctx, Json{{"value", blob}}), "Conflict", 409);
+  CHECK(kv.token_objects() == objects);
+  REQUIRE_OK(kv->purge_deleted_key(kv.ctx, "ec"));
+  CHECK(kv.token_objects() == objects - 2);
+
+  auto restored = kv->restore_key(kv.ctx, Json{{"value", blob}});
+  REQUIRE_OK(restored);
+  CHECK((*restored)["key"]["kid"] == (*v2)["key"]["kid"]);
+  CHECK(kv.token_objects() == objects);
+  auto after_versions = kv->list_key_versions(kv.ctx, "ec");
+  REQUIRE_OK(after_versions);
+  CHECK(*after_versions == *before_versions);
+  auto got1 = kv->get_key(kv.ctx, "ec", test::version_of(*v2));
+  REQUIRE_OK(got1);
+  CHECK((*got1)["key"] == (*v2)["key"]);
+  CHECK((*got1)["attributes"]["exp"] == 4000000000LL);
+  auto after_policy = kv->get_rotation_policy(kv.ctx, "ec");
+  REQUIRE_OK(after_policy);
+  CHECK((*after_policy)["lifetimeActions"] == (*before_policy)["lifetimeActions"]);
+  // The restored private keys are the original ones: signatures verify with the old public key.
+  auto pub = test::openssl_public(*v2);
+  Bytes digest = random_bytes(48);
+  auto sig = kv->sign(kv.ctx, "ec", test::version_of(*v2),
+                      Json{{"alg", "ES384"}, {"value", base64url_encode(digest)}});
+  REQUIRE_OK(sig);
+  CHECK(test::openssl_verify(pub.get(), "ES384", digest,
+                             *base64url_decode((*sig)["value"].get<std::string>())));
+  // The disabled first version stays disabled.
+  test::expect_kv_error(kv->sign(kv.ctx, "ec", test::version_of(*v1), backup_sign_body()),
+                        "Forbidden", 403, "KeyDisabled");
+  // Restoring over the live key: 409.
+  test::expect_kv_error(kv->restore_key(kv.ctx, Json{{"value", blob}}), "Conflict", 409);
+  CHECK(audit_rows(kv, "RestoreKey", "success") == 1);
+  CHECK(audit_rows(kv, "BackupKey", "success") == 1);
+}
+
+TEST_CASE("restore refuses altered blobs, other domains and bad bodies, changing nothing",
+          "[vault]") {
+  test::VaultRig kv(vault::Flavor::kManagedHsm, "backup-refusals");
+  REQUIRE_OK(kv->create_key(kv.ctx, "aes", Json{{"kty", "oct-HSM"}, {"key_size", 256}}));
+  auto rsa = kv->create_key(kv.ctx, "rsa", Json{{"kty", "RSA-HSM"}});
+  REQUIRE_OK(rsa);
+  const std::string blob = backup_of(kv, "aes");
+  const std::string rsa_blob = backup_of(kv, "rsa");
+  REQUIRE_OK(kv->delete_key(kv.ctx, "aes"));
+  REQUIRE_OK(kv->purge_deleted_key(kv.ctx, "aes"));
+  const std::size_t objects = kv.token_objects();
+  auto keys_before = kv->list_keys(kv.ctx);
+  REQUIRE_OK(keys_before);
+
+  Bytes bytes = *base64url_decode(blob);
+  // Every region of the blob: magic, domain, length, payload, MAC.
+  for (std::size_t at : {std::size_t{0}, std::size_t{7}, std::size_t{42}, std::size_t{60},
+                         bytes.size() / 2, bytes.size() - 40, bytes.size() - 1}) {
+    Bytes bad = bytes;
+    bad[at] ^= 0x01;
+    INFO("flipped byte " << at);
+    test::expect_kv_error(kv->restore_key(kv.ctx, Json{{"value", base64url_encode(bad)}}),
+                          "BadParameter", 400);
+  }
+  Bytes truncated(bytes.begin(), bytes.end() - 1);
+  test::expect_kv_error(kv->restore_key(kv.ctx, Json{{"value", base64url_encode(truncated)}}),
+                        "BadParameter", 400);
+  test::expect_kv_error(kv->restore_key(kv.ctx, Json{{"value", "!!"}}), "BadParameter", 400);
+  test::expect_kv_error(kv->restore_key(kv.ctx, Json::object()), "BadParameter", 400);
+  test::expect_kv_error(kv->restore_key(kv.ctx, Json{{"value", 5}}), "BadParameter", 400);
+  CHECK(kv.token_objects() == objects);
+  CHECK(*kv->list_keys(kv.ctx) == *keys_before);
+
+  // A vault of another backup domain (same token, its own domain keys) refuses the blob.
+  test::VaultRig other(vault::Flavor::kManagedHsm, "backup-other-domain");
+  REQUIRE(other->backup_domain() != kv->backup_domain());
+  const std::size_t objects_other = other.token_objects();
+  auto r = other->restore_key(other.ctx, Json{{"value", blob}});
+  test::expect_kv_error(r, "BadParameter", 400);
+  CHECK(r.error().message().find("different backup domain") != std::string::npos);
+  CHECK(other.token_objects() == objects_other);
+  CHECK((*other->list_keys(other.ctx))["value"].empty());
+
+  // Backups of missing and deleted keys: 404.
+  test::expect_kv_error(kv->backup_key(kv.ctx, "aes"), "KeyNotFound", 404);
+  test::expect_kv_error(kv->backup_key(kv.ctx, "never"), "KeyNotFound", 404);
+  REQUIRE_OK(kv->delete_key(kv.ctx, "rsa"));
+  test::expect_kv_error(kv->backup_key(kv.ctx, "rsa"), "KeyNotFound", 404);
+
+  // The untouched blob still restores (the refusals left no half-made key behind).
+  const std::size_t before_restore = kv.token_objects();  // the other vault added its domain keys
+  REQUIRE_OK(kv->restore_key(kv.ctx, Json{{"value", blob}}));
+  CHECK(kv.token_objects() == before_restore + 1);
+  (void)rsa_blob;
+}
+
+TEST_CASE("a vault of the same backup domain restores another vault's backup", "[vault]") {
+  test::VaultRig a(vault::Flavor::kKeyVault, "backup-domain-a");
+  auto k = a->create_key(a.ctx, "signer", Json{{"kty", "EC-HSM"}, {"tags", {{"a", "b"}}}});
+  REQUIRE_OK(k);
+  const std::string blob = backup_of(a, "signer");
+  test::VaultRig b(vault::Flavor::kKeyVault, "backup-domain-b");
+  set_domain(b, a->backup_domain());
+  REQUIRE(b->backup_domain() == a->backup_domain());
+  auto restored = b->restore_key(b.ctx, Json{{"value", blob}});
+  REQUIRE_OK(restored);
+  CHECK((*restored)["key"]["kid"] ==
+        "https://backup-domain-b.vault.azure.net/keys/signer/" + test::version_of(*k));
+  CHECK((*restored)["tags"] == Json{{"a", "b"}});
+  Bytes digest = random_bytes(32);
+  auto sig =
+      b->sign(b.ctx, "signer", "", Json{{"alg", "ES256"}, {"value", base64url_encode(digest)}});
+  REQUIRE_OK(sig);
+  CHECK(test::openssl_verify(test::openssl_public(*k).get(), "ES256", digest,
+                             *base64url_decode((*sig)["value"].get<std::string>())));
+}
+
+TEST_CASE("recovery settings: retention days, purge protection, scheduled purge", "[vault]") {
+  test::VaultRig kv(vault::Flavor::kKeyVault, "recovery");
+  {
+    kv.close();
+    auto c = vault::VaultConfig::load(kv.dir);
+    REQUIRE_OK(c);
+    c->soft_delete_retention_days = 30;
+    c->purge_protection = true;
+    REQUIRE_OK(c->save(kv.dir, true));
+    kv.open();
+  }
+  auto k = kv->create_key(kv.ctx, "k", Json{{"kty", "EC-HSM"}});
+  REQUIRE_OK(k);
+  CHECK((*k)["attributes"]["recoveryLevel"] == "CustomizedRecoverable");
+  CHECK((*k)["attributes"]["recoverableDays"] == 30);
+  const std::size_t objects = kv.token_objects();
+  kv.clock.advance(100);
+  auto d = kv->delete_key(kv.ctx, "k");
+  REQUIRE_OK(d);
+  CHECK((*d)["scheduledPurgeDate"] == test::kStartTime + 100 + 30 * 86400);
+  auto refused = kv->purge_deleted_key(kv.ctx, "k");
+  REQUIRE_FALSE(refused);
+  CHECK(vault::http_status_for(refused.error()) == 403);
+  CHECK(vault::kv_code(refused.error()) == "Forbidden");
+  CHECK(refused.error().message().find("purge protection is enabled") != std::string::npos);
+  kv.clock.advance(30 * 86400 - 1);
+  REQUIRE_OK(kv->get_deleted_key(kv.ctx, "k"));
+  CHECK(kv.token_objects() == objects);
+  kv.clock.advance(1);
+  // The next operation purges it: rows and token object.
+  test::expect_kv_error(kv->get_deleted_key(kv.ctx, "k"), "KeyNotFound", 404);
+  CHECK(kv.token_objects() == objects - 1);
+  CHECK(audit_rows(kv, "PurgeDeletedKey", "success") == 1);
+
+  // The other combinations.
+  vault::VaultConfig c;
+  CHECK(c.recovery_level() == "Recoverable+Purgeable");
+  c.purge_protection = true;
+  CHECK(c.recovery_level() == "Recoverable");
+  c.soft_delete_retention_days = 7;
+  CHECK(c.recovery_level() == "CustomizedRecoverable");
+  c.purge_protection = false;
+  CHECK(c.recovery_level() == "CustomizedRecoverable+Purgeable");
+}
+
+TEST_CASE("a deleted key is purged at open once its scheduled purge date has passed", "[vault]") {
+  test::VaultRig kv(vault::Flavor::kKeyVault, "purge-at-open");
+  REQUIRE_OK(kv->create_key(kv.ctx, "k", Json{{"kty", "EC-HSM"}}));
+  const std::size_t objects = kv.token_objects();
+  REQUIRE_OK(kv->delete_key(kv.ctx, "k"));
+  kv.close();
+  kv.clock.advance(90 * 86400);
+  kv.open();
+  CHECK(kv.token_objects() == objects - 1);
+  test::expect_kv_error(kv->get_deleted_key(kv.ctx, "k"), "KeyNotFound", 404);
+}

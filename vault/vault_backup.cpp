@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: Apache-2.0
+// BackupKey and RestoreKey, the backup domain's keys in the vault token, and joining a vault to
+// another vault's backup domain (docs/vault.md "Backup and restore").
+//
+// The domain keys are two token objects of the vault's own token, labelled
+// "kp:backup-domain:<uuid>:wrap" (AES-256: C_WrapKey/C_UnwrapKey with CKM_AES_KEY_WRAP_PAD of
+// the key versions' objects) and "kp:backup-domain:<uuid>:mac" (a 32-byte generic secret:
+// CKM_SHA256_HMAC over the blob). One key, one purpose. Both are private, sensitive and
+// extractable only so that a joining vault can receive them (RSA-OAEP + AES-KWP to a key made in
+// its own token): they never exist outside a token unwrapped.
+#include <mutex>
+#include <shared_mutex>
+
+#include "byok/public_key.h"
+#include "core/log.h"
+#include "core/random.h"
+#include "vault/backup_blob.h"
+#include "vault/vault_impl.h"
+
+namespace keyport::vault {
+namespace {
+
+constexpr const char* kDomainLabelPrefix = "kp:backup-domain:";
+constexpr const char* kDomainTransferLabel = "kp:backup-domain-transfer";
+constexpr unsigned kDomainTransferBits = 3072;
+
+std::string domain_label(const std::string& domain, const char* role) {
+  return std::string(kDomainLabelPrefix) + domain + ":" + role;
+}
+
+p11::Template domain_key_template(const std::string& domain, bool mac) {
+  p11::Template t;
+  t.object_class(CKO_SECRET_KEY)
+      .key_type(mac ? CKK_GENERIC_SECRET : CKK_AES)
+      .token(true)
+      .private_object(true)
+      .sensitive(true)
+      .extractable(true)
+      .label(domain_label(domain, mac ? "mac" : "wrap"))
+      .derive(false)
+      .encrypt(false)
+      .decrypt(false);
+  if (mac) {
+    t.sign(true).verify(true).wrap(false).unwrap(false);
+  } else {
+    t.wrap(true).unwrap(true).sign(false).verify(false);
+  }
+  return t;
+}
+
+Result<std::optional<CK_OBJECT_HANDLE>> find_domain_key(const p11::Session& s,
+                                                        const std::string& domain, bool mac) {
+  p11::Template t;
+  t.token(true).object_class(CKO_SECRET_KEY).label(domain_label(domain, mac ? "mac" : "wrap"));
+  KEYPORT_ASSIGN_OR_RETURN(auto found, s.find_objects(t, 2));
+  if (found.size() > 1) {
+    return internal_error("the vault token holds two backup-domain keys of one kind");
+  }
+  if (found.empty()) {
+    return std::optional<CK_OBJECT_HANDLE>();
+  }
+  return std::optional<CK_OBJECT_HANDLE>(found.front());
+}
+
+struct DomainKeys {
+  CK_OBJECT_HANDLE wrap = CK_INVALID_HANDLE;
+  CK_OBJECT_HANDLE mac = CK_INVALID_HANDLE;
+};
+
+Result<DomainKeys> domain_keys(const p11::Session& s, const std::string& domain) {
+  KEYPORT_ASSIGN_OR_RETURN(auto w, find_domain_key(s, domain, false));
+  KEYPORT_ASSIGN_OR_RETURN(auto m, find_domain_key(s, domain, true));
+  if (!w || !m) {
+    return make_error(ErrorCode::kPermissionDenied, std::string(kForbidden),
+                      "This vault has no backup-domain keys in its token: BackupKey and "
+                      "RestoreKey are unavailable.");
+  }
+  return DomainKeys{*w, *m};
+}
+
+Result<Bytes> blob_mac(const p11::Session& s, CK_OBJECT_HANDLE mac_key,
+                       std::span<const std::uint8_t> data) {
+  CK_MECHANISM mech{CKM_SHA256_HMAC, nullptr, 0};
+  return s.sign(mech, mac_key, data);
+}
+
+bool same_bytes(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  }
+  return diff == 0;
+}
+
+// Azure's answer to a blob it cannot use (BadParameter); one message for every altered byte.
+tl::unexpected<Error> invalid_backup() {
+  return bad_parameter(
+      "Backup blob contains invalid or corrupt version. The blob is not a backup of this vault's "
+      "backup domain, or it was altered.");
+}
+
+}  // namespace
+
+Result<bool> Vault::Impl::ensure_backup_domain() {
+  const bool fresh = config.backup_domain.empty();
+  if (fresh) {
+    config.backup_domain = random_uuid();
+  }
+  KEYPORT_ASSIGN_OR_RETURN(auto w, find_domain_key(*anchor, config.backup_domain, false));
+  KEYPORT_ASSIGN_OR_RETURN(auto m, find_domain_key(*anchor, config.backup_domain, true));
+  if (!w) {
+    CK_MECHANISM gen{CKM_AES_KEY_GEN, nullptr, 0};
+    p11::Template t = domain_key_template(config.backup_domain, false);
+    t.value_len(32);
+    auto h = anchor->generate_key(gen, t);
+    if (!h) {
+      log::warn("vault: cannot make the backup-domain wrapping key: " + h.error().describe());
+      return false;
+    }
+  }
+  if (!m) {
+    CK_MECHANISM gen{CKM_GENERIC_SECRET_KEY_GEN, nullptr, 0};
+    p11::Template t = domain_key_template(config.backup_domain, true);
+    t.value_len(32);
+    auto h = anchor->generate_key(gen, t);
+    if (!h) {
+      log::warn("vault: cannot make the backup-domain MAC key: " + h.error().describe());
+      return false;
+    }
+  }
+  if (fresh) {
+    KEYPORT_TRY(config.save(dir, /*overwrite=*/true));
+  }
+  if (!w || !m) {
+    audit_system("BackupDomainKeys", "",
+                 "made the backup-domain keys of domain " + config.backup_domain + " in the token");
+  }
+  return true;
+}
+
+Result<Json> Vault::Impl::backup_key(Op& op, std::string_view name) {
+  KEYPORT_ASSIGN_OR_RETURN(KeyVersionRecord latest, resolve(op, name, ""));
+  op.version.clear();
+  KEYPORT_ASSIGN_OR_RETURN(auto records, store->versions(latest.name));
+  KEYPORT_ASSIGN_OR_RETURN(auto policy, store->find_rotation_policy(latest.name));
+  std::vector<BackupVersion> versions;
+  std::shared_lock<std::shared_mutex> objects(objects_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
+  KEYPORT_ASSIGN_OR_RETURN(DomainKeys dk, domain_keys(*lease, config.backup_domain));
+  for (auto& r : records) {
+    auto h = handles.find(*lease, r.cka_id, r.spec.family);
+    if (!h) {
+      return tl::unexpected(detail::lookup_error(h.error(), r));
+    }
+    CK_MECHANISM kwp{CKM_AES_KEY_WRAP_PAD, nullptr, 0};
+    CK_RV rv = CKR_OK;
+    auto wrapped = lease->wrap_key(kwp, dk.wrap, *h, 8192, &rv);
+    if (!wrapped) {
+      if (rv == CKR_KEY_UNEXTRACTABLE || rv == CKR_KEY_NOT_WRAPPABLE) {
+        return bad_parameter("Version " + r.version + " of key " + r.name +
+                             " was created before this vault supported BackupKey: its token "
+                             "object is not extractable, so it cannot be backed up.");
+      }
+      return tl::unexpected(wrapped.error());
+    }
+    BackupVersion bv;
+    bv.wrapped = std::move(*wrapped);
+    bv.record = std::move(r);
+    bv.record.cka_id.clear();
+    versions.push_back(std::move(bv));
+  }
+  const std::string payload = backup_payload(latest.name, versions, policy);
+  Bytes blob = backup_signed_part(config.backup_domain, payload);
+  KEYPORT_ASSIGN_OR_RETURN(Bytes mac, blob_mac(*lease, dk.mac, blob));
+  blob.insert(blob.end(), mac.begin(), mac.end());
+  op.note = "backed up " + std::to_string(versions.size()) + " version(s), " +
+            std::to_string(blob.size()) + " bytes, domain " + config.backup_domain;
+  return Json{{"value", base64url_encode(blob)}};
+}
+
+Result<Json> Vault::Impl::restore_key(Op& op, const Json& params) {
+  if (!params.is_object()) {
+    return bad_parameter("The request body must be a JSON object (KeyRestoreParameters).");
+  }
+  const Json* value = member(params, "value");
+  if (value == nullptr || !value->is_string()) {
+    return bad_parameter("The request needs a base64url string member \"value\".");
+  }
+  if (value->get_ref<const std::string&>().size() > kMaxBackupBytes * 4 / 3 + 4) {
+    return invalid_backup();
+  }
+  auto blob = base64url_decode(value->get_ref<const std::string&>());
+  if (!blob) {
+    return bad_parameter("Member \"value\" is not valid base64url.");
+  }
+  auto frame = parse_backup_frame(*blob);
+  if (!frame) {
+    op.failure_reason = frame.error().message();
+    return invalid_backup();
+  }
+  if (frame->domain != config.backup_domain) {
+    return bad_parameter("The backup blob was made in a different backup domain (" + frame->domain +
+                         ") than this vault's (" + config.backup_domain +
+                         "): a backup restores only into a vault of its domain (keyport vault init "
+                         "--backup-domain; Azure: the same geography and subscription).");
+  }
+  std::unique_lock<std::shared_mutex> objects(objects_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
+  KEYPORT_ASSIGN_OR_RETURN(DomainKeys dk, domain_keys(*lease, config.backup_domain));
+  KEYPORT_ASSIGN_OR_RETURN(Bytes mac, blob_mac(*lease, dk.mac, frame->signed_part));
+  if (!same_bytes(mac, frame->mac)) {
+    op.failure_reason = "the blob's MAC does not verify";
+    return invalid_backup();
+  }
+  auto contents = parse_backup_payload(frame->payload);
+  if (!contents) {
+    // Authentic but unreadable: a blob of a newer keyport, or a bug.
+    op.failure_reason = contents.error().message();
+    return invalid_backup();
+  }
+  op.name = contents->name;
+  KEYPORT_ASSIGN_OR_RETURN(auto existing, store->find_key(contents->name));
+  if (existing) {
+    return make_error(
+        ErrorCode::kAlreadyExists, std::string(kConflict),
+        "There was a conflict restoring the key '" + existing->name +
+            "'. A key with this name already exists" +
+            (existing->deleted() ? " in the deleted state (recover or purge it)." : "."));
+  }
+  for (const auto& v : contents->versions) {
+    if (v.record.spec.family == KeyFamily::kAes && config.flavor == Flavor::kKeyVault) {
+      return bad_parameter(
+          "oct-HSM keys are available only in Managed HSM; this vault is a Key Vault.");
+    }
+  }
+  std::vector<std::unique_ptr<Pending>> pending;
+  std::vector<KeyVersionRecord> records;
+  for (auto& v : contents->versions) {
+    KeyVersionRecord r = std::move(v.record);
+    r.cka_id = random_bytes(16);
+    const std::string label = detail::label_of(r.name, r.version);
+    pending.push_back(std::make_unique<Pending>(*this, *lease, r.cka_id));
+    KEYPORT_TRY(pending.back()->begin(label));
+    KeyObjectSpec ks{r.spec, r.is_kek(), kTokenExtractable};
+    p11::Template t = key_object_template(ks, label, r.cka_id, /*with_size=*/false);
+    CK_MECHANISM kwp{CKM_AES_KEY_WRAP_PAD, nullptr, 0};
+    auto h = lease->unwrap_key(kwp, dk.wrap, v.wrapped, t);
+    if (!h) {
+      op.failure_reason =
+          "the token refused to unwrap version " + r.version + ": " + h.error().message();
+      return invalid_backup();
+    }
+    records.push_back(std::move(r));
+  }
+  if (crash_point == CrashPoint::kAfterTokenObject) {
+    for (auto& p : pending) {
+      p->abandon();
+    }
+    op.suppress_audit = true;
+    return internal_error("simulated crash after the token objects were created");
+  }
+  KEYPORT_TRY(store->restore_key(records, contents->rotation_policy));
+  for (auto& p : pending) {
+    p->committed();
+  }
+  KEYPORT_ASSIGN_OR_RETURN(auto latest, store->find_version(records.front().name, ""));
+  if (!latest) {
+    return internal_error("the restored key vanished");
+  }
+  op.version = latest->version;
+  op.note =
+      "restored " + std::to_string(records.size()) + " version(s) from domain " + frame->domain;
+  return key_bundle(config.base_url, *latest, recovery());
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Result<Json> Vault::backup_key(const CallContext& ctx, std::string_view name) {
+  return m_impl->run(ctx, "BackupKey", [&](Op& op) { return m_impl->backup_key(op, name); });
+}
+
+Result<Json> Vault::restore_key(const CallContext& ctx, const Json& params) {
+  return m_impl->run(ctx, "RestoreKey", [&](Op& op) { return m_impl->restore_key(op, params); });
+}
+
+const std::string& Vault::backup_domain() const {
+  return m_impl->config.backup_domain;
+}
+
+}  // namespace keyport::vault
