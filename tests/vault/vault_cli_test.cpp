@@ -433,34 +433,33 @@ TEST_CASE("vault encrypt and decrypt run AES-GCM and AES-CBCPAD on a Managed HSM
       rig.keyport("vault encrypt " + where + " --name aes --alg A256CBCPAD --in msg --iv xyz");
   CHECK(bad_hex.rc == 3);
   CHECK(bad_hex.err.find("--iv is not hex") != std::string::npos);
+}
 
-  TEST_CASE(
-      "vault backup and restore through the CLI: round trip, no clobber, other domain refused",
-      "[cli][vault]") {
-    Rig rig("vault-cli-backup");
-    const std::string a = "--data " + sh_quote((rig.dir() / "a").string());
-    const std::string b = "--data " + sh_quote((rig.dir() / "b").string());
-    REQUIRE(rig.keyport("vault init " + a + " --name va --soft-delete-retention-days 7").rc == 0);
-    REQUIRE(rig.keyport("vault init " + b + " --name vb").rc == 0);
-    CHECK(rig.keyport("vault init --data x --soft-delete-retention-days 6").rc == 2);
-    Json k = json_of(rig.keyport("vault create-key " + a + " --name k1 --kty EC-HSM --json"));
-    CHECK(k["attributes"]["recoveryLevel"] == "CustomizedRecoverable+Purgeable");
-    CHECK(k["attributes"]["recoverableDays"] == 7);
-    Json out = json_of(rig.keyport("vault backup k1 " + a + " --out k1.blob --json"));
-    CHECK(out["name"] == "k1");
-    Run again = rig.keyport("vault backup k1 " + a + " --out k1.blob");
-    CHECK(again.rc == 6);  // no clobber without --force
-    CHECK(rig.keyport("vault backup k1 " + a + " --out k1.blob --force").rc == 0);
-    // Another vault (another backup domain) refuses the blob and stays empty.
-    Run other = rig.keyport("vault restore " + b + " k1.blob");
-    CHECK(other.rc == 3);
-    CHECK(other.err.find("different backup domain") != std::string::npos);
-    CHECK(json_of(rig.keyport("vault list " + b + " --json"))["value"].empty());
-    // The same vault after delete and purge restores it.
-    CHECK(rig.keyport("vault restore " + a + " k1.blob").rc == 6);  // the name exists: 409
-    REQUIRE(rig.keyport("vault delete " + a + " --name k1").rc == 0);
-    REQUIRE(rig.keyport("vault purge " + a + " --name k1").rc == 0);
-    Json restored = json_of(rig.keyport("vault restore " + a + " k1.blob --json"));
-    CHECK(restored["key"]["kid"] == k["key"]["kid"]);
-    CHECK(rig.keyport("vault backup missing " + a + " --out m.blob").rc == 5);
-  }
+TEST_CASE("vault backup and restore through the CLI: round trip, no clobber, other domain refused",
+          "[cli][vault]") {
+  Rig rig("vault-cli-backup");
+  const std::string a = "--data " + sh_quote((rig.dir() / "a").string());
+  const std::string b = "--data " + sh_quote((rig.dir() / "b").string());
+  REQUIRE(rig.keyport("vault init " + a + " --name va --soft-delete-retention-days 7").rc == 0);
+  REQUIRE(rig.keyport("vault init " + b + " --name vb").rc == 0);
+  CHECK(rig.keyport("vault init --data x --soft-delete-retention-days 6").rc == 2);
+  Json k = json_of(rig.keyport("vault create-key " + a + " --name k1 --kty EC-HSM --json"));
+  CHECK(k["attributes"]["recoveryLevel"] == "CustomizedRecoverable+Purgeable");
+  CHECK(k["attributes"]["recoverableDays"] == 7);
+  Json out = json_of(rig.keyport("vault backup k1 " + a + " --out k1.blob --json"));
+  CHECK(out["name"] == "k1");
+  Run again = rig.keyport("vault backup k1 " + a + " --out k1.blob");
+  CHECK(again.rc == 6);  // no clobber without --force
+  CHECK(rig.keyport("vault backup k1 " + a + " --out k1.blob --force").rc == 0);
+  // Another vault (another backup domain) refuses the blob and stays empty.
+  Run other = rig.keyport("vault restore " + b + " k1.blob");
+  CHECK(other.rc == 3);
+  CHECK(other.err.find("different backup domain") != std::string::npos);
+  CHECK(json_of(rig.keyport("vault list " + b + " --json"))["value"].empty());
+  // The same vault after delete and purge restores it.
+  CHECK(rig.keyport("vault restore " + a + " k1.blob").rc == 6);  // the name exists: 409
+  REQUIRE(rig.keyport("vault delete " + a + " --name k1").rc == 0);
+  REQUIRE(rig.keyport("vault purge " + a + " --name k1").rc == 0);
+  Json restored = json_of(rig.keyport("vault restore " + a + " k1.blob --json"));
+  CHECK(restored["key"]["kid"] == k["key"]["kid"]);
+  CHECK(rig.keyport("vault backup missing " + a + " --out m.blob").rc == 5);
