@@ -463,3 +463,4 @@ TEST_CASE("vault backup and restore through the CLI: round trip, no clobber, oth
   Json restored = json_of(rig.keyport("vault restore " + a + " k1.blob --json"));
   CHECK(restored["key"]["kid"] == k["key"]["kid"]);
   CHECK(rig.keyport("vault backup missing " + a + " --out m.blob").rc == 5);
+}
