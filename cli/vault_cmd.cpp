@@ -28,6 +28,7 @@
 #include "skr/jws.h"
 #include "skr/policy.h"
 #include "vault/access.h"
+#include "vault/attestation.h"
 #include "vault/server.h"
 #include "vault/vault.h"
 
@@ -509,6 +510,101 @@ Status run_backup(GlobalOptions& g, const BackupOptions& o) {
     std::cout << "backed up " << o.key.name << " to " << o.out << " (" << blob.size()
               << " characters; restore with keyport vault restore " << o.out << ")" << std::endl;
   }
+  return {};
+}
+
+struct AttestationOptions {
+  KeyRef key;
+  std::optional<std::string> output;  // get: the bundle JSON
+  std::optional<std::string> input;   // verify: a bundle file instead of asking the vault
+  std::optional<std::string> trust;   // verify: the vault CA
+  bool force = false;
+};
+
+// The vault CA an attestation is checked against: --trust, else the folder's tls/ca.pem (--data),
+// else the --ca-file (or $KEYPORT_VAULT_CA) of --url.
+Result<std::string> attestation_trust(const AttestationOptions& o) {
+  std::string file = o.trust.value_or("");
+  if (file.empty()) {
+    const Target& t = o.key.target;
+    const std::string data =
+        t.data.empty() && t.url.empty() ? env_or("KEYPORT_VAULT_DATA") : t.data;
+    file = !data.empty()        ? (std::filesystem::path(data) / "tls" / "ca.pem").string()
+           : !t.ca_file.empty() ? t.ca_file
+                                : env_or("KEYPORT_VAULT_CA");
+  }
+  if (file.empty()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "no CA to check the attestation against: give --trust CA.pem (the vault's "
+                      "DIR/tls/ca.pem)");
+  }
+  return read_text_file(file, 1u << 20);
+}
+
+Status run_get_attestation(GlobalOptions& g, const AttestationOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.key.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json bundle, client.key_attestation(o.key.name, o.key.version));
+  if (o.output) {
+    KEYPORT_TRY(write_file_atomic(*o.output, bundle.dump(1) + "\n", WriteOptions{o.force, 0644}));
+  }
+  if (g.json) {
+    print_json(bundle);
+  } else {
+    std::cout << "kid: " << bundle["key"].value("kid", "")
+              << "\nattestation: " << bundle["attributes"]["attestation"].value("version", "")
+              << " (SIMULATED: signed by the vault's attestation key, not by HSM hardware)\n";
+    if (o.output) {
+      std::cout << "wrote the key bundle to " << *o.output
+                << "; check it with keyport vault verify-attestation --in " << *o.output << "\n";
+    }
+    std::cout << std::flush;
+  }
+  return {};
+}
+
+Status run_verify_attestation(GlobalOptions& g, const AttestationOptions& o) {
+  if (o.input.has_value() == !o.key.name.empty()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "give exactly one of --in BUNDLE.json or --name (ask the vault)");
+  }
+  Json bundle;
+  if (o.input) {
+    KEYPORT_ASSIGN_OR_RETURN(std::string text, read_text_file(*o.input, 1u << 20));
+    KEYPORT_ASSIGN_OR_RETURN(bundle, parse_json_strict(text));
+  } else {
+    KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.key.target));
+    KEYPORT_ASSIGN_OR_RETURN(bundle, client.key_attestation(o.key.name, o.key.version));
+  }
+  KEYPORT_ASSIGN_OR_RETURN(std::string trust, attestation_trust(o));
+  KEYPORT_ASSIGN_OR_RETURN(vault::AttestationReport report,
+                           vault::verify_key_attestation(bundle, trust));
+  if (g.json) {
+    Json j{{"verified", true},
+           {"simulated", true},
+           {"kid", report.kid},
+           {"signer", report.signer},
+           {"private", report.private_statement}};
+    if (report.public_statement) {
+      j["public"] = *report.public_statement;
+    }
+    print_json(j);
+    return {};
+  }
+  const Json& p = report.private_statement;
+  std::cout << "verified: SIMULATED key attestation of " << report.kid << "\n  signed by "
+            << report.signer << " (vault attestation key, chains to the trusted vault CA)\n  "
+            << p.value("object", "") << ", origin " << p.value("origin", "") << ", token "
+            << p["token"].value("label", "") << " (serial " << p["token"].value("serial", "")
+            << ")\n";
+  for (const auto& [name, value] : p["attributes"].items()) {
+    std::cout << "  " << name << " = " << (value.get<bool>() ? "true" : "false") << "\n";
+  }
+  if (report.public_statement) {
+    std::cout << "  public key SHA-256 " << report.public_statement->value("spki_sha256", "")
+              << ", checked against the token object by "
+              << report.public_statement->value("checked_against_private_key_by", "") << "\n";
+  }
+  std::cout << std::flush;
   return {};
 }
 
@@ -1234,6 +1330,40 @@ void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
   bk->add_flag("--force", backup->force, "Replace an existing output file");
   add_json_flag(*bk, g);
   bk->callback(bind_command(g, [&g, backup] { return run_backup(g, *backup); }));
+
+  auto get_att = std::make_shared<AttestationOptions>();
+  auto* ga = vault->add_subcommand(
+      "get-attestation",
+      "Get a key with its SIMULATED attestation (GetKeyAttestation, Managed HSM): statements "
+      "about the key's token object signed by the vault's attestation key");
+  add_key_ref(*ga, get_att->key, true);
+  ga->add_option("-o,--output", get_att->output, "Write the key bundle (JSON) here");
+  ga->add_flag("--force", get_att->force, "Replace an existing output file");
+  add_json_flag(*ga, g);
+  ga->footer(
+      "Example: keyport vault get-attestation --data ./mhsm --name app-key -o app-key.att.json\n"
+      "         keyport vault verify-attestation --in app-key.att.json --trust ./mhsm/tls/ca.pem");
+  ga->callback(bind_command(g, [&g, get_att] { return run_get_attestation(g, *get_att); }));
+
+  auto verify_att = std::make_shared<AttestationOptions>();
+  auto* va = vault->add_subcommand(
+      "verify-attestation",
+      "Verify a SIMULATED key attestation: the certificate chains to the vault CA, the "
+      "statements are signed by it and name the key, the public key is the one attested");
+  add_target_options(*va, verify_att->key.target);
+  va->add_option("--name,-n", verify_att->key.name, "Ask the vault for this key's attestation");
+  va->add_option("--version", verify_att->key.version, "Key version (default: the latest)");
+  va->add_option("--in", verify_att->input, "A key bundle from get-attestation -o");
+  va->add_option("--trust", verify_att->trust,
+                 "The vault CA (default: DIR/tls/ca.pem of --data, or --ca-file of --url)");
+  add_json_flag(*va, g);
+  va->footer(
+      "Exit status 0 when the attestation verifies, 9 when it does not.\n"
+      "A verified attestation says what the vault's PKCS#11 token reported (CKA_LOCAL,\n"
+      "CKA_NEVER_EXTRACTABLE, ...) and that the vault signed it: it is a simulation, not\n"
+      "evidence from HSM hardware.");
+  va->callback(
+      bind_command(g, [&g, verify_att] { return run_verify_attestation(g, *verify_att); }));
 
   auto restore = std::make_shared<RestoreOptions>();
   auto* rs = vault->add_subcommand(

@@ -334,6 +334,11 @@ Result<Json> Client::random_bytes(int count) {
   return call("POST", "/rng", dump_json(Json{{"count", count}}));
 }
 
+Result<Json> Client::key_attestation(std::string_view name, std::string_view version) {
+  KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name, version));
+  return call("GET", path + "/attestation?api-version=7.6");
+}
+
 Result<Json> Client::platform_report() {
   return call("GET", "/keyport/platform-report");
 }

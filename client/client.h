@@ -158,6 +158,8 @@ class Client {
   Result<Json> set_rotation_policy(std::string_view name, const Json& policy);
   // Managed HSM's GetRandomBytes: {"value": base64url of `count` bytes}.
   Result<Json> random_bytes(int count);
+  // GetKeyAttestation (Managed HSM, api-version 7.6): the KeyBundle with attributes.attestation.
+  Result<Json> key_attestation(std::string_view name, std::string_view version = {});
   // keyport's own route: {"cutover", "keys": [...]} (Vault::platform_report).
   Result<Json> platform_report();
 

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/random.h"
 #include "core/strings.h"
+#include "vault/model.h"
 
 namespace keyport::vault {
 namespace fs = std::filesystem;

@@ -22,6 +22,7 @@
 #include "skr/key_resolver.h"
 #include "skr/policy.h"
 #include "vault/model.h"
+#include "vault/signing.h"
 #include "vault/tls.h"
 #include "vault/vault_impl.h"
 
@@ -29,9 +30,6 @@ namespace keyport::vault {
 namespace fs = std::filesystem;
 
 namespace {
-
-constexpr std::int64_t kSigningRenewBefore = 30 * 86400;
-constexpr std::int64_t kSigningLifetime = 365 * 86400;
 
 tl::unexpected<Error> refused() {
   return make_error(ErrorCode::kPermissionDenied, std::string(kForbidden), kReleaseRefused);
@@ -191,76 +189,14 @@ struct ReleaseService::State {
 
 namespace {
 
-// Loads or (re)issues the release signing certificate under the vault CA.
-Status ensure_signing_identity(ReleaseService::State& st, Vault& vault) {
-  const std::string host = host_only(vault.host());
-  const fs::path tls_dir = vault.dir() / "tls";
-  KEYPORT_TRY(ensure_vault_tls(tls_dir, tls_names(host)));
-  KEYPORT_ASSIGN_OR_RETURN(st.ca_pem, read_text_file(tls_dir / "ca.pem", 1u << 20));
-  KEYPORT_ASSIGN_OR_RETURN(auto cas, x509::certificates_from_pem(st.ca_pem));
-  const X509& ca = *cas.front();
-
-  const fs::path cert_file = tls_dir / kReleaseSigningCert;
-  const fs::path key_file = tls_dir / kReleaseSigningKey;
-  // Certificates follow the wall clock, as the vault CA's do (vault/tls.cpp), not the vault's
-  // own clock, which tests and rotation drills move.
-  const std::int64_t now = static_cast<std::int64_t>(std::time(nullptr));
-  bool reuse = false;
-  std::error_code ec;
-  if (fs::exists(cert_file, ec) && fs::exists(key_file, ec)) {
-    auto pem = read_text_file(cert_file, 1u << 20);
-    auto key = read_secret_file(key_file, 1u << 20);
-    if (pem && key) {
-      auto certs = x509::certificates_from_pem(*pem);
-      auto pkey = x509::private_key_from(*key);
-      if (certs && pkey) {
-        std::vector<ossl::UniquePtr<X509>> one;
-        one.push_back(std::move(certs->front()));
-        x509::ChainCheck check;
-        check.host = host;
-        check.at = now + kSigningRenewBefore;
-        auto spki_cert = x509::public_key_spki(*X509_get0_pubkey(one.front().get()));
-        auto spki_key = x509::public_key_spki(**pkey);
-        if (x509::verify_chain(one, st.ca_pem, check) && spki_cert && spki_key &&
-            *spki_cert == *spki_key) {
-          auto signer = skr::SoftwareSigner::from_private_key(*key, skr::JwsAlg::kRs256);
-          if (signer) {
-            st.signer = std::make_shared<skr::SoftwareSigner>(std::move(*signer));
-            st.chain = {x509::certificate_der(*one.front()), x509::certificate_der(ca)};
-            reuse = true;
-          }
-        }
-      }
-    }
-  }
-  if (reuse) {
-    return {};
-  }
-  KEYPORT_ASSIGN_OR_RETURN(SecretBytes ca_key_pem, read_secret_file(tls_dir / "ca-key.pem"));
-  KEYPORT_ASSIGN_OR_RETURN(auto ca_key, x509::private_key_from(ca_key_pem));
-  KEYPORT_ASSIGN_OR_RETURN(auto key, x509::generate_rsa_key(2048));
-  x509::CertificateRequest req;
-  req.common_name = host;
-  req.organization = "keyport SIMULATED vault (release signing)";
-  if (is_ip_literal(host)) {
-    req.ip_addresses = {host};
-  } else {
-    req.dns_names = {host};
-  }
-  req.code_signing = true;
-  req.not_before = now - 3600;
-  req.lifetime_seconds = kSigningLifetime;
-  KEYPORT_ASSIGN_OR_RETURN(auto cert, x509::make_certificate(req, *key, *ca_key, &ca));
-  KEYPORT_ASSIGN_OR_RETURN(SecretBytes key_pem, x509::private_key_pem(*key));
-  KEYPORT_TRY(write_file_atomic(key_file, key_pem.reveal(SecretAccess::unsafe()),
-                                WriteOptions{true, 0600}));
-  KEYPORT_TRY(write_file_atomic(cert_file, x509::certificate_pem(*cert), WriteOptions{true, 0644}));
-  KEYPORT_ASSIGN_OR_RETURN(auto signer,
-                           skr::SoftwareSigner::from_private_key(key_pem, skr::JwsAlg::kRs256));
-  st.signer = std::make_shared<skr::SoftwareSigner>(std::move(signer));
-  st.chain = {x509::certificate_der(*cert), x509::certificate_der(ca)};
-  log::info("vault: issued the release signing certificate for " + host + " (" +
-            cert_file.string() + ")");
+Status ensure_release_identity(ReleaseService::State& st, Vault& vault) {
+  KEYPORT_ASSIGN_OR_RETURN(SigningIdentity id,
+                           ensure_signing_identity(vault.dir(), vault.host(),
+                                                   {kReleaseSigningCert, kReleaseSigningKey,
+                                                    "keyport SIMULATED vault (release signing)"}));
+  st.signer = std::move(id.signer);
+  st.chain = std::move(id.chain);
+  st.ca_pem = std::move(id.ca_pem);
   return {};
 }
 
@@ -322,7 +258,7 @@ Result<std::shared_ptr<const ReleaseService::State>> ReleaseService::state() {
     next->ca_pem = m_state->ca_pem;
     next->identity = m_state->identity;
   } else {
-    KEYPORT_TRY(ensure_signing_identity(*next, m_vault));
+    KEYPORT_TRY(ensure_release_identity(*next, m_vault));
     KEYPORT_ASSIGN_OR_RETURN(auto identity,
                              skr::ReleaseSigningIdentity::create(*next->signer, next->chain));
     next->identity = std::make_shared<const skr::ReleaseSigningIdentity>(std::move(identity));

@@ -39,6 +39,7 @@ enum class OpId {
   kListSubscriptions,
   kBackup,
   kRestore,
+  kAttestation,
   kCount,
 };
 
@@ -122,6 +123,10 @@ constexpr RestOp kOps[] = {
      [](const OpCall& c) { return c.vault.backup_key(c.ctx, c.name); }},
     {"RestoreKey", Permission::kRestore, true, false, 200,
      [](const OpCall& c) { return c.vault.restore_key(c.ctx, c.body); }},
+    // GetKeyAttestation (vault/attestation.h, SIMULATED): keys/get, since 7.6-preview.1.
+    {"GetKeyAttestation", Permission::kGet, false, false, 200,
+     [](const OpCall& c) { return c.vault.get_key_attestation(c.ctx, c.name, c.version); },
+     "7.6-preview.1"},
 };
 static_assert(std::size(kOps) == static_cast<std::size_t>(OpId::kCount),
               "kOps has one entry per OpId, in OpId order");
@@ -194,7 +199,7 @@ Permission not_implemented_permission(std::string_view feature) {
   if (feature == "RestoreKey") {
     return Permission::kRestore;
   }
-  return Permission::kGet;  // GetKeyAttestation
+  return Permission::kGet;
 }
 
 RouteMatch match_route(const std::string& method, std::string path) {
@@ -216,7 +221,6 @@ RouteMatch match_route(const std::string& method, std::string path) {
   }
   const std::string root = ascii_lower(seg[0]);
   const std::size_t n = seg.size();
-  const std::optional<OpId> none;
   if (root == "keys") {
     if (n == 1) {
       return resolve(method, {{{"GET", OpId::kList}}, ""}, "", "");
@@ -259,7 +263,7 @@ RouteMatch match_route(const std::string& method, std::string path) {
                        seg[1], "");
       }
       if (third == "attestation") {
-        return resolve(method, {{{"GET", none}}, "GetKeyAttestation"}, "", "");
+        return resolve(method, {{{"GET", OpId::kAttestation}}, ""}, seg[1], "");
       }
       return resolve(method, {{{"GET", OpId::kGet}, {"PATCH", OpId::kUpdate}}, ""}, seg[1], seg[2]);
     }
@@ -272,7 +276,7 @@ RouteMatch match_route(const std::string& method, std::string path) {
         return resolve(method, {{{"POST", OpId::kRelease}}, ""}, seg[1], seg[2]);
       }
       if (fourth == "attestation") {
-        return resolve(method, {{{"GET", none}}, "GetKeyAttestation"}, "", "");
+        return resolve(method, {{{"GET", OpId::kAttestation}}, ""}, seg[1], seg[2]);
       }
     }
     return {};

@@ -276,6 +276,12 @@ class Vault {
   // C_GenerateRandom>}. Managed HSM only (Key Vault has no such operation: kUnsupported, 400);
   // `count` 1 to 128 (the REST specification's bounds), else BadParameter.
   Result<Json> get_random_bytes(const CallContext& ctx, const Json& params);
+  // GetKeyAttestation (GET /keys/{name}[/{version}]/attestation): the KeyBundle with
+  // attributes.attestation, a SIMULATED attestation of the version's token object signed by the
+  // vault's attestation key (vault/attestation.h). Managed HSM only (BadParameter on a Key
+  // Vault); KeyNotFound as GetKey.
+  Result<Json> get_key_attestation(const CallContext& ctx, std::string_view name,
+                                   std::string_view version);
 
   // --- HSM platform ---
 

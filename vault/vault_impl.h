@@ -36,6 +36,7 @@
 #include "vault/hsm.h"
 #include "vault/model.h"
 #include "vault/rotation.h"
+#include "vault/signing.h"
 #include "vault/store.h"
 #include "vault/token.h"
 #include "vault/vault.h"
@@ -121,6 +122,11 @@ struct Vault::Impl {
   std::uint64_t recycle_every = 0;
   std::atomic<std::uint64_t> recycled_at{0};  // pool->acquisitions() at the last recycling
   std::atomic<std::uint64_t> recycles{0};
+  // The key attestation signing identity (vault/attestation.h), loaded on first use and again
+  // after a day (it is reissued 30 days before it expires).
+  std::mutex attestation_mutex;
+  std::shared_ptr<const SigningIdentity> attestation_identity;
+  std::int64_t attestation_identity_loaded = 0;
 
   ~Impl();
 
@@ -321,6 +327,9 @@ struct Vault::Impl {
   Result<Json> encrypt(Op& op, std::string_view name, std::string_view version, const Json& params);
 
   Result<Json> decrypt(Op& op, std::string_view name, std::string_view version, const Json& params);
+
+  // GetKeyAttestation (vault_attestation.cpp).
+  Result<Json> key_attestation(Op& op, std::string_view name, std::string_view version);
 
   // encrypt and decrypt for oct-HSM keys: AES-GCM/CBC/CBCPAD in the token.
   Result<AesEncAlg> aes_enc_alg_for(Op& op, const KeyVersionRecord& r, const Json& params);

@@ -464,3 +464,43 @@ TEST_CASE("vault backup and restore through the CLI: round trip, no clobber, oth
   CHECK(restored["key"]["kid"] == k["key"]["kid"]);
   CHECK(rig.keyport("vault backup missing " + a + " --out m.blob").rc == 5);
 }
+
+TEST_CASE("vault get-attestation and verify-attestation: verified, tampered, wrong CA",
+          "[cli][vault]") {
+  Rig rig("vault-cli-attestation");
+  const std::string where = "--data " + sh_quote((rig.dir() / "hsm").string());
+  REQUIRE(rig.keyport("vault init " + where + " --flavor managed-hsm --name hsm1").rc == 0);
+  REQUIRE(rig.keyport("vault create-key " + where + " --name ec --kty EC-HSM").rc == 0);
+  Run got = rig.keyport("vault get-attestation " + where + " --name ec -o ec.att.json");
+  INFO(got.describe());
+  REQUIRE(got.rc == 0);
+  CHECK(got.out.find("SIMULATED") != std::string::npos);
+  // Against the folder's CA (default for --data) and an explicit --trust.
+  Json ok = json_of(rig.keyport("vault verify-attestation " + where + " --name ec --json"));
+  CHECK(ok["verified"] == true);
+  CHECK(ok["private"]["attributes"]["CKA_LOCAL"] == true);
+  const std::string ca = sh_quote((rig.dir() / "hsm" / "tls" / "ca.pem").string());
+  CHECK(rig.keyport("vault verify-attestation --in ec.att.json --trust " + ca).rc == 0);
+  // Another vault's CA: exit 9 (an attestation check said no).
+  const std::string other = "--data " + sh_quote((rig.dir() / "other").string());
+  REQUIRE(rig.keyport("vault init " + other + " --flavor managed-hsm --name hsm2").rc == 0);
+  REQUIRE(rig.keyport("vault create-key " + other + " --name k --kty EC-HSM").rc == 0);
+  REQUIRE(rig.keyport("vault get-attestation " + other + " --name k -o k.att.json").rc == 0);
+  Run wrong_ca = rig.keyport("vault verify-attestation --in k.att.json --trust " + ca);
+  CHECK(wrong_ca.rc == 9);
+  CHECK(wrong_ca.err.find("does not chain") != std::string::npos);
+  // The bundle's public key replaced by another key's.
+  Json a = *parse_json_strict(test::cli::read_text(rig.dir() / "ec.att.json"));
+  Json b = *parse_json_strict(test::cli::read_text(rig.dir() / "k.att.json"));
+  a["key"]["x"] = b["key"]["x"];
+  a["key"]["y"] = b["key"]["y"];
+  test::cli::write_text(rig.dir() / "swapped.json", a.dump());
+  Run swapped = rig.keyport("vault verify-attestation --in swapped.json --trust " + ca);
+  CHECK(swapped.rc == 9);
+  // The file is never clobbered; a Key Vault has no GetKeyAttestation.
+  CHECK(rig.keyport("vault get-attestation " + where + " --name ec -o ec.att.json").rc != 0);
+  const std::string kv = "--data " + sh_quote((rig.dir() / "kv").string());
+  REQUIRE(rig.keyport("vault init " + kv + " --name kv1").rc == 0);
+  REQUIRE(rig.keyport("vault create-key " + kv + " --name r --kty EC-HSM").rc == 0);
+  CHECK(rig.keyport("vault get-attestation " + kv + " --name r").rc == 3);
+}

@@ -11,10 +11,16 @@
 //   3. A256CBCPAD and A128CBC (the SDK makes the IV): Node's aes-*-cbc agrees both ways;
 //   4. wrapKey/unwrapKey with CKM_AES_KEY_WRAP_PAD of 20 bytes (not a multiple of 8) and with
 //      CKM_AES_KEY_WRAP: Node's id-aes256-wrap-pad / id-aes256-wrap give the same bytes;
-//   5. KeyClient.getRandomBytes: the count asked for, and 129 refused.
+//   5. KeyClient.getRandomBytes: the count asked for, and 129 refused;
+//   6. KeyClient.getKeyAttestation of an EC key (SIMULATED attestation): Node's X509Certificate
+//      checks the certificate against the vault CA, Node's crypto.verify the statements' RS256
+//      signatures, and the public statement hashes the SPKI Node makes of the key's JWK.
 //
 // Environment (set by run_mhsm.sh): VAULT_URL, VAULT_TOKEN_FILE, NODE_EXTRA_CA_CERTS.
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import {
+  X509Certificate, createCipheriv, createDecipheriv, createHash, createPublicKey, randomBytes,
+  verify as nodeVerify,
+} from "node:crypto";
 import { readFileSync } from "node:fs";
 
 import { CryptographyClient, KeyClient } from "@azure/keyvault-keys";
@@ -138,4 +144,29 @@ check(Buffer.from(a256kw.result).equals(nodeKw), "A256KW is the same RFC 3394 wr
 const random = await keys.getRandomBytes(32);
 check(random.length === 32, "getRandomBytes(32) returns 32 bytes");
 await refused(keys.getRandomBytes(129), 400, "getRandomBytes(129)");
+// 6. SIMULATED key attestation.
+const ec = await keys.createEcKey("attested", { hsm: true, curve: "P-256" });
+const attested = await keys.getKeyAttestation("attested");
+const att = attested.properties.attestation;
+check(att && att.version === "keyport-simulated-1.0", "getKeyAttestation returns keyport's attestation");
+const pems = Buffer.from(att.certificatePemFile).toString("utf8")
+  .match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g);
+const leaf = new X509Certificate(pems[0]);
+const ca = new X509Certificate(readFileSync(need("NODE_EXTRA_CA_CERTS")));
+check(leaf.verify(ca.publicKey) && leaf.issuer === ca.subject,
+  "Node's X509Certificate: the attestation certificate is signed by the vault CA");
+function statement(bytes) {
+  const [h, p, s] = Buffer.from(bytes).toString("utf8").split(".");
+  check(nodeVerify("sha256", Buffer.from(`${h}.${p}`), leaf.publicKey, Buffer.from(s, "base64url")),
+    "Node's crypto.verify accepts a statement's RS256 signature");
+  return JSON.parse(Buffer.from(p, "base64url").toString("utf8"));
+}
+const priv = statement(att.privateKeyAttestation);
+check(priv.simulated === true && priv.kid === ec.id && priv.attributes.CKA_LOCAL === true,
+  "the private key statement names the key, says simulated, and CKA_LOCAL (generated in the token)");
+const pub = statement(att.publicKeyAttestation);
+const spki = createPublicKey({ key: { kty: "EC", crv: ec.key.crv, x: Buffer.from(ec.key.x).toString("base64url"),
+  y: Buffer.from(ec.key.y).toString("base64url") }, format: "jwk" }).export({ type: "spki", format: "der" });
+check(pub.spki_sha256 === createHash("sha256").update(spki).digest("hex"),
+  "the public key statement hashes the SPKI of the key's JWK");
 console.log("mhsm_crypto.mjs: all checks passed");

@@ -21,7 +21,7 @@ env VAULT_URL="$url" VAULT_TOKEN_FILE="$work/vault/admin.token" \
 
 finish_vault
 [ "$status" -eq 0 ] || fail "mhsm_crypto.mjs exited with $status"
-for op in Encrypt Decrypt WrapKey UnwrapKey GetRandomBytes; do
+for op in Encrypt Decrypt WrapKey UnwrapKey GetRandomBytes GetKeyAttestation; do
   grep -q "op=$op" "$work/access.log" || fail "the access log shows no $op"
 done
 require_clean_exit
