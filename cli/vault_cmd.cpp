@@ -58,6 +58,7 @@ struct Target {
   std::string url;
   std::string token_file;
   std::string ca_file;
+  std::string backup_storage;  // --data: the folder standing in for Blob Storage (full backup)
 };
 
 void add_target_options(CLI::App& cmd, Target& t) {
@@ -108,6 +109,7 @@ Result<vault::Client> connect(const Target& t) {
   }
   vault::FolderOptions f;
   f.vault = own_folder_options();
+  f.vault.backup_storage = t.backup_storage;
   return vault::Client::open_folder(data, std::move(f));
 }
 
@@ -254,6 +256,7 @@ struct ServeOptions {
   long identity_token_lifetime = 3600;
   std::optional<std::string> trusted_authorities;
   std::uint64_t hsm_recycle = vault::kDefaultModuleRecycleOps;
+  std::string backup_storage;
 };
 
 Status run_serve(GlobalOptions&, const ServeOptions& o) {
@@ -289,9 +292,10 @@ Status run_serve(GlobalOptions&, const ServeOptions& o) {
   if (o.trusted_authorities) {
     s.release.trusted_authorities = *o.trusted_authorities;
   }
-  s.open_vault = [recycle = o.hsm_recycle](const fs::path& d) {
+  s.open_vault = [recycle = o.hsm_recycle, storage = o.backup_storage](const fs::path& d) {
     vault::VaultOptions vo = own_folder_options();
     vo.module_recycle_ops = recycle;
+    vo.backup_storage = storage;
     return vault::Vault::open(d, std::move(vo));
   };
   return vault::serve_until_signal(std::move(s));
@@ -605,6 +609,60 @@ Status run_verify_attestation(GlobalOptions& g, const AttestationOptions& o) {
               << report.public_statement->value("checked_against_private_key_by", "") << "\n";
   }
   std::cout << std::flush;
+  return {};
+}
+
+struct FullBackupOptions {
+  Target target;
+  std::string storage_url;  // full-backup: the container; full-restore: the backup's folder URL
+  std::string sas_token_file;
+  std::string key;  // full-restore: only this key (selective key restore)
+};
+
+Status run_full_backup(GlobalOptions& g, const FullBackupOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(SecretBytes sas, read_secret_file(o.sas_token_file, 64u << 10));
+  sas = SecretBytes::from_string(trim(std::string_view(
+      reinterpret_cast<const char*>(sas.reveal(SecretAccess::unsafe()).data()), sas.size())));
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json status, client.full_backup(o.storage_url, sas));
+  if (g.json) {
+    print_json(status);
+  } else {
+    std::cout << status.value("statusDetails", "")
+              << "\nfolder: " << status.value("azureStorageBlobContainerUri", "") << "\n"
+              << std::flush;
+  }
+  return {};
+}
+
+Status run_full_restore(GlobalOptions& g, const FullBackupOptions& o) {
+  // https://ACCOUNT.blob.core.windows.net/CONTAINER/FOLDER, as the SDKs' folder_url.
+  const std::string url = o.storage_url;
+  const auto host_end =
+      url.find('/', url.find("://") == std::string::npos ? 0 : url.find("://") + 3);
+  const auto container_end =
+      host_end == std::string::npos ? std::string::npos : url.find('/', host_end + 1);
+  if (url.rfind("https://", 0) != 0 || container_end == std::string::npos ||
+      container_end + 1 >= url.size()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--folder-url must be https://ACCOUNT.blob.core.windows.net/CONTAINER/FOLDER "
+                      "(the folder full-backup printed)");
+  }
+  KEYPORT_ASSIGN_OR_RETURN(SecretBytes sas, read_secret_file(o.sas_token_file, 64u << 10));
+  sas = SecretBytes::from_string(trim(std::string_view(
+      reinterpret_cast<const char*>(sas.reveal(SecretAccess::unsafe()).data()), sas.size())));
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  std::string folder = url.substr(container_end + 1);
+  while (!folder.empty() && folder.back() == '/') {
+    folder.pop_back();
+  }
+  KEYPORT_ASSIGN_OR_RETURN(Json status,
+                           client.full_restore(url.substr(0, container_end), folder, sas, o.key));
+  if (g.json) {
+    print_json(status);
+  } else {
+    std::cout << status.value("statusDetails", "") << "\n" << std::flush;
+  }
   return {};
 }
 
@@ -1230,6 +1288,11 @@ void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
   s->add_option("--max-body", serve->max_body, "Largest request body in bytes (default 1 MiB)");
   s->add_option("--threads", serve->threads, "Worker threads (default 8)");
   s->add_option("--access-log", serve->access_log, "Append the access log here (default stderr)");
+  s->add_option(
+      "--backup-storage", serve->backup_storage,
+      "Managed HSM full backup and restore: the folder standing in for Azure Blob Storage "
+      "(https://ACCOUNT.blob.core.windows.net/CONTAINER is DIR/ACCOUNT.blob.core.windows."
+      "net/CONTAINER); unset: full backup is refused");
   s->add_option("--hsm-recycle", serve->hsm_recycle,
                 "Finalise and re-initialise the vault's PKCS#11 module after this many token "
                 "operations: SoftHSM 2.6 frees session objects only then (default " +
@@ -1364,6 +1427,47 @@ void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
       "evidence from HSM hardware.");
   va->callback(
       bind_command(g, [&g, verify_att] { return run_verify_attestation(g, *verify_att); }));
+
+  auto full_backup = std::make_shared<FullBackupOptions>();
+  auto* fb = vault->add_subcommand(
+      "full-backup",
+      "Managed HSM full backup (POST /backup): every key's backup blob and a manifest in a new "
+      "folder of a storage container (a local folder standing in for Azure Blob Storage)");
+  add_target_options(*fb, full_backup->target);
+  fb->add_option("--backup-storage", full_backup->target.backup_storage,
+                 "With --data: the folder standing in for Blob Storage (as vault serve "
+                 "--backup-storage)");
+  fb->add_option("--storage-url", full_backup->storage_url,
+                 "The container: https://ACCOUNT.blob.core.windows.net/CONTAINER")
+      ->required();
+  fb->add_option("--sas-token-file", full_backup->sas_token_file,
+                 "A file holding the container's SAS token (never on the command line)")
+      ->required();
+  add_json_flag(*fb, g);
+  fb->footer(
+      "Example: keyport vault full-backup --data ./mhsm --backup-storage ./storage \\\n"
+      "           --storage-url https://acct.blob.core.windows.net/backups --sas-token-file sas\n"
+      "The container folder ./storage/acct.blob.core.windows.net/backups must exist.");
+  fb->callback(bind_command(g, [&g, full_backup] { return run_full_backup(g, *full_backup); }));
+
+  auto full_restore = std::make_shared<FullBackupOptions>();
+  auto* fr = vault->add_subcommand(
+      "full-restore",
+      "Managed HSM full restore (PUT /restore) or, with --key, selective key restore "
+      "(PUT /keys/{name}/restore) from a full-backup folder: nothing is restored when a name "
+      "exists or any blob does not verify");
+  add_target_options(*fr, full_restore->target);
+  fr->add_option("--backup-storage", full_restore->target.backup_storage,
+                 "With --data: the folder standing in for Blob Storage");
+  fr->add_option("--folder-url", full_restore->storage_url,
+                 "The backup: https://ACCOUNT.blob.core.windows.net/CONTAINER/FOLDER")
+      ->required();
+  fr->add_option("--sas-token-file", full_restore->sas_token_file,
+                 "A file holding the container's SAS token")
+      ->required();
+  fr->add_option("--key", full_restore->key, "Restore only this key (selective key restore)");
+  add_json_flag(*fr, g);
+  fr->callback(bind_command(g, [&g, full_restore] { return run_full_restore(g, *full_restore); }));
 
   auto restore = std::make_shared<RestoreOptions>();
   auto* rs = vault->add_subcommand(

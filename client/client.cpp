@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "client/client.h"
 
+#include <chrono>
+#include <functional>
+#include <thread>
 #include <utility>
 
 #include "client/transports.h"
@@ -332,6 +335,75 @@ Result<Json> Client::set_rotation_policy(std::string_view name, const Json& poli
 
 Result<Json> Client::random_bytes(int count) {
   return call("POST", "/rng", dump_json(Json{{"count", count}}));
+}
+
+namespace {
+
+// The final status of a long-running operation whose first answer is `started`.
+Result<Json> finish_operation(Json started, const std::string& status_path,
+                              const std::function<Result<Json>(const std::string&)>& get) {
+  Json status = std::move(started);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(30);
+  while (status.value("status", "") == "InProgress") {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return make_error(ErrorCode::kUnavailable, "the vault's job " + status.value("jobId", "") +
+                                                     " is still in progress after 30 minutes");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    KEYPORT_ASSIGN_OR_RETURN(status, get(status_path + status.value("jobId", "") + "/pending"));
+  }
+  if (status.value("status", "") != "Succeeded") {
+    const Json err = status.value("error", Json::object());
+    const std::string code =
+        err.is_object() ? err.value("code", std::string("Failed")) : std::string("Failed");
+    return make_error(code == "Conflict"            ? ErrorCode::kAlreadyExists
+                      : code == "KeyNotFound"       ? ErrorCode::kNotFound
+                      : code == "ContainerNotFound" ? ErrorCode::kNotFound
+                                                    : ErrorCode::kInvalidArgument,
+                      code, "the vault's job failed: " + status.value("statusDetails", ""));
+  }
+  return status;
+}
+
+Json sas_parameters(std::string_view storage_uri, const SecretBytes& sas_token) {
+  const auto t = sas_token.reveal(SecretAccess::unsafe());
+  return Json{{"storageResourceUri", std::string(storage_uri)},
+              {"token", std::string(t.begin(), t.end())}};
+}
+
+}  // namespace
+
+Result<Json> Client::full_backup(std::string_view storage_uri, const SecretBytes& sas_token) {
+  std::string body = dump_json(sas_parameters(storage_uri, sas_token));
+  auto started = call("POST", "/backup", body);
+  std::fill(body.begin(), body.end(), '\0');
+  if (!started) {
+    return started;
+  }
+  return finish_operation(std::move(*started), "/backup/",
+                          [this](const std::string& p) { return call("GET", p); });
+}
+
+Result<Json> Client::full_restore(std::string_view storage_uri, std::string_view folder,
+                                  const SecretBytes& sas_token, std::string_view key_name) {
+  Json params{{"sasTokenParameters", sas_parameters(storage_uri, sas_token)}};
+  std::string path = "/restore";
+  if (key_name.empty()) {
+    params["folderToRestore"] = std::string(folder);
+  } else {
+    params["folder"] = std::string(folder);
+    KEYPORT_ASSIGN_OR_RETURN(const std::string key, key_path(key_name));
+    path = key + "/restore";
+  }
+  std::string body = dump_json(params);
+  params.clear();
+  auto started = call("PUT", path, body);
+  std::fill(body.begin(), body.end(), '\0');
+  if (!started) {
+    return started;
+  }
+  return finish_operation(std::move(*started), "/restore/",
+                          [this](const std::string& p) { return call("GET", p); });
 }
 
 Result<Json> Client::key_attestation(std::string_view name, std::string_view version) {

@@ -158,6 +158,13 @@ class Client {
   Result<Json> set_rotation_policy(std::string_view name, const Json& policy);
   // Managed HSM's GetRandomBytes: {"value": base64url of `count` bytes}.
   Result<Json> random_bytes(int count);
+  // Managed HSM full backup (POST /backup) and full or selective restore (PUT /restore,
+  // PUT /keys/{name}/restore): starts the job, then polls its status route until it is no longer
+  // InProgress, and returns the final operation status. A job that Failed is an error carrying
+  // the job's error code as detail.
+  Result<Json> full_backup(std::string_view storage_uri, const SecretBytes& sas_token);
+  Result<Json> full_restore(std::string_view storage_uri, std::string_view folder,
+                            const SecretBytes& sas_token, std::string_view key_name = {});
   // GetKeyAttestation (Managed HSM, api-version 7.6): the KeyBundle with attributes.attestation.
   Result<Json> key_attestation(std::string_view name, std::string_view version = {});
   // keyport's own route: {"cutover", "keys": [...]} (Vault::platform_report).

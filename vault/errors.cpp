@@ -118,7 +118,25 @@ int http_status_for(const Error& e) {
   if (code == kConflict) {
     return 409;
   }
-  return 500;
+  // A code of its own (JobNotFound, ...): the status of its category.
+  switch (e.code()) {
+    case ErrorCode::kIntegrityFailure:
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kFormat:
+    case ErrorCode::kUnsupported:
+      return 400;
+    case ErrorCode::kAuth:
+      return 401;
+    case ErrorCode::kPermissionDenied:
+    case ErrorCode::kPolicyDenied:
+      return 403;
+    case ErrorCode::kNotFound:
+      return 404;
+    case ErrorCode::kAlreadyExists:
+      return 409;
+    default:
+      return 500;
+  }
 }
 
 std::string_view kv_inner_code(const Error& e) {

@@ -445,6 +445,14 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
     result = vault_error(r.error());
   } else if (op.success_status == 204) {
     result.status = 204;
+  } else if (op.success_status == 202) {
+    // A long-running operation (full backup or restore): the status route to poll.
+    result = json_response(202, *r);
+    const std::string kind = std::string(op.operation_id) == "FullBackup" ? "backup" : "restore";
+    result.headers.emplace_back("Azure-AsyncOperation", m_vault.config().base_url + "/" + kind +
+                                                            "/" + r->value("jobId", "") +
+                                                            "/pending?api-version=" + *api_version);
+    result.headers.emplace_back("Retry-After", "1");
   } else {
     result = json_response(200, *r);
   }

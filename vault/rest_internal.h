@@ -41,7 +41,7 @@ struct RestOp {
   Permission permission;
   bool needs_body;
   bool paged;          // a list: maxresults and $skiptoken apply to its answer
-  int success_status;  // 200, or 204 (no body)
+  int success_status;  // 200, 202 (a long-running operation: Azure-AsyncOperation), 204 (no body)
   Result<Json> (*handler)(const OpCall& call);
   const char* since = nullptr;  // the first api-version with this operation; nullptr: every one
   bool key_properties = false;  // the body holds key properties (create, import, update)

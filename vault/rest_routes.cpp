@@ -40,6 +40,11 @@ enum class OpId {
   kBackup,
   kRestore,
   kAttestation,
+  kFullBackup,
+  kFullBackupStatus,
+  kFullRestore,
+  kRestoreStatus,
+  kSelectiveRestore,
   kCount,
 };
 
@@ -127,6 +132,19 @@ constexpr RestOp kOps[] = {
     {"GetKeyAttestation", Permission::kGet, false, false, 200,
      [](const OpCall& c) { return c.vault.get_key_attestation(c.ctx, c.name, c.version); },
      "7.6-preview.1"},
+    // Managed HSM full backup and restore (vault/vault_full_backup.cpp): 202 with the operation
+    // status and an Azure-AsyncOperation header naming the status route (RestApi adds it).
+    {"FullBackup", Permission::kBackup, true, false, 202,
+     [](const OpCall& c) { return c.vault.begin_full_backup(c.ctx, c.body); }, "7.2"},
+    {"FullBackupStatus", Permission::kBackup, false, false, 200,
+     [](const OpCall& c) { return c.vault.full_backup_status(c.ctx, c.name); }, "7.2"},
+    {"FullRestoreOperation", Permission::kRestore, true, false, 202,
+     [](const OpCall& c) { return c.vault.begin_full_restore(c.ctx, c.body); }, "7.2"},
+    {"RestoreStatus", Permission::kRestore, false, false, 200,
+     [](const OpCall& c) { return c.vault.restore_status(c.ctx, c.name); }, "7.2"},
+    {"SelectiveKeyRestoreOperation", Permission::kRestore, true, false, 202,
+     [](const OpCall& c) { return c.vault.begin_selective_key_restore(c.ctx, c.name, c.body); },
+     "7.2"},
 };
 static_assert(std::size(kOps) == static_cast<std::size_t>(OpId::kCount),
               "kOps has one entry per OpId, in OpId order");
@@ -257,6 +275,9 @@ RouteMatch match_route(const std::string& method, std::string path) {
       if (third == "backup") {
         return resolve(method, {{{"POST", OpId::kBackup}}, ""}, seg[1], "");
       }
+      if (third == "restore") {
+        return resolve(method, {{{"PUT", OpId::kSelectiveRestore}}, ""}, seg[1], "");
+      }
       if (third == "rotationpolicy") {
         return resolve(method,
                        {{{"GET", OpId::kGetRotationPolicy}, {"PUT", OpId::kSetRotationPolicy}}, ""},
@@ -283,6 +304,17 @@ RouteMatch match_route(const std::string& method, std::string path) {
   }
   if (root == "subscriptions" && n == 1) {
     return resolve(method, {{{"GET", OpId::kListSubscriptions}}, ""}, "", "");
+  }
+  if (root == "backup" && n == 1) {
+    return resolve(method, {{{"POST", OpId::kFullBackup}}, ""}, "", "");
+  }
+  if (root == "restore" && n == 1) {
+    return resolve(method, {{{"PUT", OpId::kFullRestore}}, ""}, "", "");
+  }
+  if ((root == "backup" || root == "restore") && n == 3 && ascii_lower(seg[2]) == "pending") {
+    return resolve(
+        method, {{{"GET", root == "backup" ? OpId::kFullBackupStatus : OpId::kRestoreStatus}}, ""},
+        seg[1], "");
   }
   if (root == "rng" && n == 1) {
     return resolve(method, {{{"POST", OpId::kRandom}}, ""}, "", "");

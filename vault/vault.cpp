@@ -410,6 +410,7 @@ Result<std::unique_ptr<Vault>> Vault::open(const fs::path& dir, VaultOptions opt
   impl->clock = options.clock ? options.clock : system_clock();
   impl->settings = std::make_unique<SettingsWatcher>(dir);
   impl->crash_point = options.crash_point;
+  impl->backup_storage = options.backup_storage;
 
   impl->lock_fd = ::open((dir / kLockFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (impl->lock_fd < 0) {

@@ -109,6 +109,11 @@ struct VaultOptions {
   // the module with its caller and refuses a non-zero value.
   std::optional<std::uint64_t> module_recycle_ops;
   CrashPoint crash_point = CrashPoint::kNone;  // tests only
+  // Managed HSM full backup and restore: the folder standing in for Azure Blob Storage. A
+  // storageResourceUri https://ACCOUNT.blob.core.windows.net/CONTAINER is the folder
+  // backup_storage/ACCOUNT.blob.core.windows.net/CONTAINER. Empty: full backup and restore are
+  // refused (fail closed).
+  std::filesystem::path backup_storage;
 };
 
 // Who is calling: recorded in the audit log with every operation.
@@ -282,6 +287,24 @@ class Vault {
   // Vault); KeyNotFound as GetKey.
   Result<Json> get_key_attestation(const CallContext& ctx, std::string_view name,
                                    std::string_view version);
+
+  // Managed HSM full backup and restore (vault/vault_full_backup.cpp; docs/vault.md "Full backup
+  // and restore"). Each begin_* runs the job before it answers, and answers as Azure's 202 does:
+  // {status: "InProgress", jobId, startTime, ...}; the *_status calls give the outcome by jobId
+  // ({status: Succeeded|Failed, statusDetails, error, startTime, endTime, jobId[,
+  // azureStorageBlobContainerUri]}; kept in memory: 404 JobNotFound after a restart). Managed HSM
+  // only; BadParameter for a bad body or when no backup storage is configured.
+  // FullBackup: POST /backup {storageResourceUri, token}: every key's BackupKey blob and a
+  // manifest in a new folder mhsm-NAME-YYYYMMDDHHMMSS of the container.
+  Result<Json> begin_full_backup(const CallContext& ctx, const Json& params);
+  Result<Json> full_backup_status(const CallContext& ctx, std::string_view job_id);
+  // FullRestoreOperation: PUT /restore {sasTokenParameters, folderToRestore}: every key of the
+  // folder, none when any name exists or any blob does not verify.
+  Result<Json> begin_full_restore(const CallContext& ctx, const Json& params);
+  // SelectiveKeyRestoreOperation: PUT /keys/{name}/restore {sasTokenParameters, folder}.
+  Result<Json> begin_selective_key_restore(const CallContext& ctx, std::string_view name,
+                                           const Json& params);
+  Result<Json> restore_status(const CallContext& ctx, std::string_view job_id);
 
   // --- HSM platform ---
 

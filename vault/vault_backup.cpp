@@ -181,6 +181,35 @@ Result<Json> Vault::Impl::backup_key(Op& op, std::string_view name) {
   return Json{{"value", base64url_encode(blob)}};
 }
 
+Result<BackupContents> Vault::Impl::authentic_backup(Op& op, const p11::Session& s,
+                                                     std::span<const std::uint8_t> blob) {
+  auto frame = parse_backup_frame(blob);
+  if (!frame) {
+    op.failure_reason = frame.error().message();
+    return invalid_backup();
+  }
+  if (frame->domain != config.backup_domain) {
+    return bad_parameter("The backup blob was made in a different backup domain (" + frame->domain +
+                         ") than this vault's (" + config.backup_domain +
+                         "): a backup restores only into a vault of its domain (keyport vault init "
+                         "--backup-domain; Azure: the same geography and subscription).");
+  }
+  KEYPORT_ASSIGN_OR_RETURN(DomainKeys dk, domain_keys(s, config.backup_domain));
+  KEYPORT_ASSIGN_OR_RETURN(Bytes mac, blob_mac(s, dk.mac, frame->signed_part));
+  if (!same_bytes(mac, frame->mac)) {
+    op.failure_reason = "the blob's MAC does not verify";
+    return invalid_backup();
+  }
+  auto contents = parse_backup_payload(frame->payload);
+  if (!contents) {
+    // Authentic but unreadable: a blob of a newer keyport, or a bug.
+    op.failure_reason = contents.error().message();
+    return invalid_backup();
+  }
+  op.note = "domain " + frame->domain;
+  return std::move(*contents);
+}
+
 Result<Json> Vault::Impl::restore_key(Op& op, const Json& params) {
   if (!params.is_object()) {
     return bad_parameter("The request body must be a JSON object (KeyRestoreParameters).");
@@ -196,31 +225,15 @@ Result<Json> Vault::Impl::restore_key(Op& op, const Json& params) {
   if (!blob) {
     return bad_parameter("Member \"value\" is not valid base64url.");
   }
-  auto frame = parse_backup_frame(*blob);
-  if (!frame) {
-    op.failure_reason = frame.error().message();
-    return invalid_backup();
-  }
-  if (frame->domain != config.backup_domain) {
-    return bad_parameter("The backup blob was made in a different backup domain (" + frame->domain +
-                         ") than this vault's (" + config.backup_domain +
-                         "): a backup restores only into a vault of its domain (keyport vault init "
-                         "--backup-domain; Azure: the same geography and subscription).");
-  }
+  return restore_blob(op, *blob);
+}
+
+Result<Json> Vault::Impl::restore_blob(Op& op, std::span<const std::uint8_t> blob) {
   std::unique_lock<std::shared_mutex> objects(objects_mutex);
   KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
+  KEYPORT_ASSIGN_OR_RETURN(BackupContents contents_value, authentic_backup(op, *lease, blob));
+  auto* contents = &contents_value;
   KEYPORT_ASSIGN_OR_RETURN(DomainKeys dk, domain_keys(*lease, config.backup_domain));
-  KEYPORT_ASSIGN_OR_RETURN(Bytes mac, blob_mac(*lease, dk.mac, frame->signed_part));
-  if (!same_bytes(mac, frame->mac)) {
-    op.failure_reason = "the blob's MAC does not verify";
-    return invalid_backup();
-  }
-  auto contents = parse_backup_payload(frame->payload);
-  if (!contents) {
-    // Authentic but unreadable: a blob of a newer keyport, or a bug.
-    op.failure_reason = contents.error().message();
-    return invalid_backup();
-  }
   op.name = contents->name;
   KEYPORT_ASSIGN_OR_RETURN(auto existing, store->find_key(contents->name));
   if (existing) {
@@ -271,8 +284,7 @@ Result<Json> Vault::Impl::restore_key(Op& op, const Json& params) {
     return internal_error("the restored key vanished");
   }
   op.version = latest->version;
-  op.note =
-      "restored " + std::to_string(records.size()) + " version(s) from domain " + frame->domain;
+  op.note = "restored " + std::to_string(records.size()) + " version(s), " + op.note;
   return key_bundle(config.base_url, *latest, recovery());
 }
 

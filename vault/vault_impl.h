@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -32,6 +33,7 @@
 #include "pkcs11/session_pool.h"
 #include "pkcs11/wrap.h"
 #include "vault/algorithms.h"
+#include "vault/backup_blob.h"
 #include "vault/errors.h"
 #include "vault/hsm.h"
 #include "vault/model.h"
@@ -127,6 +129,10 @@ struct Vault::Impl {
   std::mutex attestation_mutex;
   std::shared_ptr<const SigningIdentity> attestation_identity;
   std::int64_t attestation_identity_loaded = 0;
+  // Full backup and restore (vault_full_backup.cpp): the storage folder and the jobs' statuses.
+  std::filesystem::path backup_storage;
+  std::mutex jobs_mutex;
+  std::map<std::string, Json> jobs;  // jobId -> operation status
 
   ~Impl();
 
@@ -299,6 +305,12 @@ struct Vault::Impl {
   Result<Json> backup_key(Op& op, std::string_view name);
 
   Result<Json> restore_key(Op& op, const Json& params);
+  // RestoreKey of a decoded blob (restore_key and the full restore's keys).
+  Result<Json> restore_blob(Op& op, std::span<const std::uint8_t> blob);
+  // A blob's contents once its frame, domain and MAC (in the token) checked out; the one
+  // BadParameter for any altered byte (the reason in op.failure_reason).
+  Result<BackupContents> authentic_backup(Op& op, const p11::Session& s,
+                                          std::span<const std::uint8_t> blob);
 
   // --- import (vault_import.cpp) ---
 
@@ -327,6 +339,14 @@ struct Vault::Impl {
   Result<Json> encrypt(Op& op, std::string_view name, std::string_view version, const Json& params);
 
   Result<Json> decrypt(Op& op, std::string_view name, std::string_view version, const Json& params);
+
+  // Full backup and restore (vault_full_backup.cpp).
+  Result<std::filesystem::path> storage_container(const Json& sas);
+  Result<Json> full_backup(Op& op, const Json& params);
+  Result<Json> full_restore(Op& op, const Json& params, std::string_view only_key);
+  Json start_job();
+  Json finish_job(Json job, const Result<std::string>& outcome);
+  Result<Json> job_status(std::string_view job_id);
 
   // GetKeyAttestation (vault_attestation.cpp).
   Result<Json> key_attestation(Op& op, std::string_view name, std::string_view version);

@@ -504,3 +504,59 @@ TEST_CASE("vault get-attestation and verify-attestation: verified, tampered, wro
   REQUIRE(rig.keyport("vault create-key " + kv + " --name r --kty EC-HSM").rc == 0);
   CHECK(rig.keyport("vault get-attestation " + kv + " --name r").rc == 3);
 }
+
+TEST_CASE("vault full-backup and full-restore: a tampered blob restores nothing, refusals",
+          "[cli][vault]") {
+  Rig rig("vault-cli-full-backup");
+  const std::string where = "--data " + sh_quote((rig.dir() / "hsm").string());
+  const std::string storage =
+      where + " --backup-storage " + sh_quote((rig.dir() / "storage").string());
+  const fs::path container = rig.dir() / "storage" / "acct.blob.core.windows.net" / "bkp";
+  fs::create_directories(container);
+  test::cli::write_text(rig.dir() / "sas", "sv=2024&sig=simulated\n");
+  REQUIRE(rig.keyport("vault init --data " + sh_quote((rig.dir() / "hsm").string()) +
+                      " --flavor managed-hsm --name hsm1")
+              .rc == 0);
+  for (const char* k : {"a", "b"}) {
+    REQUIRE(rig.keyport("vault create-key " + where + " --name " + k + " --kty EC-HSM").rc == 0);
+  }
+  const std::string sas = " --sas-token-file sas";
+  Json done = json_of(rig.keyport("vault full-backup " + storage +
+                                  " --storage-url https://acct.blob.core.windows.net/bkp" + sas +
+                                  " --json"));
+  CHECK(done["status"] == "Succeeded");
+  const std::string folder_url = done["azureStorageBlobContainerUri"].get<std::string>();
+  const std::string folder = folder_url.substr(folder_url.rfind('/') + 1);
+  CHECK(fs::exists(container / folder / "keys" / "a.blob"));
+  for (const char* k : {"a", "b"}) {
+    REQUIRE(rig.keyport("vault delete " + where + " --name " + k).rc == 0);
+    REQUIRE(rig.keyport("vault purge " + where + " --name " + k).rc == 0);
+  }
+  // One character of b's blob changed: the whole restore fails, and a is not restored either.
+  const fs::path b_blob = container / folder / "keys" / "b.blob";
+  std::string text = test::cli::read_text(b_blob);
+  text[text.size() / 2] = text[text.size() / 2] == 'A' ? 'B' : 'A';
+  test::cli::write_text(b_blob, text);
+  const std::string restore = "vault full-restore " + storage + " --folder-url " + folder_url + sas;
+  Run tampered = rig.keyport(restore);
+  INFO(tampered.describe());
+  CHECK(tampered.rc != 0);
+  CHECK(tampered.err.find("job failed") != std::string::npos);
+  CHECK(rig.keyport("vault get " + where + " --name a").rc == 5);
+  // Selective restore of the untouched key works; then the full restore finds a exists.
+  Run selective = rig.keyport(restore + " --key a");
+  INFO(selective.describe());
+  REQUIRE(selective.rc == 0);
+  CHECK(rig.keyport("vault get " + where + " --name a").rc == 0);
+  CHECK(rig.keyport(restore).err.find("exists already") != std::string::npos);
+  // Refusals before any job: a bad container name, a folder that climbs, no storage configured.
+  CHECK(rig.keyport("vault full-backup " + storage +
+                    " --storage-url https://acct.blob.core.windows.net/BAD_Name" + sas)
+            .rc == 3);
+  CHECK(rig.keyport("vault full-restore " + storage +
+                    " --folder-url https://acct.blob.core.windows.net/bkp/..%2f.." + sas)
+            .rc == 3);
+  CHECK(rig.keyport("vault full-backup --data " + sh_quote((rig.dir() / "hsm").string()) +
+                    " --storage-url https://acct.blob.core.windows.net/bkp" + sas)
+            .rc == 3);
+}
