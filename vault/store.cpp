@@ -315,6 +315,43 @@ Result<std::vector<PendingObject>> Store::pending() {
   return out;
 }
 
+// One row of `versions` for `r` under the key `name`, and its journal entry gone: the token object
+// is now the version's (callers hold m_write_mutex and an open transaction).
+Status Store::insert_version_row(const std::string& name, const KeyVersionRecord& r) {
+  KEYPORT_ASSIGN_OR_RETURN(
+      sql::CachedStmt s,
+      m_db.cached("INSERT INTO versions (name, version, kty, spec, public_jwk, key_ops, "
+                  "enabled, nbf, exp, created, updated, exportable, tags, policy_content_type, "
+                  "policy_data, policy_immutable, cka_id, origin) VALUES (?1, ?2, ?3, ?4, ?5, "
+                  "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"));
+  s->bind(1, name)
+      .bind(2, r.version)
+      .bind(3, r.kty)
+      .bind(4, r.spec.name())
+      .bind(5, dump_json(r.public_jwk))
+      .bind(6, ops_json(r.key_ops))
+      .bind(7, std::int64_t{r.enabled ? 1 : 0})
+      .bind(8, r.nbf)
+      .bind(9, r.exp)
+      .bind(10, r.created)
+      .bind(11, r.updated)
+      .bind(12, std::int64_t{r.exportable ? 1 : 0})
+      .bind(13, dump_json(r.tags));
+  if (r.release_policy) {
+    s->bind(14, r.release_policy->content_type)
+        .bind_blob(15, r.release_policy->data)
+        .bind(16, std::int64_t{r.release_policy->immutable ? 1 : 0});
+  } else {
+    s->bind_null(14).bind_null(15).bind_null(16);
+  }
+  s->bind_blob(17, r.cka_id).bind(18, r.origin);
+  KEYPORT_TRY(s->run());
+  KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt del,
+                           m_db.cached("DELETE FROM pending_objects WHERE cka_id = ?1"));
+  del->bind_blob(1, r.cka_id);
+  return del->run();
+}
+
 Status Store::restore_key(const std::vector<KeyVersionRecord>& records,
                           const std::optional<RotationPolicyRecord>& policy) {
   if (records.empty()) {
@@ -340,38 +377,7 @@ Status Store::restore_key(const std::vector<KeyVersionRecord>& records,
     KEYPORT_TRY(ins->run());
   }
   for (const KeyVersionRecord& r : records) {
-    KEYPORT_ASSIGN_OR_RETURN(
-        sql::CachedStmt s,
-        m_db.cached("INSERT INTO versions (name, version, kty, spec, public_jwk, key_ops, "
-                    "enabled, nbf, exp, created, updated, exportable, tags, policy_content_type, "
-                    "policy_data, policy_immutable, cka_id, origin) VALUES (?1, ?2, ?3, ?4, ?5, "
-                    "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"));
-    s->bind(1, name)
-        .bind(2, r.version)
-        .bind(3, r.kty)
-        .bind(4, r.spec.name())
-        .bind(5, dump_json(r.public_jwk))
-        .bind(6, ops_json(r.key_ops))
-        .bind(7, std::int64_t{r.enabled ? 1 : 0})
-        .bind(8, r.nbf)
-        .bind(9, r.exp)
-        .bind(10, r.created)
-        .bind(11, r.updated)
-        .bind(12, std::int64_t{r.exportable ? 1 : 0})
-        .bind(13, dump_json(r.tags));
-    if (r.release_policy) {
-      s->bind(14, r.release_policy->content_type)
-          .bind_blob(15, r.release_policy->data)
-          .bind(16, std::int64_t{r.release_policy->immutable ? 1 : 0});
-    } else {
-      s->bind_null(14).bind_null(15).bind_null(16);
-    }
-    s->bind_blob(17, r.cka_id).bind(18, r.origin);
-    KEYPORT_TRY(s->run());
-    KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt del,
-                             m_db.cached("DELETE FROM pending_objects WHERE cka_id = ?1"));
-    del->bind_blob(1, r.cka_id);
-    KEYPORT_TRY(del->run());
+    KEYPORT_TRY(insert_version_row(name, r));
   }
   if (policy) {
     KEYPORT_ASSIGN_OR_RETURN(
@@ -408,42 +414,7 @@ Result<KeyVersionRecord> Store::commit_new_version(KeyVersionRecord r) {
       KEYPORT_TRY(ins->run());
     }
   }
-  {
-    KEYPORT_ASSIGN_OR_RETURN(
-        sql::CachedStmt s,
-        m_db.cached("INSERT INTO versions (name, version, kty, spec, public_jwk, key_ops, "
-                    "enabled, nbf, exp, created, updated, exportable, tags, policy_content_type, "
-                    "policy_data, policy_immutable, cka_id, origin) VALUES (?1, ?2, ?3, ?4, ?5, "
-                    "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"));
-    s->bind(1, r.name)
-        .bind(2, r.version)
-        .bind(3, r.kty)
-        .bind(4, r.spec.name())
-        .bind(5, dump_json(r.public_jwk))
-        .bind(6, ops_json(r.key_ops))
-        .bind(7, std::int64_t{r.enabled ? 1 : 0})
-        .bind(8, r.nbf)
-        .bind(9, r.exp)
-        .bind(10, r.created)
-        .bind(11, r.updated)
-        .bind(12, std::int64_t{r.exportable ? 1 : 0})
-        .bind(13, dump_json(r.tags));
-    if (r.release_policy) {
-      s->bind(14, r.release_policy->content_type)
-          .bind_blob(15, r.release_policy->data)
-          .bind(16, std::int64_t{r.release_policy->immutable ? 1 : 0});
-    } else {
-      s->bind_null(14).bind_null(15).bind_null(16);
-    }
-    s->bind_blob(17, r.cka_id).bind(18, r.origin);
-    KEYPORT_TRY(s->run());
-  }
-  {
-    KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt s,
-                             m_db.cached("DELETE FROM pending_objects WHERE cka_id = ?1"));
-    s->bind_blob(1, r.cka_id);
-    KEYPORT_TRY(s->run());
-  }
+  KEYPORT_TRY(insert_version_row(r.name, r));
   KEYPORT_ASSIGN_OR_RETURN(auto stored, find_version_in(m_db, r.name, r.version));
   KEYPORT_TRY(tx.commit());
   if (!stored) {

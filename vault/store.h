@@ -184,6 +184,7 @@ class Store {
   AuditCounters audit_counters();
 
  private:
+  Status insert_version_row(const std::string& name, const KeyVersionRecord& r);
   Store(sql::Db db, sql::Db read_db) : m_db(std::move(db)), m_read_db(std::move(read_db)) {}
   Result<std::optional<KeyVersionRecord>> find_version_in(sql::Db& db, std::string_view name,
                                                           std::string_view version);
