@@ -1144,7 +1144,7 @@ Status run_role_definition_list(GlobalOptions& g, const RoleOptions& o) {
   return {};
 }
 
-Status run_role_definition_show(GlobalOptions& g, const RoleOptions& o) {
+Status run_role_definition_show(GlobalOptions& /*g*/, const RoleOptions& o) {
   KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
   KEYPORT_ASSIGN_OR_RETURN(std::string guid, resolve_role(client, o.name));
   KEYPORT_ASSIGN_OR_RETURN(Json d, client.get_role_definition(o.scope, guid));

@@ -63,7 +63,6 @@ void create_key(test::RestClient& c, const std::string& name) {
 TEST_CASE("Managed HSM RBAC: the first start gives access-file principals equivalent roles",
           "[vault][rest][rbac]") {
   test::RestRig rig(vault::Flavor::kManagedHsm, "rbac-migrate", rbac_access());
-  rig.start();
   bool said = false;
   for (const std::string& line : rig.printed) {
     said = said || line.find("local RBAC initialised: 3") != std::string::npos;
@@ -124,7 +123,6 @@ TEST_CASE("Managed HSM RBAC: the first start gives access-file principals equiva
 TEST_CASE("Managed HSM RBAC: an assignment at /keys/NAME grants that key only, and is revoked",
           "[vault][rest][rbac]") {
   test::RestRig rig(vault::Flavor::kManagedHsm, "rbac-scope", rbac_access());
-  rig.start();
   auto admin = rig.client(kAdminToken);
   create_key(admin, "a");
   create_key(admin, "b");
@@ -184,7 +182,6 @@ TEST_CASE("Managed HSM RBAC: an assignment at /keys/NAME grants that key only, a
 TEST_CASE("Managed HSM RBAC: built-in roles are immutable, custom roles grant their dataActions",
           "[vault][rest][rbac]") {
   test::RestRig rig(vault::Flavor::kManagedHsm, "rbac-custom", rbac_access());
-  rig.start();
   auto admin = rig.client(kAdminToken);
   create_key(admin, "k");
   const Json signer{
@@ -239,7 +236,6 @@ TEST_CASE("Managed HSM RBAC: built-in roles are immutable, custom roles grant th
 TEST_CASE("Managed HSM settings: list, show, update, persisted, refused when wrong",
           "[vault][rest][rbac]") {
   test::RestRig rig(vault::Flavor::kManagedHsm, "rbac-settings", rbac_access());
-  rig.start();
   auto admin = rig.client(kAdminToken);
   auto all = admin.get("/settings");
   INFO(all.describe());
@@ -273,7 +269,6 @@ TEST_CASE("Managed HSM settings: list, show, update, persisted, refused when wro
 
 TEST_CASE("Key Vault refuses the Managed HSM role and settings routes", "[vault][rest][rbac]") {
   test::RestRig rig(vault::Flavor::kKeyVault, "rbac-kv");
-  rig.start();
   auto admin = rig.client();
   auto r = admin.get(kDefs);
   CHECK(r.status == 400);
