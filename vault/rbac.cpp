@@ -446,6 +446,13 @@ std::string_view data_action_for(std::string_view id) {
       {"BackupKey", "Microsoft.KeyVault/managedHsm/keys/backup/action"},
       {"RestoreKey", "Microsoft.KeyVault/managedHsm/keys/restore/action"},
       {"GetKeyAttestation", "Microsoft.KeyVault/managedHsm/keys/read/action"},
+      // Managed HSM full backup and restore (on main since this branch was cut: listed here so
+      // that they are not refused by the fail-closed default once merged).
+      {"FullBackup", "Microsoft.KeyVault/managedHsm/backup/start/action"},
+      {"FullBackupStatus", "Microsoft.KeyVault/managedHsm/backup/status/action"},
+      {"FullRestoreOperation", "Microsoft.KeyVault/managedHsm/restore/start/action"},
+      {"SelectiveKeyRestoreOperation", "Microsoft.KeyVault/managedHsm/restore/start/action"},
+      {"RestoreStatus", "Microsoft.KeyVault/managedHsm/restore/status/action"},
       {"RoleDefinitions_List", "Microsoft.KeyVault/managedHsm/roleDefinitions/read/action"},
       {"RoleDefinitions_Get", "Microsoft.KeyVault/managedHsm/roleDefinitions/read/action"},
       {"RoleDefinitions_CreateOrUpdate",
@@ -494,8 +501,10 @@ std::vector<std::string> data_actions_for(PermissionSet permissions) {
       {Permission::kRotate, {"keys/rotate/action"}},
       {Permission::kGetRotationPolicy, {"keys/read/action"}},
       {Permission::kSetRotationPolicy, {"keys/write/action"}},
-      {Permission::kBackup, {"keys/backup/action"}},
-      {Permission::kRestore, {"keys/restore/action"}},
+      // The access file's backup and restore also allow full backups and restores.
+      {Permission::kBackup, {"keys/backup/action", "backup/start/action", "backup/status/action"}},
+      {Permission::kRestore,
+       {"keys/restore/action", "restore/start/action", "restore/status/action"}},
   };
   std::vector<std::string> out;
   auto add = [&out](std::string_view what) {

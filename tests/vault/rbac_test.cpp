@@ -4,6 +4,7 @@
 // roles, settings, the 403 body, and the routes refused on a Key Vault.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <string>
 
 #include "core/json.h"
@@ -107,6 +108,21 @@ TEST_CASE("Managed HSM RBAC: the first start gives access-file principals equiva
   CHECK(del.body.find("Microsoft.KeyVault/managedHsm/keys/delete") != std::string::npos);
   // Nor manage roles.
   CHECK(reader.get(kAssignments).status == 403);
+  // The migrated roles hold the permissions' data actions (backup also allows full backups).
+  auto custom = admin.get(kDefs + "?$filter=roleName%20eq%20'keyport%20access%20file:%20reader'");
+  REQUIRE(custom.status == 200);
+  REQUIRE(custom.json["value"].size() == 1);
+  const Json& actions = custom.json["value"][0]["properties"]["permissions"][0]["dataActions"];
+  CHECK(actions == Json::array({"Microsoft.KeyVault/managedHsm/keys/read/action",
+                                "Microsoft.KeyVault/managedHsm/keys/deletedKeys/read/action",
+                                "Microsoft.KeyVault/managedHsm/rng/action"}));
+  const auto backup =
+      vault::data_actions_for(static_cast<vault::PermissionSet>(vault::Permission::kBackup));
+  CHECK(std::find(backup.begin(), backup.end(),
+                  "Microsoft.KeyVault/managedHsm/backup/start/action") != backup.end());
+  CHECK(vault::data_action_for("FullBackup") ==
+        "Microsoft.KeyVault/managedHsm/backup/start/action");
+  CHECK(vault::data_action_for("NoSuchOperation").empty());
   // ci had no permission: nothing but random bytes.
   auto ci = rig.client(kCiToken);
   CHECK(ci.get("/keys/k1").status == 403);
