@@ -24,6 +24,8 @@
 #include "client/signing.h"
 #include "core/encoding.h"
 #include "core/file_io.h"
+#include "core/json.h"
+#include "core/random.h"
 #include "core/strings.h"
 #include "skr/jws.h"
 #include "skr/policy.h"
@@ -1227,6 +1229,390 @@ Status run_key_op(GlobalOptions& g, const WrapOptions& o, vault::KeyOperation op
   return {};
 }
 
+// --- Managed HSM local RBAC and settings (`keyport vault role ...`, `keyport vault setting ...`)
+
+struct RoleOptions {
+  Target target;
+  std::string scope = "/";
+  std::string name;        // a role definition's or assignment's GUID
+  std::string role;        // a role's name or GUID (assignments)
+  std::string assignee;    // a principalId
+  std::string definition;  // create: JSON text, or @file
+  bool custom_only = false;
+  std::string value;  // settings
+};
+
+void print_role_definitions(GlobalOptions& g, const Json& items) {
+  if (g.json) {
+    print_json(Json{{"value", items}});
+    return;
+  }
+  for (const Json& d : items) {
+    const Json& p = d.value("properties", Json::object());
+    std::cout << d.value("name", "") << "  " << p.value("type", "") << "  "
+              << p.value("roleName", "") << "\n";
+  }
+  std::cout << std::flush;
+}
+
+void print_role_assignments(GlobalOptions& g, const Json& items) {
+  if (g.json) {
+    print_json(Json{{"value", items}});
+    return;
+  }
+  for (const Json& a : items) {
+    const Json& p = a.value("properties", Json::object());
+    std::string role = p.value("roleDefinitionId", "");
+    role = role.substr(role.rfind('/') == std::string::npos ? 0 : role.rfind('/') + 1);
+    std::cout << a.value("name", "") << "  scope " << p.value("scope", "") << "  role " << role
+              << "  principal " << p.value("principalId", "") << "\n";
+  }
+  std::cout << std::flush;
+}
+
+// A role given by GUID or by roleName (as `az keyvault role assignment create --role` takes it).
+Result<std::string> resolve_role(vault::Client& client, const std::string& role) {
+  if (vault::is_uuid(role)) {
+    return ascii_lower(role);
+  }
+  KEYPORT_ASSIGN_OR_RETURN(Json defs, client.list_role_definitions("/"));
+  for (const Json& d : defs) {
+    if (iequals(d.value("properties", Json::object()).value("roleName", ""), role)) {
+      return d.value("name", "");
+    }
+  }
+  return make_error(ErrorCode::kNotFound, "no role definition is named \"" + role +
+                                              "\" (keyport vault role definition list)");
+}
+
+Status run_role_definition_list(GlobalOptions& g, const RoleOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json items, client.list_role_definitions(o.scope));
+  Json shown = Json::array();
+  for (Json& d : items) {
+    if (!o.custom_only || d.value("properties", Json::object()).value("type", "") == "CustomRole") {
+      shown.push_back(std::move(d));
+    }
+  }
+  print_role_definitions(g, shown);
+  return {};
+}
+
+Status run_role_definition_show(GlobalOptions& /*g*/, const RoleOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(std::string guid, resolve_role(client, o.name));
+  KEYPORT_ASSIGN_OR_RETURN(Json d, client.get_role_definition(o.scope, guid));
+  print_json(d);
+  return {};
+}
+
+// `--role-definition` as az takes it: {"roleName", "description", "actions", "notActions",
+// "dataActions", "notDataActions", "assignableScopes", "name"?}, as JSON text or @file.
+Status run_role_definition_create(GlobalOptions& g, const RoleOptions& o) {
+  std::string text = o.definition;
+  if (!text.empty() && text.front() == '@') {
+    KEYPORT_ASSIGN_OR_RETURN(text, read_text_file(text.substr(1), 1 << 20));
+  }
+  KEYPORT_ASSIGN_OR_RETURN(Json def, parse_json_strict(text));
+  if (!def.is_object()) {
+    return make_error(ErrorCode::kInvalidArgument, "--role-definition must be a JSON object");
+  }
+  KEYPORT_TRY(json_only_members(def,
+                                {"name", "roleName", "description", "actions", "notActions",
+                                 "dataActions", "notDataActions", "assignableScopes"},
+                                "--role-definition"));
+  std::string name = o.name.empty() ? def.value("name", "") : o.name;
+  if (name.empty()) {
+    name = random_uuid();
+  }
+  Json perm{{"actions", def.value("actions", Json::array())},
+            {"notActions", def.value("notActions", Json::array())},
+            {"dataActions", def.value("dataActions", Json::array())},
+            {"notDataActions", def.value("notDataActions", Json::array())}};
+  Json props{{"roleName", def.value("roleName", "")},
+             {"description", def.value("description", "")},
+             {"type", "CustomRole"},
+             {"permissions", Json::array({perm})},
+             {"assignableScopes", def.value("assignableScopes", Json::array({"/"}))}};
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json d, client.set_role_definition(o.scope, name, props));
+  if (g.json) {
+    print_json(d);
+  } else {
+    std::cout << "role definition " << d.value("name", "") << " ("
+              << d.value("properties", Json::object()).value("roleName", "") << ") saved\n"
+              << std::flush;
+  }
+  return {};
+}
+
+Status run_role_definition_delete(GlobalOptions& g, const RoleOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(std::string guid, resolve_role(client, o.name));
+  KEYPORT_ASSIGN_OR_RETURN(Json d, client.delete_role_definition(o.scope, guid));
+  if (g.json) {
+    print_json(d);
+  } else {
+    std::cout << "role definition " << guid << " deleted\n" << std::flush;
+  }
+  return {};
+}
+
+Status run_role_assignment_list(GlobalOptions& g, const RoleOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  const std::string filter =
+      o.assignee.empty() ? std::string() : "principalId eq '" + o.assignee + "'";
+  KEYPORT_ASSIGN_OR_RETURN(Json items, client.list_role_assignments(o.scope, filter));
+  if (!o.role.empty()) {
+    KEYPORT_ASSIGN_OR_RETURN(std::string guid, resolve_role(client, o.role));
+    Json kept = Json::array();
+    for (Json& a : items) {
+      const std::string id = a.value("properties", Json::object()).value("roleDefinitionId", "");
+      if (id.size() >= guid.size() && iequals(id.substr(id.size() - guid.size()), guid)) {
+        kept.push_back(std::move(a));
+      }
+    }
+    items = std::move(kept);
+  }
+  print_role_assignments(g, items);
+  return {};
+}
+
+Status run_role_assignment_create(GlobalOptions& g, const RoleOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(std::string guid, resolve_role(client, o.role));
+  const std::string name = o.name.empty() ? random_uuid() : o.name;
+  KEYPORT_ASSIGN_OR_RETURN(
+      Json a, client.create_role_assignment(
+                  o.scope, name,
+                  "Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/" + guid,
+                  o.assignee));
+  if (g.json) {
+    print_json(a);
+  } else {
+    print_role_assignments(g, Json::array({a}));
+  }
+  return {};
+}
+
+Status run_role_assignment_delete(GlobalOptions& g, const RoleOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  std::vector<std::string> names;
+  if (!o.name.empty()) {
+    names.push_back(o.name);
+  } else {
+    if (o.assignee.empty() || o.role.empty()) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "give --name, or --assignee and --role of the assignment to delete");
+    }
+    KEYPORT_ASSIGN_OR_RETURN(std::string guid, resolve_role(client, o.role));
+    KEYPORT_ASSIGN_OR_RETURN(
+        Json items,
+        client.list_role_assignments(o.scope, "atScope() and principalId eq '" + o.assignee + "'"));
+    for (const Json& a : items) {
+      const std::string id = a.value("properties", Json::object()).value("roleDefinitionId", "");
+      if (id.size() >= guid.size() && iequals(id.substr(id.size() - guid.size()), guid)) {
+        names.push_back(a.value("name", ""));
+      }
+    }
+    if (names.empty()) {
+      return make_error(ErrorCode::kNotFound, "no assignment of role " + o.role + " to " +
+                                                  o.assignee + " at scope " + o.scope);
+    }
+  }
+  Json deleted = Json::array();
+  for (const std::string& n : names) {
+    KEYPORT_ASSIGN_OR_RETURN(Json a, client.delete_role_assignment(o.scope, n));
+    deleted.push_back(std::move(a));
+  }
+  if (g.json) {
+    print_json(Json{{"value", deleted}});
+  } else {
+    for (const std::string& n : names) {
+      std::cout << "role assignment " << n << " deleted\n";
+    }
+    std::cout << std::flush;
+  }
+  return {};
+}
+
+void print_setting(GlobalOptions& g, const Json& s) {
+  if (g.json) {
+    print_json(s);
+  } else {
+    std::cout << s.value("name", "") << " = " << s.value("value", "") << " (" << s.value("type", "")
+              << ")\n"
+              << std::flush;
+  }
+}
+
+Status run_setting_list(GlobalOptions& g, const RoleOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json all, client.list_settings());
+  if (g.json) {
+    print_json(all);
+    return {};
+  }
+  for (const Json& s : all.value("settings", Json::array())) {
+    print_setting(g, s);
+  }
+  return {};
+}
+
+Status run_setting_show(GlobalOptions& g, const RoleOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json s, client.get_setting(o.name));
+  print_setting(g, s);
+  return {};
+}
+
+Status run_setting_update(GlobalOptions& g, const RoleOptions& o) {
+  KEYPORT_ASSIGN_OR_RETURN(auto client, connect(o.target));
+  KEYPORT_ASSIGN_OR_RETURN(Json s, client.update_setting(o.name, o.value));
+  print_setting(g, s);
+  return {};
+}
+
+void setup_rbac_commands(CLI::App& vault, GlobalOptions& g) {
+  auto* role = vault.add_subcommand(
+      "role",
+      "Managed HSM local RBAC: role definitions and role assignments (as az keyvault role)");
+  role->require_subcommand(1);
+  role->footer(
+      "Managed HSM folders only. Scopes: \"/\" (the HSM), \"/keys\" (every key), \"/keys/NAME\"\n"
+      "(one key). A principal (--assignee) is an access-file token's name or a managed\n"
+      "identity's object id. See docs/vault.md \"Managed HSM local RBAC\".");
+  auto* def = role->add_subcommand("definition", "Role definitions (built-in and custom roles)");
+  def->require_subcommand(1);
+  auto* asg =
+      role->add_subcommand("assignment", "Role assignments: a role for a principal at a scope");
+  asg->require_subcommand(1);
+
+  auto add_scope = [](CLI::App& cmd, RoleOptions& o) {
+    cmd.add_option("--scope", o.scope, "\"/\" (default), \"/keys\" or \"/keys/NAME\"");
+  };
+  {
+    auto o = std::make_shared<RoleOptions>();
+    auto* c = def->add_subcommand("list", "List the role definitions (built-in and custom)");
+    add_target_options(*c, o->target);
+    add_scope(*c, *o);
+    c->add_flag("--custom-role-only", o->custom_only, "Only custom roles");
+    add_json_flag(*c, g);
+    c->footer("Example: keyport vault role definition list --data ./mhsm --json");
+    c->callback(bind_command(g, [&g, o] { return run_role_definition_list(g, *o); }));
+  }
+  {
+    auto o = std::make_shared<RoleOptions>();
+    auto* c = def->add_subcommand("show", "Show one role definition (JSON)");
+    add_target_options(*c, o->target);
+    add_scope(*c, *o);
+    c->add_option("--name", o->name, "The role's GUID or roleName")->required();
+    add_json_flag(*c, g);
+    c->footer(
+        "Example: keyport vault role definition show --data ./mhsm --name \"Managed HSM Crypto "
+        "User\"");
+    c->callback(bind_command(g, [&g, o] { return run_role_definition_show(g, *o); }));
+  }
+  {
+    auto o = std::make_shared<RoleOptions>();
+    auto* c = def->add_subcommand("create", "Create or update a custom role");
+    add_target_options(*c, o->target);
+    add_scope(*c, *o);
+    c->add_option("--role-definition", o->definition,
+                  "JSON text or @file: {\"roleName\", \"description\", \"dataActions\", "
+                  "\"notDataActions\", \"assignableScopes\", \"name\"?}")
+        ->required();
+    c->add_option("--name", o->name, "The role's GUID (default: its \"name\", else a new one)");
+    add_json_flag(*c, g);
+    c->footer(
+        "Built-in roles cannot be changed. Data actions are Microsoft.KeyVault/managedHsm/...\n"
+        "Example: keyport vault role definition create --data ./mhsm --role-definition \\\n"
+        "  '{\"roleName\": \"signer\", \"dataActions\": "
+        "[\"Microsoft.KeyVault/managedHsm/keys/sign/action\"]}'");
+    c->callback(bind_command(g, [&g, o] { return run_role_definition_create(g, *o); }));
+  }
+  {
+    auto o = std::make_shared<RoleOptions>();
+    auto* c = def->add_subcommand("delete", "Delete a custom role (not while assigned)");
+    add_target_options(*c, o->target);
+    add_scope(*c, *o);
+    c->add_option("--name", o->name, "The role's GUID or roleName")->required();
+    add_json_flag(*c, g);
+    c->callback(bind_command(g, [&g, o] { return run_role_definition_delete(g, *o); }));
+  }
+  {
+    auto o = std::make_shared<RoleOptions>();
+    auto* c = asg->add_subcommand("list", "List role assignments at a scope and below");
+    add_target_options(*c, o->target);
+    add_scope(*c, *o);
+    c->add_option("--assignee", o->assignee, "Only this principal's");
+    c->add_option("--role", o->role, "Only this role's (GUID or roleName)");
+    add_json_flag(*c, g);
+    c->footer("Example: keyport vault role assignment list --data ./mhsm --assignee admin");
+    c->callback(bind_command(g, [&g, o] { return run_role_assignment_list(g, *o); }));
+  }
+  {
+    auto o = std::make_shared<RoleOptions>();
+    auto* c = asg->add_subcommand("create", "Assign a role to a principal at a scope");
+    add_target_options(*c, o->target);
+    add_scope(*c, *o);
+    c->add_option("--role", o->role, "The role's GUID or roleName")->required();
+    c->add_option("--assignee", o->assignee,
+                  "The principal: an access-file token's name or a managed identity's object id")
+        ->required();
+    c->add_option("--name", o->name, "The assignment's GUID (default: a new one)");
+    add_json_flag(*c, g);
+    c->footer(
+        "Example: keyport vault role assignment create --url https://127.0.0.1:8443 \\\n"
+        "  --token-file ./mhsm/admin.token --ca-file ./mhsm/tls/ca.pem \\\n"
+        "  --role \"Managed HSM Crypto User\" --assignee ci --scope /keys/signing-key");
+    c->callback(bind_command(g, [&g, o] { return run_role_assignment_create(g, *o); }));
+  }
+  {
+    auto o = std::make_shared<RoleOptions>();
+    auto* c = asg->add_subcommand("delete", "Delete role assignments");
+    add_target_options(*c, o->target);
+    add_scope(*c, *o);
+    c->add_option("--name", o->name, "The assignment's GUID");
+    c->add_option("--assignee", o->assignee, "With --role: the principal's assignments");
+    c->add_option("--role", o->role, "With --assignee: of this role (GUID or roleName)");
+    add_json_flag(*c, g);
+    c->callback(bind_command(g, [&g, o] { return run_role_assignment_delete(g, *o); }));
+  }
+
+  auto* setting = vault.add_subcommand(
+      "setting", "Managed HSM settings (AllowKeyManagementOperationsThroughARM)");
+  setting->require_subcommand(1);
+  {
+    auto o = std::make_shared<RoleOptions>();
+    auto* c = setting->add_subcommand("list", "List the settings");
+    add_target_options(*c, o->target);
+    add_json_flag(*c, g);
+    c->callback(bind_command(g, [&g, o] { return run_setting_list(g, *o); }));
+  }
+  {
+    auto o = std::make_shared<RoleOptions>();
+    auto* c = setting->add_subcommand("show", "Show one setting");
+    add_target_options(*c, o->target);
+    c->add_option("--name", o->name, "The setting's name")->required();
+    add_json_flag(*c, g);
+    c->callback(bind_command(g, [&g, o] { return run_setting_show(g, *o); }));
+  }
+  {
+    auto o = std::make_shared<RoleOptions>();
+    auto* c = setting->add_subcommand("update", "Change a setting");
+    add_target_options(*c, o->target);
+    c->add_option("--name", o->name, "The setting's name")->required();
+    c->add_option("--value", o->value, "Its new value (boolean settings: true or false)")
+        ->required();
+    add_json_flag(*c, g);
+    c->footer(
+        "Example: keyport vault setting update --data ./mhsm \\\n"
+        "  --name AllowKeyManagementOperationsThroughARM --value true");
+    c->callback(bind_command(g, [&g, o] { return run_setting_update(g, *o); }));
+  }
+}
+
 }  // namespace
 
 void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
@@ -1678,6 +2064,8 @@ void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
               "           --iv IV --tag TAG -o msg.out");
     cmd->callback(bind_command(g, [&g, w, op] { return run_key_op(g, *w, op); }));
   }
+
+  setup_rbac_commands(*vault, g);
 }
 
 }  // namespace keyport::cli

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <functional>
 #include <thread>
+#include <cctype>
+
 #include <utility>
 
 #include "client/transports.h"
@@ -371,6 +373,43 @@ Json sas_parameters(std::string_view storage_uri, const SecretBytes& sas_token) 
               {"token", std::string(t.begin(), t.end())}};
 }
 
+// A query value percent-encoded (RFC 3986 unreserved characters stay).
+std::string query_escape(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += ch;
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+// {scope}/providers/Microsoft.Authorization/<kind>[/<name>][?$filter=...]
+std::string rbac_target(std::string_view scope, std::string_view kind, std::string_view name,
+                        std::string_view filter = {}) {
+  std::string s(scope);
+  while (!s.empty() && s.back() == '/') {
+    s.pop_back();
+  }
+  if (!s.empty() && s.front() != '/') {
+    s.insert(s.begin(), '/');
+  }
+  std::string t = s + "/providers/Microsoft.Authorization/" + std::string(kind);
+  if (!name.empty()) {
+    t += "/" + query_escape(name);
+  }
+  if (!filter.empty()) {
+    t += "?$filter=" + query_escape(filter);
+  }
+  return t;
+}
+
 }  // namespace
 
 Result<Json> Client::full_backup(std::string_view storage_uri, const SecretBytes& sas_token) {
@@ -409,6 +448,58 @@ Result<Json> Client::full_restore(std::string_view storage_uri, std::string_view
 Result<Json> Client::key_attestation(std::string_view name, std::string_view version) {
   KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name, version));
   return call("GET", path + "/attestation?api-version=7.6");
+}
+
+Result<Json> Client::list_role_definitions(std::string_view scope, std::string_view filter) {
+  return list_all(rbac_target(scope, "roleDefinitions", "", filter));
+}
+
+Result<Json> Client::get_role_definition(std::string_view scope, std::string_view name) {
+  return call("GET", rbac_target(scope, "roleDefinitions", name));
+}
+
+Result<Json> Client::set_role_definition(std::string_view scope, std::string_view name,
+                                         const Json& properties) {
+  return call("PUT", rbac_target(scope, "roleDefinitions", name),
+              dump_json(Json{{"properties", properties}}));
+}
+
+Result<Json> Client::delete_role_definition(std::string_view scope, std::string_view name) {
+  return call("DELETE", rbac_target(scope, "roleDefinitions", name));
+}
+
+Result<Json> Client::list_role_assignments(std::string_view scope, std::string_view filter) {
+  return list_all(rbac_target(scope, "roleAssignments", "", filter));
+}
+
+Result<Json> Client::get_role_assignment(std::string_view scope, std::string_view name) {
+  return call("GET", rbac_target(scope, "roleAssignments", name));
+}
+
+Result<Json> Client::create_role_assignment(std::string_view scope, std::string_view name,
+                                            std::string_view role_definition_id,
+                                            std::string_view principal_id) {
+  Json body{{"properties",
+             {{"roleDefinitionId", std::string(role_definition_id)},
+              {"principalId", std::string(principal_id)}}}};
+  return call("PUT", rbac_target(scope, "roleAssignments", name), dump_json(body));
+}
+
+Result<Json> Client::delete_role_assignment(std::string_view scope, std::string_view name) {
+  return call("DELETE", rbac_target(scope, "roleAssignments", name));
+}
+
+Result<Json> Client::list_settings() {
+  return call("GET", "/settings");
+}
+
+Result<Json> Client::get_setting(std::string_view name) {
+  return call("GET", "/settings/" + query_escape(name));
+}
+
+Result<Json> Client::update_setting(std::string_view name, std::string_view value) {
+  return call("PATCH", "/settings/" + query_escape(name),
+              dump_json(Json{{"value", std::string(value)}}));
 }
 
 Result<Json> Client::platform_report() {

@@ -170,6 +170,27 @@ class Client {
   // keyport's own route: {"cutover", "keys": [...]} (Vault::platform_report).
   Result<Json> platform_report();
 
+  // --- Managed HSM local RBAC and settings (Managed HSM data plane 7.2 / 7.4) ---
+  // `scope` is "/", "/keys" or "/keys/<name>"; `filter` is the $filter ("" for none). Lists
+  // follow nextLink to the end and return the items.
+  Result<Json> list_role_definitions(std::string_view scope, std::string_view filter = {});
+  Result<Json> get_role_definition(std::string_view scope, std::string_view name);
+  // PUT {"properties": properties} (roleName, description, permissions, assignableScopes).
+  Result<Json> set_role_definition(std::string_view scope, std::string_view name,
+                                   const Json& properties);
+  Result<Json> delete_role_definition(std::string_view scope, std::string_view name);
+  Result<Json> list_role_assignments(std::string_view scope, std::string_view filter = {});
+  Result<Json> get_role_assignment(std::string_view scope, std::string_view name);
+  // `role_definition_id`: the definition's id or its GUID.
+  Result<Json> create_role_assignment(std::string_view scope, std::string_view name,
+                                      std::string_view role_definition_id,
+                                      std::string_view principal_id);
+  Result<Json> delete_role_assignment(std::string_view scope, std::string_view name);
+  // {"settings": [{name, type, value}]}, one setting, or the updated one.
+  Result<Json> list_settings();
+  Result<Json> get_setting(std::string_view name);
+  Result<Json> update_setting(std::string_view name, std::string_view value);
+
   // Any route: the parsed answer (null for 204 or an empty body) or the vault's error.
   Result<Json> call(std::string_view method, const std::string& target,
                     const std::optional<std::string>& body = std::nullopt);

@@ -32,7 +32,9 @@ std::string decode_component(std::string_view s) {
 class FolderTransport final : public Transport {
  public:
   explicit FolderTransport(std::unique_ptr<Vault> v)
-      : m_vault(std::move(v)), m_api(*m_vault, nullptr), m_principal{"cli", all_permissions()} {}
+      : m_vault(std::move(v)), m_api(*m_vault, nullptr), m_principal{"cli", all_permissions()} {
+    m_principal.rbac_exempt = true;  // the folder's owner: Managed HSM local RBAC does not apply
+  }
 
   Result<Answer> send(std::string_view method, const std::string& target,
                       const std::optional<std::string>& body) override {

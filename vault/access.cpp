@@ -275,6 +275,19 @@ std::optional<Principal> AccessList::authenticate(std::string_view token) const 
   return found->principal;
 }
 
+std::vector<Principal> AccessList::principals() const {
+  std::vector<Principal> out;
+  for (const Entry& e : m_entries) {
+    out.push_back(e.principal);
+  }
+  for (const ManagedIdentity& id : m_identities) {
+    Principal p{id.name, id.permissions};
+    p.object_id = id.object_id;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 SecretBytes generate_token() {
   SecretBytes raw = random_secret(32);
   std::string text = base64url_encode(raw.reveal(SecretAccess::unsafe()));

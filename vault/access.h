@@ -65,6 +65,12 @@ PermissionSet all_permissions();
 struct Principal {
   std::string name;  // for the access log and the audit log; never the token
   PermissionSet permissions = 0;
+  // A managed identity's object id ("" for access-file tokens): Managed HSM role assignments name
+  // it as their principalId (vault/rbac.h), as they do the token's name.
+  std::string object_id = {};
+  // Not subject to Managed HSM local RBAC: the CLI's in-process caller on a vault folder (whoever
+  // can open the folder holds its token PIN anyway) and --insecure-any-token.
+  bool rbac_exempt = false;
   bool allows(Permission p) const { return (permissions & static_cast<PermissionSet>(p)) != 0; }
 };
 
@@ -91,6 +97,9 @@ class AccessList {
   std::optional<Principal> authenticate(std::string_view token) const;
 
   std::size_t size() const { return m_entries.size(); }
+  // Every token's principal (in file order) and every identity's (name, object id, permissions):
+  // whom Managed HSM local RBAC is initialised for.
+  std::vector<Principal> principals() const;
 
   const std::vector<ManagedIdentity>& identities() const { return m_identities; }
   // The identity with this object id (compared case-insensitively), or nullptr.

@@ -112,7 +112,9 @@ int http_status_for(const Error& e) {
   if (code == kForbidden) {
     return 403;
   }
-  if (code == kKeyNotFound) {
+  // KeyNotFound, and Managed HSM's RoleDefinitionNotFound, RoleAssignmentNotFound,
+  // SettingNotFound.
+  if (code.size() > 8 && code.compare(code.size() - 8, 8, "NotFound") == 0) {
     return 404;
   }
   if (code == kConflict) {

@@ -52,8 +52,8 @@ tl::unexpected<Error> internal_error(std::string message);
 Error with_kv_detail(Error e);
 
 // Returns the HTTP status for an error: 400 BadParameter, 401 Unauthorized, 403 Forbidden,
-// 404 KeyNotFound, 409 Conflict, 500 otherwise (errors without detail are classified as
-// with_kv_detail() does).
+// 404 KeyNotFound (and every other code ending in NotFound), 409 Conflict, 500 otherwise (errors
+// without detail are classified as with_kv_detail() does).
 int http_status_for(const Error& e);
 
 // Returns the Key Vault code of `e` (its detail, or the one with_kv_detail() would give).

@@ -8,6 +8,7 @@
 #include "core/encoding.h"
 #include "core/log.h"
 #include "core/strings.h"
+#include "vault/rbac.h"
 #include "vault/rest_internal.h"
 #include "vault/throttle.h"
 
@@ -123,6 +124,22 @@ Json page_of(Json list, const Paging& paging, const RestRequest& request,
     out["nextLink"] = base_url + path + "?api-version=" + api_version +
                       "&$skiptoken=" + skiptoken_for(offset + max) +
                       "&maxresults=" + std::to_string(max);
+    // Managed HSM role lists: the next page keeps the filter.
+    if (const std::string* filter = query_value(request, "$filter")) {
+      std::string escaped;
+      for (const char ch : *filter) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+          escaped += ch;
+        } else {
+          static constexpr char kHexDigits[] = "0123456789ABCDEF";
+          escaped += '%';
+          escaped += kHexDigits[c >> 4];
+          escaped += kHexDigits[c & 15];
+        }
+      }
+      out["nextLink"] = out["nextLink"].get<std::string>() + "&$filter=" + escaped;
+    }
   }
   return out;
 }
@@ -360,9 +377,44 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
     f.operation = operation;
     return f;
   };
+  // Managed HSM local RBAC (vault/rbac.h) replaces the access file's permissions once initialised.
+  const bool rbac_applies = m_vault.config().flavor == Flavor::kManagedHsm &&
+                            !principal.rbac_exempt && m_vault.rbac().initialised();
+  auto rbac_forbidden = [&](std::string_view action, std::string_view resource,
+                            const std::string& operation) {
+    RestResponse f = error_response(
+        403, kForbidden,
+        "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny "
+        "assignments or role definitions were changed recently, please observe propagation "
+        "time.\r\nCaller: name=" +
+            principal.name + (principal.object_id.empty() ? "" : ";oid=" + principal.object_id) +
+            "\r\nAction: '" + std::string(action.empty() ? "(none)" : action) + "'\r\nResource: '" +
+            std::string(resource) +
+            "'\r\nAssignment: (not found)\r\nDecisionReason: 'DeniedWithNoValidRBAC' "
+            "\r\nVault: " +
+            m_vault.config().name + ";location=local\r\n",
+        "ForbiddenByRbac");
+    f.caller = principal.name;
+    f.operation = operation;
+    return f;
+  };
+  // Whether RBAC lets the caller run `operation`; the key's scope applies to key data actions.
+  auto rbac_allows = [&](const std::string& operation, std::string_view& action,
+                         std::string& resource) {
+    action = data_action_for(operation);
+    const bool on_key = action.find("/keys/") != std::string_view::npos && !m.name.empty();
+    resource = on_key ? "/keys/" + m.name : "/";
+    return !action.empty() && m_vault.rbac().permits(principal, action, on_key ? m.name : "");
+  };
   if (m.kind == RouteMatch::Kind::kNotImplemented) {
-    if (const Permission needed = rest::not_implemented_permission(m.feature);
-        !principal.allows(needed)) {
+    if (rbac_applies) {
+      std::string_view action;
+      std::string resource;
+      if (!rbac_allows(m.feature, action, resource)) {
+        return rbac_forbidden(action, resource, m.feature);
+      }
+    } else if (const Permission needed = rest::not_implemented_permission(m.feature);
+               !principal.allows(needed)) {
       return forbidden(needed, m.feature);
     }
     result = error_response(501, "NotImplemented",
@@ -371,7 +423,23 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
     return result;
   }
   const RestOp& op = *m.op;
-  if (!op.any_caller && !principal.allows(op.permission)) {
+  if (rbac_applies && !op.resource_manager) {
+    std::string_view action;
+    std::string resource;
+    if (!rbac_allows(op.operation_id, action, resource)) {
+      return rbac_forbidden(action, resource, op.operation_id);
+    }
+  } else if (op.administrative && principal.permissions != all_permissions()) {
+    RestResponse f = error_response(
+        403, kForbidden,
+        "The user, group or application 'name=" + principal.name +
+            "' may not manage roles or settings: without Managed HSM local RBAC only a caller "
+            "with every key permission in the access file may.",
+        "ForbiddenByPolicy");
+    f.caller = principal.name;
+    f.operation = op.operation_id;
+    return f;
+  } else if (!op.any_caller && !op.administrative && !principal.allows(op.permission)) {
     return forbidden(op.permission, op.operation_id);
   }
 
@@ -436,8 +504,11 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
 
   // 6. The vault.
   const CallContext ctx{principal.name};
+  const std::string* filter = query_value(request, "$filter");
+  const std::string no_filter;
   Result<Json> r =
-      op.handler(OpCall{m_vault, *m_release, ctx, m.name, m.version, body, *api_version});
+      op.handler(OpCall{m_vault, *m_release, ctx, m.name, m.version, body, *api_version, m.scope,
+                        filter != nullptr ? *filter : no_filter});
   if (r && is_list) {
     r = page_of(std::move(*r), paging, request, m_vault.config().base_url, *api_version);
   }
@@ -454,7 +525,7 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
                                                             "/pending?api-version=" + *api_version);
     result.headers.emplace_back("Retry-After", "1");
   } else {
-    result = json_response(200, *r);
+    result = json_response(op.success_status, *r);
   }
   result.caller = principal.name;
   result.operation = op.operation_id;

@@ -122,7 +122,9 @@ std::optional<Principal> AccessFileAuthenticator::authenticate(std::string_view 
               ") is not in the vault's access file.";
     return std::nullopt;
   }
-  return Principal{id->name, id->permissions};
+  Principal p{id->name, id->permissions};
+  p.object_id = id->object_id;
+  return p;
 }
 
 void AccessFileAuthenticator::accept_identity_tokens(const IdentityTokens* tokens,
@@ -132,6 +134,15 @@ void AccessFileAuthenticator::accept_identity_tokens(const IdentityTokens* token
   m_identity_tokens = tokens;
   m_identity_resource = std::move(resource);
   m_now = std::move(now);
+}
+
+Result<std::vector<Principal>> AccessFileAuthenticator::principals() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  maybe_reload();
+  if (!m_broken.empty()) {
+    return make_error(ErrorCode::kFailedPrecondition, m_broken);
+  }
+  return m_list.principals();
 }
 
 Result<std::vector<ManagedIdentity>> AccessFileAuthenticator::identities() {
@@ -155,7 +166,9 @@ std::optional<Principal> AnyTokenAuthenticator::authenticate(std::string_view to
   if (token.empty()) {
     return std::nullopt;
   }
-  return Principal{"insecure-any-token", all_permissions()};
+  Principal p{"insecure-any-token", all_permissions()};
+  p.rbac_exempt = true;
+  return p;
 }
 
 std::string RestApi::challenge() const {

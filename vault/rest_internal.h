@@ -27,6 +27,8 @@ struct OpCall {
   const std::string& version;
   const Json& body;
   const std::string& api_version;
+  const std::string& scope;   // Managed HSM RBAC routes: the {scope} of the path, as sent
+  const std::string& filter;  // $filter ("" when absent)
 };
 
 // api-versions where features arrived: Secure Key Release (exportable keys, release policies, the
@@ -34,6 +36,9 @@ struct OpCall {
 // deletedkeys routes) in 2016-10-01.
 inline constexpr const char* kApi73Preview = "7.3-preview";
 inline constexpr const char* kApi2016 = "2016-10-01";
+// Managed HSM local RBAC (7.2) and settings (7.4-preview.1).
+inline constexpr const char* kApi72 = "7.2";
+inline constexpr const char* kApi74Preview = "7.4-preview.1";
 
 // One REST operation: its operationId, the access-policy permission it needs, and its handler.
 struct RestOp {
@@ -49,6 +54,9 @@ struct RestOp {
   // Not Key Vault's: an Azure Resource Manager call keyport stands in for. Its api-version is
   // ARM's (any value is taken), identity tokens must be addressed to ARM.
   bool resource_manager = false;
+  // Managed HSM role management and settings: without RBAC (a key-vault folder, a managed-hsm one
+  // whose RBAC is not initialised) only a caller with every access-file permission may.
+  bool administrative = false;
 };
 
 struct RouteMatch {
@@ -59,6 +67,7 @@ struct RouteMatch {
   std::string version;
   std::string allow;    // kBadMethod: the methods the path takes
   std::string feature;  // kNotImplemented: what is missing
+  std::string scope;    // Managed HSM RBAC routes: the path before /providers/...
 };
 
 // Routes a request: Key Vault paths, case-insensitive on `keys`/`deletedkeys` and the operation

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/strings.h"
+#include "vault/rbac.h"
 #include "vault/rest_internal.h"
 
 namespace keyport::vault::rest {
@@ -45,12 +46,89 @@ enum class OpId {
   kFullRestore,
   kRestoreStatus,
   kSelectiveRestore,
+  kListRoleDefinitions,
+  kGetRoleDefinition,
+  kPutRoleDefinition,
+  kDeleteRoleDefinition,
+  kListRoleAssignments,
+  kGetRoleAssignment,
+  kPutRoleAssignment,
+  kDeleteRoleAssignment,
+  kGetSettings,
+  kGetSetting,
+  kUpdateSetting,
   kCount,
 };
 
 Result<Json> purge(const OpCall& c) {
   KEYPORT_TRY(c.vault.purge_deleted_key(c.ctx, c.name));
   return Json();
+}
+
+// Managed HSM local RBAC and settings (vault/rbac.h): Managed HSM only, as in Azure.
+Status managed_hsm_only(const OpCall& c) {
+  if (c.vault.config().flavor != Flavor::kManagedHsm) {
+    return bad_parameter(
+        "Role management and settings are Managed HSM operations: this vault is a Key Vault "
+        "(keyport vault init --flavor managed-hsm).");
+  }
+  return {};
+}
+
+template <typename Fn>
+Result<Json> with_scope(const OpCall& c, Fn&& fn) {
+  KEYPORT_TRY(managed_hsm_only(c));
+  KEYPORT_ASSIGN_OR_RETURN(std::string scope, normalise_scope(c.scope));
+  return fn(scope);
+}
+
+Result<Json> list_role_definitions(const OpCall& c) {
+  return with_scope(
+      c, [&](const std::string& s) { return c.vault.rbac().list_definitions(s, c.filter); });
+}
+Result<Json> get_role_definition(const OpCall& c) {
+  return with_scope(c,
+                    [&](const std::string& s) { return c.vault.rbac().get_definition(s, c.name); });
+}
+Result<Json> put_role_definition(const OpCall& c) {
+  return with_scope(c, [&](const std::string& s) {
+    return c.vault.rbac().put_definition(s, c.name, c.body, c.ctx.caller);
+  });
+}
+Result<Json> delete_role_definition(const OpCall& c) {
+  return with_scope(c, [&](const std::string& s) {
+    return c.vault.rbac().delete_definition(s, c.name, c.ctx.caller);
+  });
+}
+Result<Json> list_role_assignments(const OpCall& c) {
+  return with_scope(
+      c, [&](const std::string& s) { return c.vault.rbac().list_assignments(s, c.filter); });
+}
+Result<Json> get_role_assignment(const OpCall& c) {
+  return with_scope(c,
+                    [&](const std::string& s) { return c.vault.rbac().get_assignment(s, c.name); });
+}
+Result<Json> put_role_assignment(const OpCall& c) {
+  return with_scope(c, [&](const std::string& s) {
+    return c.vault.rbac().put_assignment(s, c.name, c.body, c.ctx.caller);
+  });
+}
+Result<Json> delete_role_assignment(const OpCall& c) {
+  return with_scope(c, [&](const std::string& s) {
+    return c.vault.rbac().delete_assignment(s, c.name, c.ctx.caller);
+  });
+}
+Result<Json> get_settings(const OpCall& c) {
+  KEYPORT_TRY(managed_hsm_only(c));
+  return c.vault.rbac().list_settings();
+}
+Result<Json> get_setting(const OpCall& c) {
+  KEYPORT_TRY(managed_hsm_only(c));
+  return c.vault.rbac().get_setting(c.name);
+}
+Result<Json> update_setting(const OpCall& c) {
+  KEYPORT_TRY(managed_hsm_only(c));
+  return c.vault.rbac().update_setting(c.name, c.body, c.ctx.caller);
 }
 
 // In OpId order. operationId, permission, needs a body, paged, success status, handler, the
@@ -145,6 +223,30 @@ constexpr RestOp kOps[] = {
     {"SelectiveKeyRestoreOperation", Permission::kRestore, true, false, 202,
      [](const OpCall& c) { return c.vault.begin_selective_key_restore(c.ctx, c.name, c.body); },
      "7.2"},
+    // Managed HSM local RBAC (rbac.json, 7.2) and settings (settings.json, 7.4-preview.1). Their
+    // data actions: vault/rbac.cpp data_action_for. PUT answers 201, as Azure's.
+    {"RoleDefinitions_List", Permission::kGet, false, true, 200, list_role_definitions, kApi72,
+     false, false, false, true},
+    {"RoleDefinitions_Get", Permission::kGet, false, false, 200, get_role_definition, kApi72, false,
+     false, false, true},
+    {"RoleDefinitions_CreateOrUpdate", Permission::kGet, true, false, 201, put_role_definition,
+     kApi72, false, false, false, true},
+    {"RoleDefinitions_Delete", Permission::kGet, false, false, 200, delete_role_definition, kApi72,
+     false, false, false, true},
+    {"RoleAssignments_ListForScope", Permission::kGet, false, true, 200, list_role_assignments,
+     kApi72, false, false, false, true},
+    {"RoleAssignments_Get", Permission::kGet, false, false, 200, get_role_assignment, kApi72, false,
+     false, false, true},
+    {"RoleAssignments_Create", Permission::kGet, true, false, 201, put_role_assignment, kApi72,
+     false, false, false, true},
+    {"RoleAssignments_Delete", Permission::kGet, false, false, 200, delete_role_assignment, kApi72,
+     false, false, false, true},
+    {"GetSettings", Permission::kGet, false, false, 200, get_settings, kApi74Preview, false, false,
+     false, true},
+    {"GetSettingValue", Permission::kGet, false, false, 200, get_setting, kApi74Preview, false,
+     false, false, true},
+    {"UpdateSetting", Permission::kGet, true, false, 200, update_setting, kApi74Preview, false,
+     false, false, true},
 };
 static_assert(std::size(kOps) == static_cast<std::size_t>(OpId::kCount),
               "kOps has one entry per OpId, in OpId order");
@@ -220,12 +322,56 @@ Permission not_implemented_permission(std::string_view feature) {
   return Permission::kGet;
 }
 
+// Managed HSM local RBAC: {scope}/providers/Microsoft.Authorization/role{Definitions,
+// Assignments}[/{name}], where {scope} is "/", "/keys" or "/keys/{key}" and SDKs send it after a
+// slash of their own ("///providers/...", "//keys/providers/...").
+std::optional<RouteMatch> match_rbac_route(const std::string& method, const std::string& path) {
+  static constexpr std::string_view kProviders = "/providers/microsoft.authorization/";
+  const std::string low = ascii_lower(path);
+  const auto at = low.find(kProviders);
+  if (at == std::string::npos) {
+    return std::nullopt;
+  }
+  const std::string rest = path.substr(at + kProviders.size());
+  const auto slash = rest.find('/');
+  const std::string kind = ascii_lower(rest.substr(0, slash));
+  const std::string name = slash == std::string::npos ? "" : rest.substr(slash + 1);
+  if (name.find('/') != std::string::npos || (slash != std::string::npos && name.empty())) {
+    return RouteMatch{};
+  }
+  RouteMatch m;
+  if (kind == "roledefinitions") {
+    m = name.empty() ? resolve(method, {{{"GET", OpId::kListRoleDefinitions}}, ""}, "", "")
+                     : resolve(method,
+                               {{{"GET", OpId::kGetRoleDefinition},
+                                 {"PUT", OpId::kPutRoleDefinition},
+                                 {"DELETE", OpId::kDeleteRoleDefinition}},
+                                ""},
+                               name, "");
+  } else if (kind == "roleassignments") {
+    m = name.empty() ? resolve(method, {{{"GET", OpId::kListRoleAssignments}}, ""}, "", "")
+                     : resolve(method,
+                               {{{"GET", OpId::kGetRoleAssignment},
+                                 {"PUT", OpId::kPutRoleAssignment},
+                                 {"DELETE", OpId::kDeleteRoleAssignment}},
+                                ""},
+                               name, "");
+  } else {
+    return RouteMatch{};
+  }
+  m.scope = path.substr(0, at);
+  return m;
+}
+
 RouteMatch match_route(const std::string& method, std::string path) {
   if (path.empty() || path.front() != '/') {
     return {};
   }
   if (path.size() > 1 && path.back() == '/') {
     path.pop_back();  // a trailing slash: "/keys/name/" is the latest version of name
+  }
+  if (auto rbac = match_rbac_route(method, path)) {
+    return std::move(*rbac);
   }
   std::vector<std::string> seg;
   std::size_t pos = 1;
@@ -315,6 +461,12 @@ RouteMatch match_route(const std::string& method, std::string path) {
     return resolve(
         method, {{{"GET", root == "backup" ? OpId::kFullBackupStatus : OpId::kRestoreStatus}}, ""},
         seg[1], "");
+  if (root == "settings" && n == 1) {
+    return resolve(method, {{{"GET", OpId::kGetSettings}}, ""}, "", "");
+  }
+  if (root == "settings" && n == 2) {
+    return resolve(method, {{{"GET", OpId::kGetSetting}, {"PATCH", OpId::kUpdateSetting}}, ""},
+                   seg[1], "");
   }
   if (root == "rng" && n == 1) {
     return resolve(method, {{{"POST", OpId::kRandom}}, ""}, "", "");

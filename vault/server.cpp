@@ -26,6 +26,7 @@
 #include "core/strings.h"
 #include "core/version.h"
 #include "http/server.h"
+#include "vault/rbac.h"
 #include "vault/rest_internal.h"
 #include "vault/throttle.h"
 #include "vault/tls.h"
@@ -607,6 +608,17 @@ Result<std::unique_ptr<Server>> Server::start(ServerOptions options) {
     KEYPORT_ASSIGN_OR_RETURN(impl->vault, Vault::open(o.data_dir));
   }
   impl->url = listen_url;
+  // Managed HSM local RBAC: initialised at the first start of a managed-hsm folder (new or made
+  // before RBAC), with assignments equivalent to the access file's permissions (vault/rbac.h).
+  if (impl->vault->config().flavor == Flavor::kManagedHsm && impl->access_auth != nullptr &&
+      !impl->vault->rbac().initialised()) {
+    KEYPORT_ASSIGN_OR_RETURN(std::vector<Principal> principals, impl->access_auth->principals());
+    KEYPORT_TRY(impl->vault->rbac().initialise(principals, "vault"));
+    impl->print(
+        "keyport vault: Managed HSM local RBAC initialised: " + std::to_string(principals.size()) +
+        " access-file principal(s) given equivalent role assignments at \"/\"; from now "
+        "on role assignments, not the access file's permissions, decide what callers may");
+  }
   impl->api = std::make_unique<RestApi>(*impl->vault, impl->auth.get(), o.max_body, o.release);
   KEYPORT_ASSIGN_OR_RETURN(ChallengeResource resource,
                            challenge_resource(o.challenge_resource, impl->vault->config()));

@@ -111,6 +111,8 @@ class AccessFileAuthenticator final : public Authenticator {
                               std::function<std::int64_t()> now);
   // The access file's identities as the file is now, or why it does not load.
   Result<std::vector<ManagedIdentity>> identities();
+  // Its principals (AccessList::principals) as the file is now, or why it does not load.
+  Result<std::vector<Principal>> principals();
 
  private:
   AccessFileAuthenticator(std::filesystem::path file, AccessList list);

@@ -62,7 +62,15 @@ CREATE TABLE IF NOT EXISTS rotation_policies (
   updated INTEGER NOT NULL,
   notified_version TEXT NOT NULL DEFAULT ''
 );
-PRAGMA user_version = 1;
+-- Schema 2: Managed HSM local RBAC (vault/rbac.h): role definitions, role assignments, settings
+-- and the "initialised" mark, one JSON document each. Older databases gain it at the next open.
+CREATE TABLE IF NOT EXISTS rbac (
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL COLLATE NOCASE,
+  doc TEXT NOT NULL,
+  PRIMARY KEY (kind, name)
+);
+PRAGMA user_version = 2;
 )sql";
 
 constexpr std::string_view kVersionColumns =
@@ -592,6 +600,41 @@ Status Store::set_notified_version(std::string_view name, std::string_view versi
       m_db.cached("UPDATE rotation_policies SET notified_version = ?1 WHERE name = ?2"));
   s->bind(1, version).bind(2, name);
   return s->run();
+}
+
+Result<std::vector<RbacRow>> Store::rbac_rows() {
+  std::lock_guard<std::mutex> lock(m_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt s,
+                           m_read_db.cached("SELECT kind, name, doc FROM rbac ORDER BY rowid"));
+  std::vector<RbacRow> out;
+  for (;;) {
+    KEYPORT_ASSIGN_OR_RETURN(bool row, s->step());
+    if (!row) {
+      break;
+    }
+    out.push_back(RbacRow{s->column_text(0), s->column_text(1), s->column_text(2)});
+  }
+  return out;
+}
+
+Status Store::rbac_write(const std::vector<RbacRow>& rows,
+                         const std::vector<std::pair<std::string, std::string>>& removed) {
+  std::lock_guard<std::mutex> lock(m_write_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(sql::Transaction tx, sql::Transaction::begin(m_db));
+  for (const auto& [kind, name] : removed) {
+    KEYPORT_ASSIGN_OR_RETURN(sql::CachedStmt s,
+                             m_db.cached("DELETE FROM rbac WHERE kind = ?1 AND name = ?2"));
+    s->bind(1, kind).bind(2, name);
+    KEYPORT_TRY(s->run());
+  }
+  for (const RbacRow& r : rows) {
+    KEYPORT_ASSIGN_OR_RETURN(
+        sql::CachedStmt s, m_db.cached("INSERT INTO rbac (kind, name, doc) VALUES (?1, ?2, ?3) "
+                                       "ON CONFLICT(kind, name) DO UPDATE SET doc = excluded.doc"));
+    s->bind(1, r.kind).bind(2, r.name).bind(3, r.doc);
+    KEYPORT_TRY(s->run());
+  }
+  return tx.commit();
 }
 
 void Store::set_platform1_before(std::optional<std::int64_t> cutover) {

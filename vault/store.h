@@ -22,6 +22,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/algorithms.h"
@@ -112,6 +113,14 @@ struct AuditRecord {
   std::string reason;   // error message on failure, a short note on success; never secrets
 };
 
+// One object of Managed HSM local RBAC (vault/rbac.h): kind "definition", "assignment",
+// "setting" or "state", its name (compared case-insensitively) and its JSON document.
+struct RbacRow {
+  std::string kind;
+  std::string name;
+  std::string doc;
+};
+
 class Store {
  public:
   // Opens or creates vault.db and its schema. Returns kIo on failure.
@@ -161,6 +170,13 @@ class Store {
   // Inserts or replaces the policy of `record.name` (created is kept when one exists).
   Result<RotationPolicyRecord> put_rotation_policy(const RotationPolicyRecord& record);
   Status set_notified_version(std::string_view name, std::string_view version);
+
+  // Managed HSM local RBAC: every row, oldest first.
+  Result<std::vector<RbacRow>> rbac_rows();
+  // In one transaction: deletes the (kind, name) rows of `removed`, then inserts or replaces
+  // `rows`.
+  Status rbac_write(const std::vector<RbacRow>& rows,
+                    const std::vector<std::pair<std::string, std::string>>& removed = {});
 
   // Versions created before `cutover` (unix seconds) of -HSM key types read back with
   // hsm_platform "1"; nullopt: no cut-over.

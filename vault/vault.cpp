@@ -446,6 +446,23 @@ Result<std::unique_ptr<Vault>> Vault::open(const fs::path& dir, VaultOptions opt
   KEYPORT_ASSIGN_OR_RETURN(impl->caps,
                            p11::probe_wrap_capabilities(*impl->anchor, impl->token.info, true));
   KEYPORT_ASSIGN_OR_RETURN(impl->store, Store::open(dir / kDbFile));
+  {
+    Impl* raw = impl.get();
+    KEYPORT_ASSIGN_OR_RETURN(
+        impl->rbac,
+        Rbac::open(*impl->store, [raw](const std::string& operation, const std::string& caller,
+                                       const std::string& name, const Error* error) {
+          Op op;
+          op.operation = operation;
+          op.note = name;  // a role definition's or assignment's GUID, or a setting's name
+          if (error != nullptr) {
+            Error e = with_kv_detail(*error);
+            raw->audit(caller, op, &e);
+          } else {
+            raw->audit(caller, op, nullptr);
+          }
+        }));
+  }
   impl->pool = std::make_unique<p11::SessionPool>(impl->token.module, impl->token.slot,
                                                   impl->token.pin.clone(),
                                                   std::max<std::size_t>(1, options.max_sessions));
@@ -469,6 +486,14 @@ Result<std::unique_ptr<Vault>> Vault::open(const fs::path& dir, VaultOptions opt
 
 const VaultConfig& Vault::config() const {
   return m_impl->config;
+}
+
+Rbac& Vault::rbac() {
+  return *m_impl->rbac;
+}
+
+const Rbac& Vault::rbac() const {
+  return *m_impl->rbac;
 }
 
 const std::string& Vault::host() const {

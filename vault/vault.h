@@ -121,6 +121,8 @@ struct CallContext {
   std::string caller;  // e.g. the authenticated principal, "cli", "test"
 };
 
+class Rbac;
+
 class Vault {
  public:
   // Writes `dir`/vault.json for a new vault (creating `dir` if needed). Returns kAlreadyExists
@@ -143,6 +145,10 @@ class Vault {
   const VaultConfig& config() const;
   // "myvault.vault.azure.net" or "127.0.0.1:8443" (lower case).
   const std::string& host() const;
+  // Managed HSM local RBAC and the Managed HSM settings (vault/rbac.h): role definitions, role
+  // assignments, settings, and the check the REST server makes on managed-hsm folders.
+  Rbac& rbac();
+  const Rbac& rbac() const;
   // What the vault token can do for BYOK import (probed once at open).
   const p11::WrapCapabilities& capabilities() const;
 

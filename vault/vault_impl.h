@@ -37,6 +37,7 @@
 #include "vault/errors.h"
 #include "vault/hsm.h"
 #include "vault/model.h"
+#include "vault/rbac.h"
 #include "vault/rotation.h"
 #include "vault/signing.h"
 #include "vault/store.h"
@@ -109,6 +110,8 @@ struct Vault::Impl {
   std::unique_ptr<p11::SessionPool> pool;
   p11::WrapCapabilities caps;
   std::unique_ptr<Store> store;
+  // Managed HSM local RBAC and settings (vault/rbac.h), loaded from the store at open.
+  std::unique_ptr<Rbac> rbac;
   // Token operations hold it shared; purge holds it exclusively while destroying objects.
   std::shared_mutex objects_mutex;
   // Handles of key objects by CKA_ID: spares a C_FindObjects over the whole token per use.

@@ -7,7 +7,9 @@
 // Input: byte 0 picks the operation, byte 1 the key (and version), byte 2 the Content-Type, the
 // rest is the body. Operations: create (bodies naming RSA are skipped: a SoftHSM RSA key
 // generation per run would slow the fuzzer a hundredfold; the vault tests cover RSA creation),
-// import, update, sign, verify, encrypt, decrypt, wrapkey, unwrapkey.
+// import, update, sign, verify, encrypt, decrypt, wrapkey, unwrapkey, and Managed HSM local RBAC's
+// PUT of a role definition and of a role assignment (byte 1 picks the scope) and PATCH of a
+// setting (vault/rbac.h).
 // Invariants: no 5xx (a hostile body is the client's error, never the server's); every non-empty
 // answer is a strict JSON object; an error answer carries a non-empty error.code and message; a
 // 2xx answer to an operation on a key names that key's kid.
@@ -89,10 +91,20 @@ struct Route {
   const char* suffix;  // after /keys/<name>[/<version>]
 };
 constexpr Route kRoutes[] = {
-    {"POST", "/create"},  {"PUT", ""},          {"PATCH", ""},
-    {"POST", "/sign"},    {"POST", "/verify"},  {"POST", "/encrypt"},
-    {"POST", "/decrypt"}, {"POST", "/wrapkey"}, {"POST", "/unwrapkey"},
+    {"POST", "/create"},
+    {"PUT", ""},
+    {"PATCH", ""},
+    {"POST", "/sign"},
+    {"POST", "/verify"},
+    {"POST", "/encrypt"},
+    {"POST", "/decrypt"},
+    {"POST", "/wrapkey"},
+    {"POST", "/unwrapkey"},
+    {"PUT", "@roleDefinitions"},
+    {"PUT", "@roleAssignments"},
+    {"PATCH", "@settings"},
 };
+constexpr const char* kScopes[] = {"/", "//keys", "//keys/oct", "/keys/missing", "//secrets"};
 constexpr const char* kContentTypes[] = {"application/json", "application/json; charset=utf-8", "",
                                          "text/plain", "application/x-www-form-urlencoded"};
 
@@ -120,7 +132,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   std::string name;
   std::string version;
-  if (suffix == "/create") {
+  if (suffix == "@settings") {
+    req.path = "/settings/AllowKeyManagementOperationsThroughARM";
+  } else if (suffix[0] == '@') {
+    req.path = std::string(kScopes[data[1] % std::size(kScopes)]) +
+               "/providers/Microsoft.Authorization/" + suffix.substr(1) +
+               "/6f0c7a51-7f2e-4c1b-9a43-3d1e0b2c4d5e";
+  } else if (suffix == "/create") {
     if (names_rsa(req.body))
       return 0;
     name = "created";
@@ -137,7 +155,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (pick == 5)
       version = "00000000000000000000000000000000";
   }
-  req.path = "/keys/" + name + (version.empty() ? "" : "/" + version) + suffix;
+  if (req.path.empty()) {
+    req.path = "/keys/" + name + (version.empty() ? "" : "/" + version) + suffix;
+  }
 
   RestResponse r = f.api->handle_as(f.admin, req);
   if (r.status >= 500) {
