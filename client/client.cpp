@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "client/client.h"
 
+#include <cctype>
 #include <chrono>
 #include <functional>
 #include <thread>
-#include <cctype>
 
 #include <utility>
 
