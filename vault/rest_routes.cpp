@@ -461,32 +461,33 @@ RouteMatch match_route(const std::string& method, std::string path) {
     return resolve(
         method, {{{"GET", root == "backup" ? OpId::kFullBackupStatus : OpId::kRestoreStatus}}, ""},
         seg[1], "");
-    if (root == "settings" && n == 1) {
-      return resolve(method, {{{"GET", OpId::kGetSettings}}, ""}, "", "");
-    }
-    if (root == "settings" && n == 2) {
-      return resolve(method, {{{"GET", OpId::kGetSetting}, {"PATCH", OpId::kUpdateSetting}}, ""},
-                     seg[1], "");
-    }
-    if (root == "rng" && n == 1) {
-      return resolve(method, {{{"POST", OpId::kRandom}}, ""}, "", "");
-    }
-    if (root == "keyport" && n == 2 && ascii_lower(seg[1]) == "platform-report") {
-      return resolve(method, {{{"GET", OpId::kPlatformReport}}, ""}, "", "");
-    }
-    if (root == "deletedkeys") {
-      if (n == 1) {
-        return resolve(method, {{{"GET", OpId::kListDeleted}}, ""}, "", "");
-      }
-      if (n == 2) {
-        return resolve(method, {{{"GET", OpId::kGetDeleted}, {"DELETE", OpId::kPurge}}, ""}, seg[1],
-                       "");
-      }
-      if (n == 3 && ascii_lower(seg[2]) == "recover") {
-        return resolve(method, {{{"POST", OpId::kRecover}}, ""}, seg[1], "");
-      }
-    }
-    return {};
   }
+  if (root == "settings" && n == 1) {
+    return resolve(method, {{{"GET", OpId::kGetSettings}}, ""}, "", "");
+  }
+  if (root == "settings" && n == 2) {
+    return resolve(method, {{{"GET", OpId::kGetSetting}, {"PATCH", OpId::kUpdateSetting}}, ""},
+                   seg[1], "");
+  }
+  if (root == "rng" && n == 1) {
+    return resolve(method, {{{"POST", OpId::kRandom}}, ""}, "", "");
+  }
+  if (root == "keyport" && n == 2 && ascii_lower(seg[1]) == "platform-report") {
+    return resolve(method, {{{"GET", OpId::kPlatformReport}}, ""}, "", "");
+  }
+  if (root == "deletedkeys") {
+    if (n == 1) {
+      return resolve(method, {{{"GET", OpId::kListDeleted}}, ""}, "", "");
+    }
+    if (n == 2) {
+      return resolve(method, {{{"GET", OpId::kGetDeleted}, {"DELETE", OpId::kPurge}}, ""}, seg[1],
+                     "");
+    }
+    if (n == 3 && ascii_lower(seg[2]) == "recover") {
+      return resolve(method, {{{"POST", OpId::kRecover}}, ""}, seg[1], "");
+    }
+  }
+  return {};
+}
 
 }  // namespace keyport::vault::rest

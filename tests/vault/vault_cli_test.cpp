@@ -559,65 +559,63 @@ TEST_CASE("vault full-backup and full-restore: a tampered blob restores nothing,
   CHECK(rig.keyport("vault full-backup --data " + sh_quote((rig.dir() / "hsm").string()) +
                     " --storage-url https://acct.blob.core.windows.net/bkp" + sas)
             .rc == 3);
+}
 
-  TEST_CASE(
-      "vault role and setting commands manage Managed HSM local RBAC on a folder and over HTTPS",
-      "[cli][vault][rbac]") {
-    Rig rig("vault-cli-rbac");
-    const fs::path v = rig.dir() / "mhsm";
-    json_of(rig.keyport("vault init --data " + sh_quote(v.string()) +
-                        " --flavor managed-hsm --name contoso --json"));
-    const std::string local = "--data " + sh_quote(v.string());
-    Json defs = json_of(rig.keyport("vault role definition list " + local + " --json"));
-    CHECK(defs["value"].size() == 9);
-    Json user = json_of(rig.keyport("vault role definition show " + local +
-                                    " --name 'Managed HSM Crypto User' --json"));
-    CHECK(user["name"] == "21dbd100-6940-42c2-9190-5d6cb909625b");
-    Json custom =
-        json_of(rig.keyport("vault role definition create " + local +
-                            " --role-definition '{\"roleName\": \"reader\", \"dataActions\": "
-                            "[\"Microsoft.KeyVault/managedHsm/keys/read/action\"]}' --json"));
-    CHECK(custom["properties"]["type"] == "CustomRole");
-    Run builtin = rig.keyport("vault role definition delete " + local +
-                              " --name 'Managed HSM Administrator'");
-    CHECK(builtin.rc == 3);
-    CHECK(rig.keyport("vault role definition list " + local + " --custom-role-only")
-              .out.find("reader") != std::string::npos);
-    Json setting =
-        json_of(rig.keyport("vault setting update " + local +
-                            " --name AllowKeyManagementOperationsThroughARM --value true "
-                            "--json"));
-    CHECK(setting["value"] == "true");
-    CHECK(rig.keyport("vault setting update " + local +
-                      " --name AllowKeyManagementOperationsThroughARM --value maybe")
-              .rc == 3);
+TEST_CASE(
+    "vault role and setting commands manage Managed HSM local RBAC on a folder and over HTTPS",
+    "[cli][vault][rbac]") {
+  Rig rig("vault-cli-rbac");
+  const fs::path v = rig.dir() / "mhsm";
+  json_of(rig.keyport("vault init --data " + sh_quote(v.string()) +
+                      " --flavor managed-hsm --name contoso --json"));
+  const std::string local = "--data " + sh_quote(v.string());
+  Json defs = json_of(rig.keyport("vault role definition list " + local + " --json"));
+  CHECK(defs["value"].size() == 9);
+  Json user = json_of(rig.keyport("vault role definition show " + local +
+                                  " --name 'Managed HSM Crypto User' --json"));
+  CHECK(user["name"] == "21dbd100-6940-42c2-9190-5d6cb909625b");
+  Json custom =
+      json_of(rig.keyport("vault role definition create " + local +
+                          " --role-definition '{\"roleName\": \"reader\", \"dataActions\": "
+                          "[\"Microsoft.KeyVault/managedHsm/keys/read/action\"]}' --json"));
+  CHECK(custom["properties"]["type"] == "CustomRole");
+  Run builtin =
+      rig.keyport("vault role definition delete " + local + " --name 'Managed HSM Administrator'");
+  CHECK(builtin.rc == 3);
+  CHECK(rig.keyport("vault role definition list " + local + " --custom-role-only")
+            .out.find("reader") != std::string::npos);
+  Json setting = json_of(rig.keyport("vault setting update " + local +
+                                     " --name AllowKeyManagementOperationsThroughARM --value true "
+                                     "--json"));
+  CHECK(setting["value"] == "true");
+  CHECK(rig.keyport("vault setting update " + local +
+                    " --name AllowKeyManagementOperationsThroughARM --value maybe")
+            .rc == 3);
 
-    // Over HTTPS: the first serve initialises RBAC for the access file's admin; a second token,
-    // added to the access file, needs an assignment.
-    test::ServerProcess server(v, {});
-    server.start();
-    const std::string where = "--url " + server.url() + " --token-file " +
-                              sh_quote(server.token_file().string()) + " --ca-file " +
-                              sh_quote(server.ca_file().string());
-    Json mine =
-        json_of(rig.keyport("vault role assignment list " + where + " --assignee admin --json"));
-    CHECK(mine["value"].size() == 3);
-    json_of(
-        rig.keyport("vault create-key " + where + " --name app --kty oct-HSM --size 256 --json"));
-    Json made = json_of(rig.keyport("vault role assignment create " + where +
-                                    " --role reader --assignee ci --scope /keys/app --json"));
-    CHECK(made["properties"]["scope"] == "/keys/app");
-    Json ci = json_of(rig.keyport("vault role assignment list " + where + " --assignee ci --json"));
-    CHECK(ci["value"].size() == 1);
-    Run del = rig.keyport("vault role assignment delete " + where +
-                          " --assignee ci --role reader --scope /keys/app");
-    INFO(del.describe());
-    CHECK(del.rc == 0);
-    Json none =
-        json_of(rig.keyport("vault role assignment list " + where + " --assignee ci --json"));
-    CHECK(none["value"].empty());
-    Json shown = json_of(rig.keyport("vault setting show " + where +
-                                     " --name AllowKeyManagementOperationsThroughARM --json"));
-    CHECK(shown["value"] == "true");
-    CHECK(server.stop() == 0);
-  }
+  // Over HTTPS: the first serve initialises RBAC for the access file's admin; a second token,
+  // added to the access file, needs an assignment.
+  test::ServerProcess server(v, {});
+  server.start();
+  const std::string where = "--url " + server.url() + " --token-file " +
+                            sh_quote(server.token_file().string()) + " --ca-file " +
+                            sh_quote(server.ca_file().string());
+  Json mine =
+      json_of(rig.keyport("vault role assignment list " + where + " --assignee admin --json"));
+  CHECK(mine["value"].size() == 3);
+  json_of(rig.keyport("vault create-key " + where + " --name app --kty oct-HSM --size 256 --json"));
+  Json made = json_of(rig.keyport("vault role assignment create " + where +
+                                  " --role reader --assignee ci --scope /keys/app --json"));
+  CHECK(made["properties"]["scope"] == "/keys/app");
+  Json ci = json_of(rig.keyport("vault role assignment list " + where + " --assignee ci --json"));
+  CHECK(ci["value"].size() == 1);
+  Run del = rig.keyport("vault role assignment delete " + where +
+                        " --assignee ci --role reader --scope /keys/app");
+  INFO(del.describe());
+  CHECK(del.rc == 0);
+  Json none = json_of(rig.keyport("vault role assignment list " + where + " --assignee ci --json"));
+  CHECK(none["value"].empty());
+  Json shown = json_of(rig.keyport("vault setting show " + where +
+                                   " --name AllowKeyManagementOperationsThroughARM --json"));
+  CHECK(shown["value"] == "true");
+  CHECK(server.stop() == 0);
+}
