@@ -294,6 +294,11 @@ struct Vault::Impl {
 
   Result<Json> restore_key(Op& op, const Json& params);
 
+  // The backup-domain join, Vault::begin_backup_domain_join and the two after it.
+  Result<Bytes> begin_backup_domain_join(Op& op);
+  Result<std::string> export_backup_domain(Op& op, std::span<const std::uint8_t> spki);
+  Status finish_backup_domain_join(Op& op, std::string_view document);
+
   // --- import (vault_import.cpp) ---
 
   Result<Json> import_key(Op& op, std::string_view name, const Json& params);
