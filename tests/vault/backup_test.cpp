@@ -445,4 +445,18 @@ TEST_CASE("joining a domain whose keys the token already holds is refused, chang
   CHECK(c.token_objects() == objects);
   CHECK(c->backup_domain().empty());
   CHECK(vault_audit_rows(*c.v, "BackupDomainJoin", "failure") == 1);
+
+  // A vault whose token lost its domain keys has nothing to give: Forbidden, said plainly.
+  test::VaultRig d(vault::Flavor::kKeyVault, "join-no-domain-keys");
+  for (const char* role : {"wrap", "mac"}) {
+    p11::Template t;
+    t.token(true).label("kp:backup-domain:" + d->backup_domain() + ":" + role);
+    auto found = d.session.find_objects(t);
+    REQUIRE_OK(found);
+    REQUIRE(found->size() == 1);
+    REQUIRE_OK(d.session.destroy_object(found->front()));
+  }
+  auto none = d->export_backup_domain(d.ctx, *spki);
+  CHECK_ERROR_CODE(none, ErrorCode::kPermissionDenied);
+  CHECK(none.error().message().find("no backup-domain keys") != std::string::npos);
 }
