@@ -329,10 +329,11 @@ Result<std::string> run_self(const std::vector<std::string>& args) {
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     return out;
   }
+  // The child's error line (log lines may come before it), without its prefix.
   std::string message(trim(err));
   const std::string prefix = "keyport: error: ";
-  if (message.rfind(prefix, 0) == 0) {
-    message = message.substr(prefix.size());
+  if (const auto at = message.rfind(prefix); at != std::string::npos) {
+    message = std::string(trim(message.substr(at + prefix.size())));
   }
   const int code = WIFEXITED(status) ? WEXITSTATUS(status) : kExitFailure;
   return make_error(code_for_exit(code),
