@@ -7,9 +7,17 @@
 // $KEYPORT_VAULT_DATA) or on a running server (--url https://host:port with --token-file or
 // $KEYPORT_VAULT_TOKEN, and --ca-file for the vault CA) through vault::Client (client/client.h),
 // which sends the same requests either way. This file parses options and prints answers.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <iostream>
 #include <memory>
@@ -19,6 +27,7 @@
 
 #include "byok/public_key.h"
 #include "cli/commands.h"
+#include "cli/exit_codes.h"
 #include "client/client.h"
 #include "client/folder.h"
 #include "client/signing.h"
@@ -208,7 +217,190 @@ struct InitOptions {
   std::string base_url;
   int retention_days = 90;
   bool purge_protection = false;
+  std::string backup_domain;  // an existing vault folder whose backup domain the new one joins
 };
+
+// --- vault init --backup-domain EXISTING ------------------------------------------------------
+//
+// The new vault makes a transfer key pair in its own token (Vault::begin_backup_domain_join); the
+// existing vault wraps its two domain keys to the public key (Vault::export_backup_domain); the
+// new vault unwraps them (Vault::finish_backup_domain_join). Two own-folder vaults cannot be open
+// in one process (SoftHSM reads its configuration once per process), so the existing vault's step
+// runs in a child: this binary re-executed (/proc/self/exe) with the hidden subcommand
+// `vault backup-domain-export`, which gets the public key as an argument and prints the transfer
+// document. A re-exec rather than a bare fork(): the child starts with no module loaded, no
+// threads and no copied session state of the parent (PKCS#11 leaves a module's state after fork
+// undefined), and it is the same code path as any keyport command, error exit codes included.
+
+struct DomainExportOptions {
+  std::string data;
+  std::string transfer_key;  // base64url DER SubjectPublicKeyInfo
+};
+
+// The child's side: prints the transfer document on stdout.
+Status run_domain_export(const DomainExportOptions& o) {
+  auto spki = base64url_decode(o.transfer_key);
+  if (!spki) {
+    return make_error(ErrorCode::kInvalidArgument, "--transfer-key must be base64url DER");
+  }
+  KEYPORT_ASSIGN_OR_RETURN(auto v, vault::Vault::open(o.data, own_folder_options()));
+  KEYPORT_ASSIGN_OR_RETURN(
+      std::string doc, v->export_backup_domain(vault::CallContext{"keyport vault init"}, *spki));
+  std::cout << doc << std::endl;
+  return {};
+}
+
+ErrorCode code_for_exit(int rc) {
+  switch (rc) {
+    case kExitBadInput:
+      return ErrorCode::kInvalidArgument;
+    case kExitHsmOrCrypto:
+      return ErrorCode::kPkcs11;
+    case kExitNotFound:
+      return ErrorCode::kNotFound;
+    case kExitExists:
+      return ErrorCode::kAlreadyExists;
+    case kExitAuth:
+      return ErrorCode::kPermissionDenied;
+    case kExitUnsupported:
+      return ErrorCode::kUnsupported;
+    case kExitIo:
+      return ErrorCode::kIo;
+    case kExitPrecondition:
+      return ErrorCode::kFailedPrecondition;
+    default:
+      return ErrorCode::kInternal;
+  }
+}
+
+std::string read_all(int fd) {
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      break;
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+// Runs this binary with `args`; returns its stdout, or its error (category from its exit code,
+// message from its stderr).
+Result<std::string> run_self(const std::vector<std::string>& args) {
+  int out_pipe[2];
+  int err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
+    return make_error(ErrorCode::kIo, std::string("pipe: ") + std::strerror(errno));
+  }
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    ::close(out_pipe[0]);
+    ::close(out_pipe[1]);
+    return make_error(ErrorCode::kIo, std::string("pipe: ") + std::strerror(errno));
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
+  std::vector<std::string> argv_s = {"keyport"};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  if (rc != 0) {
+    ::close(out_pipe[0]);
+    ::close(err_pipe[0]);
+    return make_error(ErrorCode::kIo, std::string("cannot start keyport: ") + std::strerror(rc));
+  }
+  // Both outputs are small (a document of a few KiB, an error line): no pipe fills up.
+  std::string out = read_all(out_pipe[0]);
+  std::string err = read_all(err_pipe[0]);
+  ::close(out_pipe[0]);
+  ::close(err_pipe[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    return out;
+  }
+  // The child's error line (log lines may come before it), without its prefix.
+  std::string message(trim(err));
+  const std::string prefix = "keyport: error: ";
+  if (const auto at = message.rfind(prefix); at != std::string::npos) {
+    message = std::string(trim(message.substr(at + prefix.size())));
+  }
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : kExitFailure;
+  return make_error(code_for_exit(code),
+                    message.empty() ? "exit code " + std::to_string(code) : message);
+}
+
+// What can be checked of the existing vault without opening it: that it is a vault, that no
+// process holds it (a running `vault serve`), and that it has a backup domain.
+Result<vault::VaultConfig> check_domain_source(const fs::path& existing, const fs::path& data) {
+  std::error_code ec;
+  if (fs::exists(data, ec) && fs::equivalent(existing, data, ec)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--backup-domain names the new vault's own folder");
+  }
+  auto c = vault::VaultConfig::load(existing);
+  if (!c) {
+    if (c.error().code() == ErrorCode::kNotFound) {
+      return make_error(ErrorCode::kNotFound, "--backup-domain " + existing.string() +
+                                                  " is not a vault folder (no " +
+                                                  vault::kVaultConfigFile + ")");
+    }
+    return tl::unexpected(c.error().with_context("--backup-domain " + existing.string()));
+  }
+  if (c->backup_domain_join) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "--backup-domain " + existing.string() +
+                          " is itself still joining a backup domain: it has no domain keys");
+  }
+  if (c->backup_domain.empty()) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "--backup-domain " + existing.string() +
+                          " has no backup domain yet (never opened, or made before backups): "
+                          "open it once (e.g. keyport vault list --data " +
+                          existing.string() + ") and try again");
+  }
+  const int fd = ::open((existing / "vault.lock").c_str(), O_RDWR | O_CLOEXEC);
+  if (fd >= 0) {
+    const bool busy = ::flock(fd, LOCK_EX | LOCK_NB) != 0;
+    ::close(fd);
+    if (busy) {
+      return make_error(ErrorCode::kAlreadyExists,
+                        "--backup-domain " + existing.string() +
+                            " is in use (a running keyport vault serve or another command holds "
+                            "its lock): stop it and try again");
+    }
+  }
+  return c;
+}
+
+// Opens the new vault, runs the three steps, closes it. Returns the domain joined.
+Result<std::string> join_backup_domain(const fs::path& data, const fs::path& existing) {
+  const vault::CallContext ctx{"keyport vault init"};
+  KEYPORT_ASSIGN_OR_RETURN(auto v, vault::Vault::open(data, own_folder_options()));
+  KEYPORT_ASSIGN_OR_RETURN(Bytes spki, v->begin_backup_domain_join(ctx));
+  auto doc = run_self({"vault", "backup-domain-export", "--data", existing.string(),
+                       "--transfer-key", base64url_encode(spki)});
+  if (!doc) {
+    return tl::unexpected(doc.error().with_context("the existing vault " + existing.string()));
+  }
+  KEYPORT_TRY(v->finish_backup_domain_join(ctx, trim(*doc)));
+  return v->backup_domain();
+}
 
 Status run_init(GlobalOptions& g, const InitOptions& o) {
   std::string data = o.data.empty() ? env_or("KEYPORT_VAULT_DATA") : o.data;
@@ -223,17 +415,53 @@ Status run_init(GlobalOptions& g, const InitOptions& o) {
   c.base_url_given = !o.base_url.empty();
   c.soft_delete_retention_days = o.retention_days;
   c.purge_protection = o.purge_protection;
-  KEYPORT_TRY(vault::Vault::init(data, c));
-  if (g.json) {
-    print_json(Json{{"data", data},
-                    {"flavor", o.flavor},
-                    {"name", o.name},
-                    {"soft_delete_retention_days", o.retention_days},
-                    {"purge_protection", o.purge_protection},
-                    {"recoveryLevel", c.recovery_level()}});
+  std::string domain;
+  if (!o.backup_domain.empty()) {
+    KEYPORT_TRY(check_domain_source(o.backup_domain, data));
+    std::error_code ec;
+    const bool existed = fs::exists(data, ec);
+    if (existed && !fs::is_empty(data, ec)) {
+      return make_error(ErrorCode::kAlreadyExists, "--backup-domain makes a new vault: " + data +
+                                                       " must be a new or empty folder");
+    }
+    c.backup_domain_join = true;
+    KEYPORT_TRY(vault::Vault::init(data, c));
+    auto joined = join_backup_domain(data, o.backup_domain);
+    if (!joined) {
+      // Nothing of a half-made vault stays: the folder was new or empty.
+      if (existed) {
+        for (const auto& entry : fs::directory_iterator(data, ec)) {
+          fs::remove_all(entry.path(), ec);
+        }
+      } else {
+        fs::remove_all(data, ec);
+      }
+      return tl::unexpected(joined.error().with_context(
+          "vault init --backup-domain (nothing was made in " + data + ")"));
+    }
+    domain = *joined;
   } else {
-    std::cout << "initialised a " << o.flavor << " vault \"" << o.name << "\" in " << data
-              << "\nnext: keyport vault serve --data " << data
+    KEYPORT_TRY(vault::Vault::init(data, c));
+  }
+  if (g.json) {
+    Json out{{"data", data},
+             {"flavor", o.flavor},
+             {"name", o.name},
+             {"soft_delete_retention_days", o.retention_days},
+             {"purge_protection", o.purge_protection},
+             {"recoveryLevel", c.recovery_level()}};
+    if (!domain.empty()) {
+      out["backup_domain"] = domain;
+      out["backup_domain_of"] = o.backup_domain;
+    }
+    print_json(out);
+  } else {
+    std::cout << "initialised a " << o.flavor << " vault \"" << o.name << "\" in " << data;
+    if (!domain.empty()) {
+      std::cout << "\njoined backup domain " << domain << " of " << o.backup_domain
+                << " (its backups restore here)";
+    }
+    std::cout << "\nnext: keyport vault serve --data " << data
               << "   (or use it in place: keyport vault create-key --data " << data << " ...)"
               << std::endl;
   }
@@ -1634,8 +1862,22 @@ void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
   i->add_flag("--purge-protection", init->purge_protection,
               "Refuse purge of deleted keys (403); they are purged only when their retention "
               "period ends");
+  i->add_option("--backup-domain", init->backup_domain,
+                "An existing vault folder whose backup domain the new vault joins (its backups "
+                "restore here): its domain keys move token to token, wrapped to a key made in "
+                "the new vault's token. The folder must not be in use (stop its server)");
   add_json_flag(*i, g);
   i->callback(bind_command(g, [&g, init] { return run_init(g, *init); }));
+
+  // Hidden: the existing vault's step of `init --backup-domain`, run by it in a child process.
+  auto dexport = std::make_shared<DomainExportOptions>();
+  auto* dx = vault->add_subcommand("backup-domain-export",
+                                   "(internal) wrap this vault's backup-domain keys to a "
+                                   "transfer key; run by vault init --backup-domain");
+  dx->group("");
+  dx->add_option("--data", dexport->data, "Vault folder")->required();
+  dx->add_option("--transfer-key", dexport->transfer_key, "base64url DER public key")->required();
+  dx->callback(bind_command(g, [dexport] { return run_domain_export(*dexport); }));
 
   auto serve = std::make_shared<ServeOptions>();
   auto* s = vault->add_subcommand(

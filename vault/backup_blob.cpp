@@ -302,4 +302,72 @@ Result<BackupContents> parse_backup_payload(std::string_view payload) {
   return out;
 }
 
+std::string domain_transfer_json(const DomainKeyTransfer& t) {
+  Json out = Json::object();
+  out["format"] = 1;
+  out["domain"] = t.domain;
+  out["enc"] = std::string(wrap_alg_name(t.enc));
+  out["transfer_key_sha256"] = t.transfer_key_sha256;
+  out["wrap"] = base64url_encode(t.wrap);
+  out["mac"] = base64url_encode(t.mac);
+  return dump_json(out);
+}
+
+Result<DomainKeyTransfer> parse_domain_transfer(std::string_view text) {
+  auto transfer_error = [](std::string what) {
+    return make_error(ErrorCode::kFormat, "backup-domain transfer: " + std::move(what));
+  };
+  JsonLimits limits;
+  limits.max_bytes = kMaxDomainTransferBytes;
+  limits.max_depth = 4;
+  auto j = parse_json_strict(text, limits);
+  if (!j) {
+    return transfer_error("not JSON: " + j.error().message());
+  }
+  if (!j->is_object()) {
+    return transfer_error("must be an object");
+  }
+  KEYPORT_TRY(json_only_members(*j,
+                                {"format", "domain", "enc", "transfer_key_sha256", "wrap", "mac"},
+                                "backup-domain transfer"));
+  auto format = j->find("format");
+  if (format == j->end() || !format->is_number_integer() || format->get<std::int64_t>() != 1) {
+    return transfer_error("\"format\" must be 1");
+  }
+  DomainKeyTransfer t;
+  auto str = [&](const char* name) -> Result<std::string> {
+    auto it = j->find(name);
+    if (it == j->end() || !it->is_string()) {
+      return transfer_error("\"" + std::string(name) + "\" must be a string");
+    }
+    return it->get<std::string>();
+  };
+  KEYPORT_ASSIGN_OR_RETURN(t.domain, str("domain"));
+  if (!valid_uuid_text(t.domain)) {
+    return transfer_error("\"domain\" is not a UUID");
+  }
+  KEYPORT_ASSIGN_OR_RETURN(std::string enc, str("enc"));
+  auto alg = parse_wrap_alg(enc);
+  if (!alg) {
+    return transfer_error("\"enc\" is not a transfer algorithm");
+  }
+  t.enc = *alg;
+  KEYPORT_ASSIGN_OR_RETURN(t.transfer_key_sha256, str("transfer_key_sha256"));
+  if (t.transfer_key_sha256.size() != 64 ||
+      !std::all_of(t.transfer_key_sha256.begin(), t.transfer_key_sha256.end(),
+                   [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); })) {
+    return transfer_error("\"transfer_key_sha256\" must be 64 lowercase hex characters");
+  }
+  for (const char* name : {"wrap", "mac"}) {
+    KEYPORT_ASSIGN_OR_RETURN(std::string b64, str(name));
+    auto b = base64url_decode(b64);
+    // RSA-OAEP of at least 2048 bits, then the 40 bytes of a 32-byte key wrapped with padding.
+    if (!b || b->size() < 256 + 40 || b->size() > 1024 + 40) {
+      return transfer_error("\"" + std::string(name) + "\" is not a wrapped key");
+    }
+    (std::string_view(name) == "wrap" ? t.wrap : t.mac) = std::move(*b);
+  }
+  return t;
+}
+
 }  // namespace keyport::vault

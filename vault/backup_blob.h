@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/algorithms.h"
 #include "core/encoding.h"
 #include "core/error.h"
 #include "core/json.h"
@@ -64,5 +65,26 @@ std::string backup_payload(const std::string& name, const std::vector<BackupVers
 
 // Parses a payload strictly. kFormat naming the first problem.
 Result<BackupContents> parse_backup_payload(std::string_view payload);
+
+// The backup domain's two keys on their way to a joining vault (Vault::export_backup_domain ->
+// Vault::finish_backup_domain_join; `keyport vault init --backup-domain`). Each key is the
+// in-token RSA-AES transfer wrap (RSA-OAEP || RFC 5649, pkcs11/wrap.h) to the joining vault's
+// transfer key. As JSON: {"format": 1, "domain": "<uuid>", "enc": "RSA_AES_KEY_WRAP_256" | ...,
+// "transfer_key_sha256": "<64 lowercase hex: SHA-256 of the transfer key's SPKI>", "wrap":
+// base64url, "mac": base64url}. Parsed strictly (unknown or duplicate members refused).
+inline constexpr std::size_t kMaxDomainTransferBytes = 16384;
+
+struct DomainKeyTransfer {
+  std::string domain;
+  WrapAlg enc = WrapAlg::kRsaAesKeyWrap256;
+  std::string transfer_key_sha256;
+  Bytes wrap;  // the AES wrapping key
+  Bytes mac;   // the HMAC key
+};
+
+std::string domain_transfer_json(const DomainKeyTransfer& t);
+
+// kFormat naming the first problem.
+Result<DomainKeyTransfer> parse_domain_transfer(std::string_view text);
 
 }  // namespace keyport::vault

@@ -39,11 +39,11 @@ Result<VaultConfig> VaultConfig::load(const fs::path& dir) {
   if (!j.is_object()) {
     return make_error(ErrorCode::kFormat, where + " must hold a JSON object");
   }
-  KEYPORT_TRY(
-      json_only_members(j,
-                        {"schema", "flavor", "name", "base_url", "base_url_given", "created",
-                         "soft_delete_retention_days", "purge_protection", "backup_domain"},
-                        where));
+  KEYPORT_TRY(json_only_members(
+      j,
+      {"schema", "flavor", "name", "base_url", "base_url_given", "created",
+       "soft_delete_retention_days", "purge_protection", "backup_domain", "backup_domain_join"},
+      where));
   VaultConfig c;
   KEYPORT_ASSIGN_OR_RETURN(std::string flavor, json_string(j, "flavor", where));
   KEYPORT_ASSIGN_OR_RETURN(c.flavor, parse_flavor(flavor));
@@ -80,6 +80,13 @@ Result<VaultConfig> VaultConfig::load(const fs::path& dir) {
     }
     c.backup_domain = bd->get<std::string>();
   }
+  if (const Json* bj = member(j, "backup_domain_join"); bj != nullptr) {
+    if (!bj->is_boolean()) {
+      return make_error(ErrorCode::kFormat,
+                        where + ": \"backup_domain_join\" must be true or false");
+    }
+    c.backup_domain_join = bj->get<bool>();
+  }
   return c;
 }
 
@@ -101,6 +108,9 @@ Status VaultConfig::save(const fs::path& dir, bool overwrite) const {
   }
   if (!backup_domain.empty()) {
     j["backup_domain"] = backup_domain;
+  }
+  if (backup_domain_join) {
+    j["backup_domain_join"] = true;
   }
   WriteOptions w;
   w.overwrite = overwrite;

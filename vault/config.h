@@ -5,7 +5,8 @@
 //   {"schema": 1, "flavor": "key-vault" | "managed-hsm", "name": ..., "base_url": ...,
 //    "base_url_given": true (only when an operator chose the base URL), "created": <unix seconds>,
 //    "soft_delete_retention_days": 7..90 (absent: 90), "purge_protection": true (absent: false),
-//    "backup_domain": "<uuid>" (absent in folders made before backups: set at the next open)}
+//    "backup_domain": "<uuid>" (absent in folders made before backups: set at the next open),
+//    "backup_domain_join": true (only while the vault waits for another vault's domain keys)}
 #pragma once
 
 #include <cstdint>
@@ -54,6 +55,10 @@ struct VaultConfig {
   // The backup domain (a UUID): BackupKey blobs restore only into vaults of the same domain,
   // whose tokens hold the same domain keys (vault/vault_backup.cpp). Empty: not assigned yet.
   std::string backup_domain;
+  // True from `vault init --backup-domain` until the domain keys of the existing vault have been
+  // received (Vault::finish_backup_domain_join): open makes no domain keys of its own meanwhile,
+  // and BackupKey and RestoreKey are refused. Stored only when true.
+  bool backup_domain_join = false;
 
   // Azure's recoveryLevel for these settings: "Recoverable+Purgeable" (90 days),
   // "Recoverable" (90 days, purge protection), "CustomizedRecoverable+Purgeable" (7..89 days),

@@ -33,6 +33,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -221,8 +222,32 @@ class Vault {
   // malformed, from another backup domain, or altered in any byte.
   Result<Json> restore_key(const CallContext& ctx, const Json& params);
 
-  // The vault's backup domain (a UUID; vault.json "backup_domain").
+  // The vault's backup domain (a UUID; vault.json "backup_domain"; empty while it joins one).
   const std::string& backup_domain() const;
+
+  // Joining another vault's backup domain (`keyport vault init --backup-domain`; docs/vault.md).
+  // Three small steps, so that the two vaults need not be open in one process (two own-folder
+  // vaults cannot be: SoftHSM reads its configuration once per process); only a public key and
+  // wrapped keys pass between them, and the domain keys never exist outside a token unwrapped.
+  //
+  // 1. The joining vault (made by Vault::init with VaultConfig::backup_domain_join): makes an
+  //    RSA-3072 transfer key pair in its token (private key "kp:backup-domain-transfer":
+  //    non-extractable, unwrap only; a stale one is replaced) and returns the public key, DER
+  //    SubjectPublicKeyInfo. FailedPrecondition when the vault is not joining.
+  Result<Bytes> begin_backup_domain_join(const CallContext& ctx);
+  // 2. A vault of the domain: wraps its two domain keys in its token (RSA-OAEP + AES-KWP, the BYOK
+  //    transfer wrap) to `transfer_spki` (RSA, at least 3072 bits) and returns the transfer
+  //    document (vault/backup_blob.h DomainKeyTransfer, JSON). Forbidden when this vault has no
+  //    domain keys; FailedPrecondition when it is itself joining; InvalidArgument for a bad key.
+  Result<std::string> export_backup_domain(const CallContext& ctx,
+                                           std::span<const std::uint8_t> transfer_spki);
+  // 3. The joining vault: unwraps the domain keys under its transfer key into its token (same
+  //    labels and templates as the domain's own), records the domain in vault.json (and drops
+  //    "backup_domain_join"), destroys the transfer key. Nothing changes on failure: kFormat for a
+  //    malformed document, InvalidArgument when it was made for another transfer key,
+  //    AlreadyExists when the token already holds that domain's keys, IntegrityFailure when the
+  //    token refuses to unwrap.
+  Status finish_backup_domain_join(const CallContext& ctx, std::string_view transfer_document);
 
   // --- Cryptographic operations (empty version = latest) ---
 

@@ -23,6 +23,7 @@ namespace {
 constexpr const char* kDomainLabelPrefix = "kp:backup-domain:";
 constexpr const char* kDomainTransferLabel = "kp:backup-domain-transfer";
 constexpr unsigned kDomainTransferBits = 3072;
+constexpr std::uint8_t kDomainTransferExponent[] = {0x01, 0x00, 0x01};
 
 std::string domain_label(const std::string& domain, const char* role) {
   return std::string(kDomainLabelPrefix) + domain + ":" + role;
@@ -102,9 +103,36 @@ tl::unexpected<Error> invalid_backup() {
       "backup domain, or it was altered.");
 }
 
+// The joining vault's transfer private keys (normally none or one).
+Result<std::vector<CK_OBJECT_HANDLE>> transfer_keys(const p11::Session& s) {
+  p11::Template t;
+  t.token(true).object_class(CKO_PRIVATE_KEY).label(kDomainTransferLabel);
+  return s.find_objects(t, 16);
+}
+
+Status backups_available(const VaultConfig& config) {
+  if (config.backup_domain_join) {
+    return make_error(ErrorCode::kPermissionDenied, std::string(kForbidden),
+                      "This vault is still waiting for the keys of the backup domain it joins "
+                      "(keyport vault init --backup-domain did not finish): BackupKey and "
+                      "RestoreKey are unavailable.");
+  }
+  return {};
+}
+
+tl::unexpected<Error> not_joining() {
+  return make_error(ErrorCode::kFailedPrecondition,
+                    "this vault is not joining a backup domain (only a vault made by keyport "
+                    "vault init --backup-domain receives domain keys)");
+}
+
 }  // namespace
 
 Result<bool> Vault::Impl::ensure_backup_domain() {
+  if (config.backup_domain_join) {
+    // The keys come from another vault (finish_backup_domain_join); none of its own meanwhile.
+    return false;
+  }
   const bool fresh = config.backup_domain.empty();
   if (fresh) {
     config.backup_domain = random_uuid();
@@ -146,6 +174,7 @@ Result<Json> Vault::Impl::backup_key(Op& op, std::string_view name) {
   op.version.clear();
   KEYPORT_ASSIGN_OR_RETURN(auto records, store->versions(latest.name));
   KEYPORT_ASSIGN_OR_RETURN(auto policy, store->find_rotation_policy(latest.name));
+  KEYPORT_TRY(backups_available(config));
   std::vector<BackupVersion> versions;
   std::shared_lock<std::shared_mutex> objects(objects_mutex);
   KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
@@ -183,6 +212,7 @@ Result<Json> Vault::Impl::backup_key(Op& op, std::string_view name) {
 
 Result<BackupContents> Vault::Impl::authentic_backup(Op& op, const p11::Session& s,
                                                      std::span<const std::uint8_t> blob) {
+  KEYPORT_TRY(backups_available(config));
   auto frame = parse_backup_frame(blob);
   if (!frame) {
     op.failure_reason = frame.error().message();
@@ -288,6 +318,161 @@ Result<Json> Vault::Impl::restore_blob(Op& op, std::span<const std::uint8_t> blo
   return key_bundle(config.base_url, *latest, recovery());
 }
 
+// --- joining a backup domain ---------------------------------------------------------------------
+
+Result<Bytes> Vault::Impl::begin_backup_domain_join(Op& op) {
+  if (!config.backup_domain_join) {
+    return not_joining();
+  }
+  std::unique_lock<std::shared_mutex> objects(objects_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
+  KEYPORT_ASSIGN_OR_RETURN(auto stale, transfer_keys(*lease));
+  for (CK_OBJECT_HANDLE h : stale) {
+    KEYPORT_TRY(lease->destroy_object(h));
+  }
+  p11::Template pub_t;
+  pub_t.object_class(CKO_PUBLIC_KEY)
+      .key_type(CKK_RSA)
+      .token(false)
+      .private_object(false)
+      .modulus_bits(kDomainTransferBits)
+      .public_exponent(kDomainTransferExponent)
+      .encrypt(true)
+      .wrap(true)
+      .verify(false);
+  p11::Template priv_t;
+  priv_t.object_class(CKO_PRIVATE_KEY)
+      .key_type(CKK_RSA)
+      .token(true)
+      .private_object(true)
+      .sensitive(true)
+      .extractable(false)
+      .label(kDomainTransferLabel)
+      .unwrap(true)
+      .decrypt(false)
+      .sign(false)
+      .derive(false);
+  CK_MECHANISM gen{CKM_RSA_PKCS_KEY_PAIR_GEN, nullptr, 0};
+  KEYPORT_ASSIGN_OR_RETURN(auto pair, lease->generate_key_pair(gen, pub_t, priv_t));
+  p11::ScopedObject public_object(*lease, pair.first);
+  p11::ScopedObject private_object(*lease, pair.second);
+  KEYPORT_ASSIGN_OR_RETURN(Bytes n, lease->get_bytes(pair.first, CKA_MODULUS));
+  KEYPORT_ASSIGN_OR_RETURN(Bytes e, lease->get_bytes(pair.first, CKA_PUBLIC_EXPONENT));
+  KEYPORT_ASSIGN_OR_RETURN(auto pub, byok::PublicKey::from_rsa_components(n, e));
+  private_object.release();  // kept until finish_backup_domain_join
+  op.note = "made the backup-domain transfer key (RSA-" + std::to_string(pub.bits()) +
+            ", SHA-256 " + pub.sha256_fingerprint() + ")";
+  return pub.spki_der();
+}
+
+Result<std::string> Vault::Impl::export_backup_domain(Op& op, std::span<const std::uint8_t> spki) {
+  if (config.backup_domain_join) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "this vault is itself still joining a backup domain: it has no domain keys "
+                      "to give");
+  }
+  auto pub = byok::PublicKey::from_spki_der(spki);
+  if (!pub) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "the transfer key is not a public key: " + pub.error().message());
+  }
+  if (pub->family() != KeyFamily::kRsa || pub->bits() < kDomainTransferBits) {
+    return make_error(ErrorCode::kInvalidArgument, "the transfer key must be RSA of at least " +
+                                                       std::to_string(kDomainTransferBits) +
+                                                       " bits");
+  }
+  // RSA-OAEP with SHA-256 when the token can, else the SHA-1 of CKM_RSA_AES_KEY_WRAP.
+  WrapAlg alg = WrapAlg::kRsaAesKeyWrap256;
+  auto strategy = p11::choose_strategy(caps, p11::WrapStrategy::kAuto, alg);
+  if (!strategy) {
+    alg = WrapAlg::kRsaAesKeyWrap;
+    KEYPORT_ASSIGN_OR_RETURN(strategy, p11::choose_strategy(caps, p11::WrapStrategy::kAuto, alg));
+  }
+  std::shared_lock<std::shared_mutex> objects(objects_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
+  KEYPORT_ASSIGN_OR_RETURN(DomainKeys dk, domain_keys(*lease, config.backup_domain));
+  KEYPORT_ASSIGN_OR_RETURN(
+      p11::ScopedObject kek,
+      p11::import_rsa_public_key(*lease, pub->rsa_modulus(), pub->rsa_exponent()));
+  const std::size_t modulus_bytes = (pub->bits() + 7) / 8;
+  DomainKeyTransfer t;
+  t.domain = config.backup_domain;
+  t.enc = alg;
+  t.transfer_key_sha256 = pub->sha256_fingerprint();
+  KEYPORT_ASSIGN_OR_RETURN(
+      t.wrap, p11::wrap_rsa_aes(*lease, caps, *strategy, alg, kek.get(), modulus_bytes, dk.wrap));
+  KEYPORT_ASSIGN_OR_RETURN(
+      t.mac, p11::wrap_rsa_aes(*lease, caps, *strategy, alg, kek.get(), modulus_bytes, dk.mac));
+  op.note = "wrapped the keys of backup domain " + t.domain + " (" +
+            std::string(wrap_alg_name(alg)) + ") to transfer key RSA-" +
+            std::to_string(pub->bits()) + " SHA-256 " + t.transfer_key_sha256;
+  return domain_transfer_json(t);
+}
+
+Status Vault::Impl::finish_backup_domain_join(Op& op, std::string_view document) {
+  if (!config.backup_domain_join) {
+    return not_joining();
+  }
+  KEYPORT_ASSIGN_OR_RETURN(DomainKeyTransfer t, parse_domain_transfer(document));
+  std::unique_lock<std::shared_mutex> objects(objects_mutex);
+  KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
+  KEYPORT_ASSIGN_OR_RETURN(auto transfer, transfer_keys(*lease));
+  if (transfer.size() != 1) {
+    return make_error(ErrorCode::kFailedPrecondition,
+                      "this vault's token holds " + std::to_string(transfer.size()) +
+                          " backup-domain transfer keys (expected the one "
+                          "begin_backup_domain_join made)");
+  }
+  const CK_OBJECT_HANDLE kek = transfer.front();
+  KEYPORT_ASSIGN_OR_RETURN(Bytes n, lease->get_bytes(kek, CKA_MODULUS));
+  KEYPORT_ASSIGN_OR_RETURN(Bytes e, lease->get_bytes(kek, CKA_PUBLIC_EXPONENT));
+  KEYPORT_ASSIGN_OR_RETURN(auto pub, byok::PublicKey::from_rsa_components(n, e));
+  if (pub.sha256_fingerprint() != t.transfer_key_sha256) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "the domain keys were wrapped to another transfer key (SHA-256 " +
+                          t.transfer_key_sha256 + ") than this vault's (" +
+                          pub.sha256_fingerprint() + ")");
+  }
+  KEYPORT_ASSIGN_OR_RETURN(auto have_wrap, find_domain_key(*lease, t.domain, false));
+  KEYPORT_ASSIGN_OR_RETURN(auto have_mac, find_domain_key(*lease, t.domain, true));
+  if (have_wrap || have_mac) {
+    return make_error(ErrorCode::kAlreadyExists,
+                      "this vault's token already holds keys of backup domain " + t.domain +
+                          " (a token shared with a vault of that domain: name the domain in "
+                          "vault.json instead)");
+  }
+  const std::size_t modulus_bytes = (pub.bits() + 7) / 8;
+  auto unwrap = [&](const Bytes& wrapped, bool mac) -> Result<p11::ScopedObject> {
+    auto h = p11::unwrap_rsa_aes(*lease, caps, p11::WrapStrategy::kAuto, t.enc, kek, modulus_bytes,
+                                 wrapped, domain_key_template(t.domain, mac));
+    if (!h) {
+      return make_error(
+          ErrorCode::kIntegrityFailure,
+          "the token refused to unwrap the backup domain's keys: " + h.error().message());
+    }
+    return p11::ScopedObject(*lease, *h);
+  };
+  KEYPORT_ASSIGN_OR_RETURN(p11::ScopedObject wrap_key, unwrap(t.wrap, false));
+  KEYPORT_ASSIGN_OR_RETURN(p11::ScopedObject mac_key, unwrap(t.mac, true));
+  // The MAC key must work as the blob's MAC key before the vault relies on it.
+  KEYPORT_TRY(blob_mac(*lease, mac_key.get(), n));
+  VaultConfig joined = config;
+  joined.backup_domain = t.domain;
+  joined.backup_domain_join = false;
+  KEYPORT_TRY(joined.save(dir, /*overwrite=*/true));
+  config = joined;
+  has_backup_domain = true;
+  (void)wrap_key.release();
+  (void)mac_key.release();
+  if (auto d = lease->destroy_object(kek); !d) {
+    log::warn("vault: cannot destroy the backup-domain transfer key: " + d.error().describe());
+  }
+  op.note = "joined backup domain " + t.domain + ": its keys unwrapped into the token (" +
+            std::string(wrap_alg_name(t.enc)) + ", transfer key SHA-256 " + t.transfer_key_sha256 +
+            ", destroyed)";
+  return {};
+}
+
 // ---------------------------------------------------------------------------------------------
 
 Result<Json> Vault::backup_key(const CallContext& ctx, std::string_view name) {
@@ -300,6 +485,24 @@ Result<Json> Vault::restore_key(const CallContext& ctx, const Json& params) {
 
 const std::string& Vault::backup_domain() const {
   return m_impl->config.backup_domain;
+}
+
+Result<Bytes> Vault::begin_backup_domain_join(const CallContext& ctx) {
+  return m_impl->run(ctx, "BackupDomainJoinBegin",
+                     [&](Op& op) { return m_impl->begin_backup_domain_join(op); });
+}
+
+Result<std::string> Vault::export_backup_domain(const CallContext& ctx,
+                                                std::span<const std::uint8_t> transfer_spki) {
+  return m_impl->run(ctx, "BackupDomainExport",
+                     [&](Op& op) { return m_impl->export_backup_domain(op, transfer_spki); });
+}
+
+Status Vault::finish_backup_domain_join(const CallContext& ctx,
+                                        std::string_view transfer_document) {
+  return m_impl->run(ctx, "BackupDomainJoin", [&](Op& op) {
+    return m_impl->finish_backup_domain_join(op, transfer_document);
+  });
 }
 
 }  // namespace keyport::vault

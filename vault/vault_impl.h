@@ -315,6 +315,11 @@ struct Vault::Impl {
   Result<BackupContents> authentic_backup(Op& op, const p11::Session& s,
                                           std::span<const std::uint8_t> blob);
 
+  // The backup-domain join, Vault::begin_backup_domain_join and the two after it.
+  Result<Bytes> begin_backup_domain_join(Op& op);
+  Result<std::string> export_backup_domain(Op& op, std::span<const std::uint8_t> spki);
+  Status finish_backup_domain_join(Op& op, std::string_view document);
+
   // --- import (vault_import.cpp) ---
 
   Result<Json> import_key(Op& op, std::string_view name, const Json& params);

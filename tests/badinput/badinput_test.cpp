@@ -182,6 +182,20 @@ struct World {
     auto rsa = c.post("/keys/rsa/create", Json{{"kty", "RSA-HSM"}, {"key_size", 2048}});
     INFO(rsa.describe());
     REQUIRE(rsa.status == 200);
+    // Backup blobs of this vault's domain (its domain is made at the server's first open): the
+    // whole blob of "signer" (a name that exists), one byte short, one payload byte flipped.
+    auto backup = c.post("/keys/signer/backup", Json::object());
+    INFO(backup.describe());
+    REQUIRE(backup.status == 200);
+    const std::string blob = backup.json["value"].get<std::string>();
+    auto bytes = base64url_decode(blob);
+    REQUIRE(bytes.has_value());
+    test::cli::write_text(work / "signer.blob", blob + "\n");
+    Bytes shorter(bytes->begin(), bytes->end() - 1);
+    test::cli::write_text(work / "signer-truncated.blob", base64url_encode(shorter) + "\n");
+    Bytes flipped = *bytes;
+    flipped[flipped.size() / 2] ^= 0x01;
+    test::cli::write_text(work / "signer-flipped.blob", base64url_encode(flipped) + "\n");
   }
 
   test::RestClient client() const {

@@ -7,6 +7,7 @@
 
 #include "core/encoding.h"
 #include "core/random.h"
+#include "tests/support/softhsm.h"
 #include "tests/vault/vault_rig.h"
 #include "vault/backup_blob.h"
 
@@ -252,4 +253,210 @@ TEST_CASE("a deleted key is purged at open once its scheduled purge date has pas
   kv.open();
   CHECK(kv.token_objects() == objects - 1);
   test::expect_kv_error(kv->get_deleted_key(kv.ctx, "k"), "KeyNotFound", 404);
+}
+
+namespace {
+
+// A vault on the test module's second token ("onprem"), joining a backup domain: two tokens of
+// one module in one process, as two own-folder vaults are two tokens in two processes.
+struct JoiningVault {
+  p11::Session session;  // logged in first, so closing the vault never logs the token out
+  std::filesystem::path dir;
+  vault::ManualClock clock{test::kStartTime};
+  vault::CallContext ctx{"test"};
+  std::unique_ptr<vault::Vault> v;
+
+  explicit JoiningVault(const std::string& name)
+      : session(test::SoftHsm::get().login(test::kOnpremToken)) {
+    dir = test::make_scratch_subdir("vault-" + name);
+    vault::VaultConfig c;
+    c.name = name;
+    c.backup_domain_join = true;
+    REQUIRE_OK(vault::Vault::init(dir, c, clock.clock()));
+    open();
+  }
+  void open() {
+    vault::VaultOptions o;
+    o.module = test::SoftHsm::get().module();
+    o.token_label = test::kOnpremToken;
+    o.pin = SecretBytes::from_string(test::kOnpremPin);
+    o.clock = clock.clock();
+    auto r = vault::Vault::open(dir, std::move(o));
+    REQUIRE_OK(r);
+    v = std::move(*r);
+  }
+  vault::Vault* operator->() { return v.get(); }
+  // Token objects of the onprem token labelled `label`.
+  std::size_t objects_labelled(const std::string& label) const {
+    p11::Template t;
+    t.token(true).label(label);
+    auto found = session.find_objects(t);
+    REQUIRE_OK(found);
+    return found->size();
+  }
+};
+
+std::size_t vault_audit_rows(vault::Vault& v, const std::string& operation,
+                             const std::string& outcome) {
+  auto audit = v.audit_log();
+  REQUIRE_OK(audit);
+  std::size_t n = 0;
+  for (const auto& row : *audit) {
+    n += row.operation == operation && row.outcome == outcome ? 1 : 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("a vault on another token joins a backup domain: keys move wrapped, backups restore",
+          "[vault]") {
+  test::VaultRig a(vault::Flavor::kKeyVault, "join-source");
+  auto k = a->create_key(a.ctx, "signer", Json{{"kty", "EC-HSM"}, {"tags", {{"t", "1"}}}});
+  REQUIRE_OK(k);
+  const std::string blob = backup_of(a, "signer");
+  const std::string domain = a->backup_domain();
+  const std::string wrap_label = "kp:backup-domain:" + domain + ":wrap";
+  const std::string mac_label = "kp:backup-domain:" + domain + ":mac";
+
+  JoiningVault b("join-target");
+  // Joining: no domain of its own, and backups are refused until the keys arrive.
+  CHECK(b->backup_domain().empty());
+  CHECK(b.objects_labelled(wrap_label) == 0);
+  test::expect_kv_error(b->restore_key(b.ctx, Json{{"value", blob}}), "Forbidden", 403);
+  // A vault that is not joining makes no transfer key; a joining one exports nothing.
+  CHECK_ERROR_CODE(a->begin_backup_domain_join(a.ctx), ErrorCode::kFailedPrecondition);
+  CHECK_ERROR_CODE(b->export_backup_domain(b.ctx, Bytes{}), ErrorCode::kFailedPrecondition);
+
+  auto spki = b->begin_backup_domain_join(b.ctx);
+  REQUIRE_OK(spki);
+  auto pub = byok::PublicKey::from_spki_der(*spki);
+  REQUIRE_OK(pub);
+  CHECK(pub->bits() == 3072);
+  CHECK(b.objects_labelled("kp:backup-domain-transfer") == 1);
+  // The transfer private key: unwrap only, never extractable.
+  {
+    p11::Template t;
+    t.token(true).label("kp:backup-domain-transfer");
+    auto h = b.session.find_objects(t);
+    REQUIRE_OK(h);
+    REQUIRE(h->size() == 1);
+    CHECK(*b.session.get_bool(h->front(), CKA_EXTRACTABLE) == false);
+    CHECK(*b.session.get_bool(h->front(), CKA_SENSITIVE) == true);
+    CHECK(*b.session.get_bool(h->front(), CKA_UNWRAP) == true);
+    CHECK(*b.session.get_bool(h->front(), CKA_DECRYPT) == false);
+  }
+  // The source refuses keys that are not RSA-3072 or more.
+  {
+    auto ec = a->create_key(a.ctx, "ec-transfer", Json{{"kty", "EC-HSM"}});
+    REQUIRE_OK(ec);
+    auto small = a->create_key(a.ctx, "rsa2048", Json{{"kty", "RSA-HSM"}, {"key_size", 2048}});
+    REQUIRE_OK(small);
+    CHECK_ERROR_CODE(a->export_backup_domain(a.ctx, test::public_key_of(*ec).spki_der()),
+                     ErrorCode::kInvalidArgument);
+    CHECK_ERROR_CODE(a->export_backup_domain(a.ctx, test::public_key_of(*small).spki_der()),
+                     ErrorCode::kInvalidArgument);
+    CHECK_ERROR_CODE(a->export_backup_domain(a.ctx, Bytes{1, 2, 3}), ErrorCode::kInvalidArgument);
+  }
+  auto doc = a->export_backup_domain(a.ctx, *spki);
+  REQUIRE_OK(doc);
+  CHECK(doc->find(domain) != std::string::npos);
+  auto parsed = vault::parse_domain_transfer(*doc);
+  REQUIRE_OK(parsed);
+  CHECK(parsed->transfer_key_sha256 == pub->sha256_fingerprint());
+
+  // Refusals change nothing: a flipped byte in a wrapped key, another transfer key, garbage.
+  {
+    vault::DomainKeyTransfer bad = *parsed;
+    bad.mac[bad.mac.size() - 3] ^= 0x01;
+    CHECK_ERROR_CODE(b->finish_backup_domain_join(b.ctx, vault::domain_transfer_json(bad)),
+                     ErrorCode::kIntegrityFailure);
+    bad = *parsed;
+    bad.wrap[5] ^= 0x80;
+    CHECK_ERROR_CODE(b->finish_backup_domain_join(b.ctx, vault::domain_transfer_json(bad)),
+                     ErrorCode::kIntegrityFailure);
+    bad = *parsed;
+    bad.transfer_key_sha256 = std::string(64, '0');
+    CHECK_ERROR_CODE(b->finish_backup_domain_join(b.ctx, vault::domain_transfer_json(bad)),
+                     ErrorCode::kInvalidArgument);
+    CHECK_ERROR_CODE(b->finish_backup_domain_join(b.ctx, "{}"), ErrorCode::kFormat);
+    CHECK(b.objects_labelled(wrap_label) == 0);
+    CHECK(b.objects_labelled(mac_label) == 0);
+    CHECK(b.objects_labelled("kp:backup-domain-transfer") == 1);
+    CHECK(b->backup_domain().empty());
+  }
+
+  REQUIRE_OK(b->finish_backup_domain_join(b.ctx, *doc));
+  CHECK(b->backup_domain() == domain);
+  CHECK(b.objects_labelled(wrap_label) == 1);
+  CHECK(b.objects_labelled(mac_label) == 1);
+  CHECK(b.objects_labelled("kp:backup-domain-transfer") == 0);
+  auto saved = vault::VaultConfig::load(b.dir);
+  REQUIRE_OK(saved);
+  CHECK(saved->backup_domain == domain);
+  CHECK_FALSE(saved->backup_domain_join);
+  // Once joined, it is joined.
+  CHECK_ERROR_CODE(b->finish_backup_domain_join(b.ctx, *doc), ErrorCode::kFailedPrecondition);
+  CHECK(vault_audit_rows(*a.v, "BackupDomainExport", "success") == 1);
+  CHECK(vault_audit_rows(*b.v, "BackupDomainJoinBegin", "success") == 1);
+  CHECK(vault_audit_rows(*b.v, "BackupDomainJoin", "success") == 1);
+
+  // A's backup restores in B (after a reopen: the keys are token objects, the domain in
+  // vault.json), and signs with A's key.
+  b.v.reset();
+  b.open();
+  auto restored = b->restore_key(b.ctx, Json{{"value", blob}});
+  REQUIRE_OK(restored);
+  CHECK((*restored)["tags"] == Json{{"t", "1"}});
+  Bytes digest = random_bytes(32);
+  auto sig =
+      b->sign(b.ctx, "signer", "", Json{{"alg", "ES256"}, {"value", base64url_encode(digest)}});
+  REQUIRE_OK(sig);
+  CHECK(test::openssl_verify(test::openssl_public(*k).get(), "ES256", digest,
+                             *base64url_decode((*sig)["value"].get<std::string>())));
+  // And the other way: B's backup restores in A.
+  REQUIRE_OK(b->create_key(b.ctx, "from-b", Json{{"kty", "RSA-HSM"}, {"key_size", 2048}}));
+  auto b_blob = b->backup_key(b.ctx, "from-b");
+  REQUIRE_OK(b_blob);
+  REQUIRE_OK(a->restore_key(a.ctx, *b_blob));
+}
+
+TEST_CASE("joining a domain whose keys the token already holds is refused, changing nothing",
+          "[vault]") {
+  // One attached token: vault C on the same token as A cannot receive A's domain keys a second
+  // time (two objects of one label); vaults sharing a token share a domain through vault.json.
+  test::VaultRig a(vault::Flavor::kKeyVault, "join-same-token-a");
+  test::VaultRig c(vault::Flavor::kKeyVault, "join-same-token-c");
+  c.close();
+  {
+    auto cfg = vault::VaultConfig::load(c.dir);
+    REQUIRE_OK(cfg);
+    cfg->backup_domain.clear();
+    cfg->backup_domain_join = true;
+    REQUIRE_OK(cfg->save(c.dir, true));
+  }
+  c.open();
+  auto spki = c->begin_backup_domain_join(c.ctx);
+  REQUIRE_OK(spki);
+  auto doc = a->export_backup_domain(a.ctx, *spki);
+  REQUIRE_OK(doc);
+  const std::size_t objects = c.token_objects();
+  CHECK_ERROR_CODE(c->finish_backup_domain_join(c.ctx, *doc), ErrorCode::kAlreadyExists);
+  CHECK(c.token_objects() == objects);
+  CHECK(c->backup_domain().empty());
+  CHECK(vault_audit_rows(*c.v, "BackupDomainJoin", "failure") == 1);
+
+  // A vault whose token lost its domain keys has nothing to give: Forbidden, said plainly.
+  test::VaultRig d(vault::Flavor::kKeyVault, "join-no-domain-keys");
+  for (const char* role : {"wrap", "mac"}) {
+    p11::Template t;
+    t.token(true).label("kp:backup-domain:" + d->backup_domain() + ":" + role);
+    auto found = d.session.find_objects(t);
+    REQUIRE_OK(found);
+    REQUIRE(found->size() == 1);
+    REQUIRE_OK(d.session.destroy_object(found->front()));
+  }
+  auto none = d->export_backup_domain(d.ctx, *spki);
+  CHECK_ERROR_CODE(none, ErrorCode::kPermissionDenied);
+  CHECK(none.error().message().find("no backup-domain keys") != std::string::npos);
 }

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <iterator>
 
 #include "tests/support/support.h"
 #include "vault/config.h"
@@ -216,4 +217,19 @@ TEST_CASE("vault.json: recovery settings and the backup domain round-trip; old f
   CHECK(load_error(base + R"(, "soft_delete_retention_days": 91})") == ErrorCode::kFormat);
   CHECK(load_error(base + R"(, "purge_protection": "yes"})") == ErrorCode::kFormat);
   CHECK(load_error(base + R"(, "backup_domain": 1})") == ErrorCode::kFormat);
+  // "backup_domain_join": stored only while true.
+  CHECK_FALSE(back->backup_domain_join);
+  {
+    std::ifstream in(dir / "vault.json");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(text.find("backup_domain_join") == std::string::npos);
+  }
+  c.backup_domain.clear();
+  c.backup_domain_join = true;
+  REQUIRE(c.save(dir, true));
+  auto joining = vault::VaultConfig::load(dir);
+  REQUIRE(joining);
+  CHECK(joining->backup_domain_join);
+  CHECK(joining->backup_domain.empty());
+  CHECK(load_error(base + R"(, "backup_domain_join": 1})") == ErrorCode::kFormat);
 }

@@ -4,7 +4,10 @@
 // sign, and the signature checked with OpenSSL against the on-prem public key.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "core/encoding.h"
 #include "core/json.h"
@@ -12,6 +15,7 @@
 #include "tests/cli/cli_rig.h"
 #include "tests/support/support.h"
 #include "tests/vault/rest_rig.h"
+#include "vault/config.h"
 
 using namespace keyport;
 using keyport::test::cli::Rig;
@@ -618,4 +622,65 @@ TEST_CASE(
                                    " --name AllowKeyManagementOperationsThroughARM --json"));
   CHECK(shown["value"] == "true");
   CHECK(server.stop() == 0);
+}
+
+TEST_CASE("vault init --backup-domain: a second own-folder vault joins and restores, others refuse",
+          "[cli][vault]") {
+  Rig rig("vault-cli-join");
+  const fs::path dir_a = rig.dir() / "a";
+  const std::string a = "--data " + sh_quote(dir_a.string());
+  const std::string b = "--data " + sh_quote((rig.dir() / "b").string());
+  const std::string c = "--data " + sh_quote((rig.dir() / "c").string());
+  REQUIRE(rig.keyport("vault init " + a + " --name va").rc == 0);
+  // A vault never opened has no backup domain yet: refused, and nothing is made.
+  Run fresh = rig.keyport("vault init " + b + " --backup-domain " + sh_quote(dir_a.string()));
+  CHECK(fresh.rc == 12);
+  CHECK(fresh.err.find("has no backup domain yet") != std::string::npos);
+  CHECK_FALSE(fs::exists(rig.dir() / "b"));
+  Json k = json_of(rig.keyport("vault create-key " + a + " --name k1 --kty EC-HSM --json"));
+  REQUIRE(rig.keyport("vault backup k1 " + a + " --out k1.blob").rc == 0);
+
+  // Not a vault folder; a folder in use (its lock held, as a running `vault serve` holds it).
+  fs::create_directories(rig.dir() / "empty");
+  Run not_vault = rig.keyport("vault init " + b + " --backup-domain " +
+                              sh_quote((rig.dir() / "empty").string()));
+  CHECK(not_vault.rc == 5);
+  CHECK(not_vault.err.find("is not a vault folder") != std::string::npos);
+  {
+    const int fd = ::open((dir_a / "vault.lock").c_str(), O_RDWR | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
+    Run busy = rig.keyport("vault init " + b + " --backup-domain " + sh_quote(dir_a.string()));
+    ::close(fd);
+    CHECK(busy.rc == 6);
+    CHECK(busy.err.find("is in use") != std::string::npos);
+    CHECK_FALSE(fs::exists(rig.dir() / "b"));
+  }
+
+  Json joined = json_of(rig.keyport("vault init " + b + " --name vb --backup-domain " +
+                                    sh_quote(dir_a.string()) + " --json"));
+  const std::string domain = joined["backup_domain"].get<std::string>();
+  auto config_a = vault::VaultConfig::load(dir_a);
+  REQUIRE_OK(config_a);
+  CHECK(domain == config_a->backup_domain);
+  auto config_b = vault::VaultConfig::load(rig.dir() / "b");
+  REQUIRE_OK(config_b);
+  CHECK(config_b->backup_domain == domain);
+  CHECK_FALSE(config_b->backup_domain_join);
+  // Joining again into the same folder: it is a vault now.
+  CHECK(rig.keyport("vault init " + b + " --backup-domain " + sh_quote(dir_a.string())).rc == 6);
+
+  // A's backup restores into B and signs there with A's key; C (its own domain) refuses it.
+  Json restored = json_of(rig.keyport("vault restore " + b + " k1.blob --json"));
+  CHECK(restored["key"]["kid"].get<std::string>().find("/keys/k1/") != std::string::npos);
+  CHECK(restored["key"]["x"] == k["key"]["x"]);
+  REQUIRE(rig.keyport("vault init " + c + " --name vc").rc == 0);
+  Run other = rig.keyport("vault restore " + c + " k1.blob");
+  CHECK(other.rc == 3);
+  CHECK(other.err.find("different backup domain") != std::string::npos);
+  // B's backups restore into A too (one domain, both ways).
+  REQUIRE(rig.keyport("vault create-key " + b + " --name k2 --kty EC-HSM").rc == 0);
+  REQUIRE(rig.keyport("vault backup k2 " + b + " --out k2.blob").rc == 0);
+  CHECK(rig.keyport("vault restore " + a + " k2.blob").rc == 0);
+  CHECK(rig.keyport("vault restore " + c + " k2.blob").rc == 3);
 }

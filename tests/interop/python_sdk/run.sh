@@ -48,7 +48,7 @@ cat >"$work/vault/access.json" <<EOF
             "object_id": "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "system_assigned": true,
             "permissions": ["get", "list", "create", "import", "update", "sign", "verify",
                             "wrapKey", "unwrapKey", "release", "rotate", "getrotationpolicy",
-                            "setrotationpolicy"]},
+                            "setrotationpolicy", "delete", "purge", "backup", "restore"]},
     "reader": {"client_id": "22222222-2222-4222-8222-222222222222",
                "object_id": "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb", "permissions": ["get", "list"]},
     "leaver": {"client_id": "33333333-3333-4333-8333-333333333333",
@@ -82,6 +82,7 @@ finish_vault
 [ "$status" -eq 0 ] || { cat "$work/server.err" >&2; fail "sdk_flow.py exited with $status"; }
 grep -q "caller=app .*op=ImportKey" "$work/access.log" || fail "the access log shows no ImportKey by identity app"
 grep -q "identity=reader" "$work/access.log" || fail "the access log shows no token issued to identity reader"
+grep -q "caller=app .*op=RestoreKey" "$work/access.log" || fail "the access log shows no RestoreKey by identity app"
 [ "$server_status" -eq 0 ] || { cat "$work/server.err" >&2; fail "the vault server exited with $server_status after SIGTERM"; }
 [ ! -e "$work/vault/identity.env" ] || fail "identity.env (it holds the endpoint's secret) is left behind"
 echo "$what: passed"

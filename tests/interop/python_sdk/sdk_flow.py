@@ -246,6 +246,46 @@ def main():
 
     # 9. Refusals.
     environment("IDENTITY_ENDPOINT", "IDENTITY_HEADER")
+    # BackupKey / RestoreKey: backup, delete, purge, restore the same key (versions, attributes,
+    # tags); a restore over an existing name (409) and of a tampered blob (400) are refused.
+    first = client.create_ec_key("py-backup", curve="P-256", hardware_protected=True,
+                                 tags={"team": "pay"})
+    second = client.create_ec_key("py-backup", curve="P-256", hardware_protected=True,
+                                  tags={"team": "pay", "v": "2"})
+    client.update_key_properties("py-backup", first.properties.version, enabled=False)
+
+    def version_rows(name):
+        return sorted((p.version, p.enabled, p.created_on, p.expires_on, p.tags or {})
+                      for p in client.list_properties_of_key_versions(name))
+
+    before = version_rows("py-backup")
+    blob = client.backup_key("py-backup")
+    check(isinstance(blob, bytes) and len(blob) > 100, f"backup_key returned {len(blob)} bytes")
+    expect_http_error(lambda: client.restore_key_backup(blob), 409,
+                      "restore_key_backup over the existing name")
+    client.begin_delete_key("py-backup").wait()
+    client.purge_deleted_key("py-backup")
+    restored = client.restore_key_backup(blob)
+    check(restored.id == second.id, f"the restored key has the same kid ({restored.id})")
+    check(restored.properties.tags == {"team": "pay", "v": "2"}, "the restored key has its tags")
+    check(version_rows("py-backup") == before, "every version with its attributes is back")
+    digest = hashlib.sha256(b"restored").digest()
+    sig = CryptographyClient(restored, credential).sign(SignatureAlgorithm.es256, digest).signature
+    nums = ec.EllipticCurvePublicNumbers(int.from_bytes(second.key.x, "big"),
+                                         int.from_bytes(second.key.y, "big"), ec.SECP256R1())
+    nums.public_key().verify(
+        utils.encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")),
+        digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+    check(True, "cryptography verifies a signature of the restored key with the old public key")
+    tampered = bytearray(blob)
+    tampered[len(tampered) // 2] ^= 0x01
+    client.begin_delete_key("py-backup").wait()
+    client.purge_deleted_key("py-backup")
+    bad = expect_http_error(lambda: client.restore_key_backup(bytes(tampered)), 400,
+                            "restore_key_backup of a tampered blob")
+    check(bad.error.code == "BadParameter", f"the tampered blob's error code is {bad.error.code}")
+    expect_http_error(lambda: client.get_key("py-backup"), 404,
+                      "nothing was restored from the tampered blob")
     garbage = JsonWebKey(kty="EC-HSM", crv="P-256", t=b'{"schema_version":"1.0.0"}')
     expect_http_error(lambda: client.import_key("py-bad", garbage), 400, "a bad blob is refused")
     other_kek = client.create_rsa_key("py-kek2", size=2048, hardware_protected=True,
