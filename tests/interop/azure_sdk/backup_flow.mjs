@@ -10,45 +10,11 @@
 //
 // Environment (set by run_backup.sh): VAULT_URL, VAULT_TOKEN_FILE, NODE_EXTRA_CA_CERTS.
 import { createHash, createPublicKey, verify as nodeVerify } from "node:crypto";
-import { readFileSync } from "node:fs";
 
 import { CryptographyClient, KeyClient } from "@azure/keyvault-keys";
+import { need, check, refused, vaultSession } from "./lib.mjs";
 
-function need(name) {
-  const v = process.env[name];
-  if (!v) {
-    throw new Error(`environment variable ${name} is not set (run this through run_backup.sh)`);
-  }
-  return v;
-}
-
-function check(condition, what) {
-  if (!condition) {
-    throw new Error(`check failed: ${what}`);
-  }
-  console.log(`ok: ${what}`);
-}
-
-async function refused(promise, status, what) {
-  try {
-    await promise;
-  } catch (e) {
-    check(e.statusCode === status, `${what} is refused with ${status} (got ${e.statusCode})`);
-    return e;
-  }
-  throw new Error(`check failed: ${what} was accepted`);
-}
-
-const url = need("VAULT_URL");
-const token = readFileSync(need("VAULT_TOKEN_FILE"), "utf8").trim();
-need("NODE_EXTRA_CA_CERTS");
-
-const credential = {
-  async getToken() {
-    return { token, expiresOnTimestamp: Date.now() + 3600 * 1000 };
-  },
-};
-const clientOptions = { disableChallengeResourceVerification: true };
+const { url, credential, clientOptions } = vaultSession();
 
 async function versionsOf(client, name) {
   const versions = [];

@@ -18,21 +18,7 @@ import { createHash, createPublicKey, randomBytes, verify as nodeVerify } from "
 import { readFileSync } from "node:fs";
 
 import { CryptographyClient, KeyClient } from "@azure/keyvault-keys";
-
-function need(name) {
-  const v = process.env[name];
-  if (!v) {
-    throw new Error(`environment variable ${name} is not set (run this through run_rotation.sh)`);
-  }
-  return v;
-}
-
-function check(condition, what) {
-  if (!condition) {
-    throw new Error(`check failed: ${what}`);
-  }
-  console.log(`ok: ${what}`);
-}
+import { need, check } from "./lib.mjs";
 
 const url = need("VAULT_URL");
 const token = readFileSync(need("VAULT_TOKEN_FILE"), "utf8").trim();

@@ -19,9 +19,7 @@ Environment (set by run_backup.sh): VAULT_URL, VAULT_TOKEN_FILE, VAULT_CA, STORA
 """
 import hashlib
 import os
-import sys
 
-from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError
 from azure.keyvault.administration import KeyVaultBackupClient
 from azure.keyvault.keys import KeyClient
@@ -29,34 +27,14 @@ from azure.keyvault.keys.crypto import CryptographyClient, SignatureAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
-
-def need(name):
-    value = os.environ.get(name)
-    if not value:
-        sys.exit(f"environment variable {name} is not set (run this through run_backup.sh)")
-    return value
-
-
-def check(condition, what):
-    if not condition:
-        raise SystemExit(f"check failed: {what}")
-    print(f"ok: {what}")
-
-
-class StaticToken:
-    def __init__(self, token):
-        self.token = token
-
-    def get_token(self, *scopes, **kwargs):
-        return AccessToken(self.token, 2**31 - 1)
+from interop_lib import TokenCredential, check, need
 
 
 url = need("VAULT_URL")
-token = open(need("VAULT_TOKEN_FILE"), encoding="ascii").read().strip()
 ca = need("VAULT_CA")
 storage = need("STORAGE_DIR")
 options = dict(verify_challenge_resource=False, connection_verify=ca)
-credential = StaticToken(token)
+credential = TokenCredential(need("VAULT_TOKEN_FILE"))
 keys = KeyClient(url, credential, **options)
 backups = KeyVaultBackupClient(url, credential, **options)
 container = "https://pyacct.blob.core.windows.net/backups"

@@ -6,15 +6,8 @@ access file has an admin token (every permission) and a "ci" token (none). The S
 defaults (api-version 7.4-preview.1 for the administration clients) and a bearer token.
 """
 
-import os
-import socket
-import sys
-import time
-import uuid
 from urllib.parse import urlparse
 
-from azure.core.credentials import AccessToken
-from azure.core.exceptions import HttpResponseError
 from azure.keyvault.administration import (
     KeyVaultAccessControlClient,
     KeyVaultDataAction,
@@ -24,51 +17,12 @@ from azure.keyvault.administration import (
 )
 from azure.keyvault.keys import KeyClient
 
-
-def need(name):
-    value = os.environ.get(name)
-    if not value:
-        sys.exit(f"environment variable {name} is not set (run this through run_rbac.sh)")
-    return value
-
-
-def check(condition, what):
-    if not condition:
-        raise AssertionError(f"check failed: {what}")
-    print(f"ok: {what}", flush=True)
-
-
-def expect_http_error(call, status, what):
-    try:
-        call()
-    except HttpResponseError as e:
-        check(e.status_code == status, f"{what}: HTTP {e.status_code}")
-        return e
-    raise AssertionError(f"check failed: {what}: the call succeeded")
+from interop_lib import TokenCredential, check, expect_http_error, need, resolve_to_loopback
 
 
 URL = need("VAULT_URL")
 HOST = urlparse(URL).hostname
-_getaddrinfo = socket.getaddrinfo
-
-
-def _local_getaddrinfo(host, *args, **kwargs):
-    return _getaddrinfo("127.0.0.1" if host == HOST else host, *args, **kwargs)
-
-
-socket.getaddrinfo = _local_getaddrinfo
-
-
-class TokenCredential:
-    """An access-file bearer token as an azure-core credential."""
-
-    def __init__(self, path):
-        with open(path, encoding="utf-8") as f:
-            self.token = f.readline().strip()
-
-    def get_token(self, *scopes, **kwargs):
-        return AccessToken(self.token, int(time.time()) + 3600)
-
+resolve_to_loopback(HOST)
 
 ADMIN = TokenCredential(need("ADMIN_TOKEN_FILE"))
 CI = TokenCredential(need("CI_TOKEN_FILE"))

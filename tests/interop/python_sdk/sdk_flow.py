@@ -11,7 +11,6 @@ import base64
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -36,18 +35,7 @@ from cryptography.hazmat.primitives.keywrap import (
     aes_key_wrap_with_padding,
 )
 
-
-def need(name):
-    value = os.environ.get(name)
-    if not value:
-        sys.exit(f"environment variable {name} is not set (run this through run.sh)")
-    return value
-
-
-def check(condition, what):
-    if not condition:
-        raise AssertionError(f"check failed: {what}")
-    print(f"ok: {what}", flush=True)
+from interop_lib import check, expect_http_error, need, resolve_to_loopback
 
 
 def b64u(data):
@@ -65,14 +53,7 @@ DATA = need("VAULT_DATA")
 HOST = urlparse(URL).hostname
 
 # The vault's name resolves to this machine, as an /etc/hosts line would make it.
-_getaddrinfo = socket.getaddrinfo
-
-
-def _local_getaddrinfo(host, *args, **kwargs):
-    return _getaddrinfo("127.0.0.1" if host == HOST else host, *args, **kwargs)
-
-
-socket.getaddrinfo = _local_getaddrinfo
+resolve_to_loopback(HOST)
 
 IDENTITY = {}
 with open(need("IDENTITY_ENV"), encoding="utf-8") as f:
@@ -92,15 +73,6 @@ def environment(*names):
         os.environ.pop(n, None)
     for n in names:
         os.environ[n] = IDENTITY[n]
-
-
-def expect_http_error(call, status, what):
-    try:
-        call()
-    except HttpResponseError as e:
-        check(e.status_code == status, f"{what}: HTTP {e.status_code} ({e.message.splitlines()[0]})")
-        return e
-    raise AssertionError(f"check failed: {what}: the call succeeded")
 
 
 def keyport(*args):
