@@ -101,7 +101,8 @@ TEST_CASE(
                                                 "progress: 690/700 items, 10 failed"});
 }
 
-TEST_CASE("the bar redraws one line and finish ends it; none prints nothing", "[unit][progress]") {
+TEST_CASE("the bar redraws one line and finish ends it, and none prints nothing",
+          "[unit][progress]") {
   CaptureCerr cap;
   {
     ProgressDisplay bar(ProgressMode::kBar, "keys", 0);

@@ -104,7 +104,7 @@ TEST_CASE("audit rows from concurrent callers are all committed, once, in each c
   CHECK(last.size() == static_cast<std::size_t>(kThreads));
 }
 
-TEST_CASE("a lone audit row is committed at once; audit_log(after_id) returns only later rows",
+TEST_CASE("a lone audit row is committed at once, and audit_log(after_id) returns only later rows",
           "[vault][audit]") {
   const fs::path dir = test::make_scratch_subdir("audit-lone");
   auto store = vault::Store::open(dir / "vault.db");

@@ -71,7 +71,7 @@ TEST_CASE("vault.json: malformed files are refused with kFormat or kInvalidArgum
                    R"("created": 1})") == ErrorCode::kInvalidArgument);
 }
 
-TEST_CASE("vault.json: save and load round-trip; save does not clobber unless told",
+TEST_CASE("vault.json: save and load round-trip, and save does not clobber unless told",
           "[vault][unit]") {
   const fs::path dir = test::make_scratch_subdir("vault-config");
   vault::VaultConfig c;
@@ -191,7 +191,7 @@ TEST_CASE("the challenge resource: azure for Azure hosts, the parent origin for 
   }
 }
 
-TEST_CASE("vault.json: recovery settings and the backup domain round-trip; old files keep defaults",
+TEST_CASE("vault.json: recovery settings and the backup domain round-trip, old files keep defaults",
           "[vault][unit]") {
   const fs::path dir = test::make_scratch_subdir("vault-config");
   write_vault_json(dir, kGood);

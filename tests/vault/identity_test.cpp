@@ -97,7 +97,7 @@ std::string error_of(const vault::IdentityResponse& r) {
 }  // namespace
 
 TEST_CASE(
-    "identity tokens verify as issued; any change, another key or another alg is refused alike",
+    "identity tokens verify as issued, and any change, another key or another alg is refused alike",
     "[vault][unit]") {
   vault::IdentityTokens tokens(random_secret(32));
   auto issued = tokens.issue(app_identity(), kResource, kNow, std::chrono::seconds(600));
