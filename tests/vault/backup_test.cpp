@@ -36,15 +36,21 @@ void set_domain(test::VaultRig& rig, const std::string& domain) {
   rig.open();
 }
 
-std::size_t audit_rows(test::VaultRig& kv, const std::string& operation,
-                       const std::string& outcome) {
-  auto audit = kv->audit_log();
+// Audit rows of `operation` with `outcome`.
+std::size_t vault_audit_rows(vault::Vault& v, const std::string& operation,
+                             const std::string& outcome) {
+  auto audit = v.audit_log();
   REQUIRE_OK(audit);
   std::size_t n = 0;
   for (const auto& row : *audit) {
     n += row.operation == operation && row.outcome == outcome ? 1 : 0;
   }
   return n;
+}
+
+std::size_t audit_rows(test::VaultRig& kv, const std::string& operation,
+                       const std::string& outcome) {
+  return vault_audit_rows(*kv.v, operation, outcome);
 }
 
 }  // namespace
@@ -295,17 +301,6 @@ struct JoiningVault {
     return found->size();
   }
 };
-
-std::size_t vault_audit_rows(vault::Vault& v, const std::string& operation,
-                             const std::string& outcome) {
-  auto audit = v.audit_log();
-  REQUIRE_OK(audit);
-  std::size_t n = 0;
-  for (const auto& row : *audit) {
-    n += row.operation == operation && row.outcome == outcome ? 1 : 0;
-  }
-  return n;
-}
 
 }  // namespace
 
