@@ -17,7 +17,9 @@ void setup_key_commands(CLI::App& app, GlobalOptions& g);    // key_cmd.cpp
 void setup_byok_commands(CLI::App& app, GlobalOptions& g);   // byok_cmd.cpp
 // byok inspect, wrap, request under the `byok` subcommand; byok_tools_cmd.cpp.
 void setup_byok_tool_commands(CLI::App& byok, GlobalOptions& g);
-void setup_vault_commands(CLI::App& app, GlobalOptions& g);     // vault_cmd.cpp
+void setup_vault_commands(CLI::App& app, GlobalOptions& g);  // vault_cmd.cpp
+// vault security-domain ... under the `vault` subcommand; vault_sd_cmd.cpp.
+void setup_vault_security_domain_commands(CLI::App& vault, GlobalOptions& g);
 void setup_migrate_commands(CLI::App& app, GlobalOptions& g);   // migrate_cmd.cpp
 void setup_envelope_commands(CLI::App& app, GlobalOptions& g);  // envelope_cmd.cpp
 void setup_skr_commands(CLI::App& app, GlobalOptions& g);  // skr_cmd.cpp: policy, attest, enclave

@@ -28,6 +28,7 @@
 #include "byok/public_key.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/vault_common.h"
 #include "client/client.h"
 #include "client/folder.h"
 #include "client/signing.h"
@@ -46,83 +47,6 @@
 namespace keyport::cli {
 namespace {
 namespace fs = std::filesystem;
-
-std::string env_or(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? std::string() : std::string(v);
-}
-
-// Options for opening a vault folder with its own token. $KEYPORT_VAULT_PKCS11_MODULE names the
-// PKCS#11 library loaded for DIR/hsm instead of the build's SoftHSM2 (docs/vault.md): pkcs11-spy
-// in front of SoftHSM, with PKCS11SPY=<softhsm> and PKCS11SPY_OUTPUT=<log>, records the vault's own
-// calls. The library must still be SoftHSM2 underneath: the vault writes DIR/hsm/softhsm2.conf.
-vault::VaultOptions own_folder_options() {
-  vault::VaultOptions o;
-  o.softhsm_module = env_or("KEYPORT_VAULT_PKCS11_MODULE");
-  return o;
-}
-
-// --- how the vault is reached -------------------------------------------------------------------
-
-struct Target {
-  std::string data;
-  std::string url;
-  std::string token_file;
-  std::string ca_file;
-  std::string backup_storage;  // --data: the folder standing in for Blob Storage (full backup)
-};
-
-void add_target_options(CLI::App& cmd, Target& t) {
-  cmd.add_option("--data", t.data, "Local vault folder (default $KEYPORT_VAULT_DATA)");
-  cmd.add_option("--url", t.url,
-                 "A running vault server, https://host:port (default $KEYPORT_VAULT_URL)");
-  cmd.add_option("--token-file", t.token_file,
-                 "File holding the bearer token for --url (else $KEYPORT_VAULT_TOKEN)");
-  cmd.add_option("--ca-file", t.ca_file,
-                 "The vault CA certificate for --url (DIR/tls/ca.pem; default $KEYPORT_VAULT_CA, "
-                 "else the system's trust store)");
-}
-
-Result<vault::Client> connect(const Target& t) {
-  std::string url = t.url;
-  std::string data = t.data;
-  if (url.empty() && data.empty()) {
-    url = env_or("KEYPORT_VAULT_URL");
-    if (url.empty()) {
-      data = env_or("KEYPORT_VAULT_DATA");
-    }
-  }
-  if (!url.empty()) {
-    vault::HttpsOptions h;
-    h.url = url;
-    if (!t.token_file.empty()) {
-      KEYPORT_ASSIGN_OR_RETURN(h.token, vault::read_token_file(t.token_file));
-    } else {
-      h.token = SecretBytes::from_string(env_or("KEYPORT_VAULT_TOKEN"));
-    }
-    if (h.token.empty()) {
-      return make_error(ErrorCode::kAuth,
-                        "no bearer token for " + url +
-                            ": give --token-file (the server's DIR/admin.token) or set "
-                            "KEYPORT_VAULT_TOKEN");
-    }
-    h.ca_file = t.ca_file.empty() ? env_or("KEYPORT_VAULT_CA") : t.ca_file;
-    auto c = vault::Client::connect(std::move(h));
-    if (!c && c.error().code() == ErrorCode::kInvalidArgument) {
-      return tl::unexpected(c.error().with_context("--url"));
-    }
-    return c;
-  }
-  if (data.empty()) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "which vault? give --data DIR (or $KEYPORT_VAULT_DATA) or --url https://... "
-                      "(or $KEYPORT_VAULT_URL)");
-  }
-  vault::FolderOptions f;
-  f.vault = own_folder_options();
-  f.vault.backup_storage = t.backup_storage;
-  return vault::Client::open_folder(data, std::move(f));
-}
 
 // --- printing ---------------------------------------------------------------------------------
 
@@ -218,6 +142,7 @@ struct InitOptions {
   int retention_days = 90;
   bool purge_protection = false;
   std::string backup_domain;  // an existing vault folder whose backup domain the new one joins
+  bool require_activation = false;  // a Managed HSM that waits for its security domain
 };
 
 // --- vault init --backup-domain EXISTING ------------------------------------------------------
@@ -415,6 +340,7 @@ Status run_init(GlobalOptions& g, const InitOptions& o) {
   c.base_url_given = !o.base_url.empty();
   c.soft_delete_retention_days = o.retention_days;
   c.purge_protection = o.purge_protection;
+  c.activation_required = o.require_activation;
   std::string domain;
   if (!o.backup_domain.empty()) {
     KEYPORT_TRY(check_domain_source(o.backup_domain, data));
@@ -449,7 +375,8 @@ Status run_init(GlobalOptions& g, const InitOptions& o) {
              {"name", o.name},
              {"soft_delete_retention_days", o.retention_days},
              {"purge_protection", o.purge_protection},
-             {"recoveryLevel", c.recovery_level()}};
+             {"recoveryLevel", c.recovery_level()},
+             {"activated", !c.activation_required}};
     if (!domain.empty()) {
       out["backup_domain"] = domain;
       out["backup_domain_of"] = o.backup_domain;
@@ -460,6 +387,10 @@ Status run_init(GlobalOptions& g, const InitOptions& o) {
     if (!domain.empty()) {
       std::cout << "\njoined backup domain " << domain << " of " << o.backup_domain
                 << " (its backups restore here)";
+    }
+    if (c.activation_required) {
+      std::cout << "\nnot activated: every operation but the security domain's is refused until "
+                   "keyport vault security-domain download (or upload)";
     }
     std::cout << "\nnext: keyport vault serve --data " << data
               << "   (or use it in place: keyport vault create-key --data " << data << " ...)"
@@ -1866,8 +1797,12 @@ void setup_vault_commands(CLI::App& app, GlobalOptions& g) {
                 "An existing vault folder whose backup domain the new vault joins (its backups "
                 "restore here): its domain keys move token to token, wrapped to a key made in "
                 "the new vault's token. The folder must not be in use (stop its server)");
+  i->add_flag("--require-activation", init->require_activation,
+              "Managed HSM: start un-activated, as Azure's: only the security-domain operations "
+              "answer until keyport vault security-domain download (or upload) activates it");
   add_json_flag(*i, g);
   i->callback(bind_command(g, [&g, init] { return run_init(g, *init); }));
+  setup_vault_security_domain_commands(*vault, g);
 
   // Hidden: the existing vault's step of `init --backup-domain`, run by it in a child process.
   auto dexport = std::make_shared<DomainExportOptions>();

@@ -445,6 +445,45 @@ Result<Json> Client::full_restore(std::string_view storage_uri, std::string_view
                           [this](const std::string& p) { return call("GET", p); });
 }
 
+namespace {
+
+// A security-domain operation's final status: Success, or an error with its details.
+Result<Json> settled_security_domain(Result<Json> status) {
+  if (!status) {
+    return status;
+  }
+  const std::string state = status->value("status", "");
+  if (state == "Failed") {
+    return make_error(ErrorCode::kFailedPrecondition, "the security-domain operation failed: " +
+                                                          status->value("status_details", ""));
+  }
+  return status;
+}
+
+}  // namespace
+
+Result<Json> Client::security_domain_download(const Json& certificate_set) {
+  KEYPORT_ASSIGN_OR_RETURN(Json answer,
+                           call("POST", "/securitydomain/download", dump_json(certificate_set)));
+  KEYPORT_TRY(settled_security_domain(security_domain_status(false)));
+  return answer;
+}
+
+Result<Json> Client::security_domain_transfer_key() {
+  return call("GET", "/securitydomain/upload");
+}
+
+Result<Json> Client::security_domain_upload(std::string_view restore_blob) {
+  KEYPORT_TRY(call("POST", "/securitydomain/upload",
+                   dump_json(Json{{"value", std::string(restore_blob)}})));
+  return settled_security_domain(security_domain_status(true));
+}
+
+Result<Json> Client::security_domain_status(bool upload) {
+  return call("GET",
+              upload ? "/securitydomain/upload/pending" : "/securitydomain/download/pending");
+}
+
 Result<Json> Client::key_attestation(std::string_view name, std::string_view version) {
   KEYPORT_ASSIGN_OR_RETURN(const std::string path, key_path(name, version));
   return call("GET", path + "/attestation?api-version=7.6");

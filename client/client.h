@@ -170,6 +170,19 @@ class Client {
   // keyport's own route: {"cutover", "keys": [...]} (Vault::platform_report).
   Result<Json> platform_report();
 
+  // --- Managed HSM security domain (data plane 7.2) ---
+  // POST /securitydomain/download with a CertificateSet (vault/security_domain.h
+  // download_request_json): the answer, {"value": <security domain text>}. A status that says
+  // Failed afterwards is an error.
+  Result<Json> security_domain_download(const Json& certificate_set);
+  // GET /securitydomain/upload: {"key_format", "transfer_key": <JWK text with x5c>}.
+  Result<Json> security_domain_transfer_key();
+  // POST /securitydomain/upload {"value": restore_blob}, then the upload status until it is no
+  // longer InProgress; a Failed status is an error carrying its details.
+  Result<Json> security_domain_upload(std::string_view restore_blob);
+  // GET /securitydomain/{download|upload}/pending.
+  Result<Json> security_domain_status(bool upload);
+
   // --- Managed HSM local RBAC and settings (Managed HSM data plane 7.2 / 7.4) ---
   // `scope` is "/", "/keys" or "/keys/<name>"; `filter` is the $filter ("" for none). Lists
   // follow nextLink to the end and return the items.

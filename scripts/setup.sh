@@ -16,8 +16,9 @@ packages=(
   libnss3 libnss3-tools opencryptoki
   # tests
   catch2 p11-kit jq clang-format
-  # the Azure SDK for Python and its crypto peer (tests/interop/python_sdk)
-  python3-azure python3-cryptography
+  # the Azure SDK for Python and its crypto peer (tests/interop/python_sdk), and azure-cli's
+  # Python modules (Microsoft's security-domain code: tests/interop/python_sdk/run_security_domain.sh)
+  python3-azure python3-cryptography python3-azure-cli
 )
 if [ "${1:-}" = fuzz ]; then
   packages+=(clang libclang-rt-14-dev)  # libFuzzer, ASan and UBSan runtimes for clang 14

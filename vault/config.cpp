@@ -39,11 +39,11 @@ Result<VaultConfig> VaultConfig::load(const fs::path& dir) {
   if (!j.is_object()) {
     return make_error(ErrorCode::kFormat, where + " must hold a JSON object");
   }
-  KEYPORT_TRY(json_only_members(
-      j,
-      {"schema", "flavor", "name", "base_url", "base_url_given", "created",
-       "soft_delete_retention_days", "purge_protection", "backup_domain", "backup_domain_join"},
-      where));
+  KEYPORT_TRY(json_only_members(j,
+                                {"schema", "flavor", "name", "base_url", "base_url_given",
+                                 "created", "soft_delete_retention_days", "purge_protection",
+                                 "backup_domain", "backup_domain_join", "activation_required"},
+                                where));
   VaultConfig c;
   KEYPORT_ASSIGN_OR_RETURN(std::string flavor, json_string(j, "flavor", where));
   KEYPORT_ASSIGN_OR_RETURN(c.flavor, parse_flavor(flavor));
@@ -87,6 +87,17 @@ Result<VaultConfig> VaultConfig::load(const fs::path& dir) {
     }
     c.backup_domain_join = bj->get<bool>();
   }
+  if (const Json* ar = member(j, "activation_required"); ar != nullptr) {
+    if (!ar->is_boolean()) {
+      return make_error(ErrorCode::kFormat,
+                        where + ": \"activation_required\" must be true or false");
+    }
+    c.activation_required = ar->get<bool>();
+  }
+  if (c.activation_required && c.flavor != Flavor::kManagedHsm) {
+    return make_error(ErrorCode::kFormat,
+                      where + ": \"activation_required\" applies to a managed-hsm vault only");
+  }
   return c;
 }
 
@@ -111,6 +122,9 @@ Status VaultConfig::save(const fs::path& dir, bool overwrite) const {
   }
   if (backup_domain_join) {
     j["backup_domain_join"] = true;
+  }
+  if (activation_required) {
+    j["activation_required"] = true;
   }
   WriteOptions w;
   w.overwrite = overwrite;

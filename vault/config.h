@@ -6,7 +6,8 @@
 //    "base_url_given": true (only when an operator chose the base URL), "created": <unix seconds>,
 //    "soft_delete_retention_days": 7..90 (absent: 90), "purge_protection": true (absent: false),
 //    "backup_domain": "<uuid>" (absent in folders made before backups: set at the next open),
-//    "backup_domain_join": true (only while the vault waits for another vault's domain keys)}
+//    "backup_domain_join": true (only while the vault waits for another vault's domain keys),
+//    "activation_required": true (a managed-hsm vault not activated yet: no security domain)}
 #pragma once
 
 #include <cstdint>
@@ -59,6 +60,10 @@ struct VaultConfig {
   // received (Vault::finish_backup_domain_join): open makes no domain keys of its own meanwhile,
   // and BackupKey and RestoreKey are refused. Stored only when true.
   bool backup_domain_join = false;
+  // A Managed HSM that is not activated (`vault init --require-activation`): every operation but
+  // the security domain's is refused until a security-domain download (which makes the backup
+  // domain and activates it) or upload (which brings another HSM's domain). Stored only when true.
+  bool activation_required = false;
 
   // Azure's recoveryLevel for these settings: "Recoverable+Purgeable" (90 days),
   // "Recoverable" (90 days, purge protection), "CustomizedRecoverable+Purgeable" (7..89 days),

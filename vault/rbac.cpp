@@ -462,6 +462,15 @@ std::string_view data_action_for(std::string_view id) {
       {"RoleAssignments_Get", "Microsoft.KeyVault/managedHsm/roleAssignments/read/action"},
       {"RoleAssignments_Create", "Microsoft.KeyVault/managedHsm/roleAssignments/write/action"},
       {"RoleAssignments_Delete", "Microsoft.KeyVault/managedHsm/roleAssignments/delete/action"},
+      {"HSMSecurityDomain_Download",
+       "Microsoft.KeyVault/managedHsm/securitydomain/download/action"},
+      {"HSMSecurityDomain_DownloadPending",
+       "Microsoft.KeyVault/managedHsm/securitydomain/download/read"},
+      {"HSMSecurityDomain_TransferKey",
+       "Microsoft.KeyVault/managedHsm/securitydomain/transferkey/read"},
+      {"HSMSecurityDomain_Upload", "Microsoft.KeyVault/managedHsm/securitydomain/upload/action"},
+      {"HSMSecurityDomain_UploadPending",
+       "Microsoft.KeyVault/managedHsm/securitydomain/upload/read"},
       // Settings: Azure documents no data action for them. Reading: any principal with a role
       // assignment ("*"); changing: whoever may write role definitions (Administrator, Crypto
       // Officer, Policy Administrator). keyport's choice.

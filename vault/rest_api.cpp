@@ -443,6 +443,16 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
     return forbidden(op.permission, op.operation_id);
   }
 
+  // 4b. A Managed HSM that is not activated answers its security-domain operations only.
+  if (!op.before_activation && !op.resource_manager) {
+    if (auto active = m_vault.require_activated(); !active) {
+      result = vault_error(active.error());
+      result.caller = principal.name;
+      result.operation = op.operation_id;
+      return result;
+    }
+  }
+
   // 5. Body.
   Json body;
   if (op.needs_body) {
@@ -519,10 +529,15 @@ RestResponse RestApi::dispatch(const Principal* preauth, const RestRequest& requ
   } else if (op.success_status == 202) {
     // A long-running operation (full backup or restore): the status route to poll.
     result = json_response(202, *r);
-    const std::string kind = std::string(op.operation_id) == "FullBackup" ? "backup" : "restore";
-    result.headers.emplace_back("Azure-AsyncOperation", m_vault.config().base_url + "/" + kind +
-                                                            "/" + r->value("jobId", "") +
-                                                            "/pending?api-version=" + *api_version);
+    const std::string id = op.operation_id;
+    const std::string status_path =
+        id == "HSMSecurityDomain_Download" ? "/securitydomain/download/pending"
+        : id == "HSMSecurityDomain_Upload"
+            ? "/securitydomain/upload/pending"
+            : std::string(id == "FullBackup" ? "/backup/" : "/restore/") + r->value("jobId", "") +
+                  "/pending";
+    result.headers.emplace_back("Azure-AsyncOperation", m_vault.config().base_url + status_path +
+                                                            "?api-version=" + *api_version);
     result.headers.emplace_back("Retry-After", "1");
   } else {
     result = json_response(op.success_status, *r);

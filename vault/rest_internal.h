@@ -57,6 +57,8 @@ struct RestOp {
   // Managed HSM role management and settings: without RBAC (a key-vault folder, a managed-hsm one
   // whose RBAC is not initialised) only a caller with every access-file permission may.
   bool administrative = false;
+  // Managed HSM's security domain: the only operations of an HSM that is not activated yet.
+  bool before_activation = false;
 };
 
 struct RouteMatch {

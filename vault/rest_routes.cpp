@@ -57,6 +57,11 @@ enum class OpId {
   kGetSettings,
   kGetSetting,
   kUpdateSetting,
+  kSdDownload,
+  kSdDownloadPending,
+  kSdTransferKey,
+  kSdUpload,
+  kSdUploadPending,
   kCount,
 };
 
@@ -247,6 +252,24 @@ constexpr RestOp kOps[] = {
      false, false, true},
     {"UpdateSetting", Permission::kGet, true, false, 200, update_setting, kApi74Preview, false,
      false, false, true},
+    // Managed HSM security domain (vault/vault_security_domain.cpp, 7.2): the operations of an HSM
+    // that is not activated. Download and upload answer 202 with an Azure-AsyncOperation header
+    // naming their pending route (RestApi adds it).
+    {"HSMSecurityDomain_Download", Permission::kGet, true, false, 202,
+     [](const OpCall& c) { return c.vault.security_domain_download(c.ctx, c.body); }, kApi72, false,
+     false, false, true, true},
+    {"HSMSecurityDomain_DownloadPending", Permission::kGet, false, false, 200,
+     [](const OpCall& c) { return c.vault.security_domain_status(c.ctx, false); }, kApi72, false,
+     false, false, true, true},
+    {"HSMSecurityDomain_TransferKey", Permission::kGet, false, false, 200,
+     [](const OpCall& c) { return c.vault.security_domain_transfer_key(c.ctx); }, kApi72, false,
+     false, false, true, true},
+    {"HSMSecurityDomain_Upload", Permission::kGet, true, false, 202,
+     [](const OpCall& c) { return c.vault.security_domain_upload(c.ctx, c.body); }, kApi72, false,
+     false, false, true, true},
+    {"HSMSecurityDomain_UploadPending", Permission::kGet, false, false, 200,
+     [](const OpCall& c) { return c.vault.security_domain_status(c.ctx, true); }, kApi72, false,
+     false, false, true, true},
 };
 static_assert(std::size(kOps) == static_cast<std::size_t>(OpId::kCount),
               "kOps has one entry per OpId, in OpId order");
@@ -468,6 +491,24 @@ RouteMatch match_route(const std::string& method, std::string path) {
   if (root == "settings" && n == 2) {
     return resolve(method, {{{"GET", OpId::kGetSetting}, {"PATCH", OpId::kUpdateSetting}}, ""},
                    seg[1], "");
+  }
+  if (root == "securitydomain" && (n == 2 || n == 3)) {
+    const std::string what = ascii_lower(seg[1]);
+    const bool pending = n == 3 && ascii_lower(seg[2]) == "pending";
+    if (what == "download" && n == 2) {
+      return resolve(method, {{{"POST", OpId::kSdDownload}}, ""}, "", "");
+    }
+    if (what == "upload" && n == 2) {
+      return resolve(method, {{{"GET", OpId::kSdTransferKey}, {"POST", OpId::kSdUpload}}, ""}, "",
+                     "");
+    }
+    if ((what == "download" || what == "upload") && pending) {
+      return resolve(
+          method,
+          {{{"GET", what == "download" ? OpId::kSdDownloadPending : OpId::kSdUploadPending}}, ""},
+          "", "");
+    }
+    return {};
   }
   if (root == "rng" && n == 1) {
     return resolve(method, {{{"POST", OpId::kRandom}}, ""}, "", "");

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/random.h"
 #include "pkcs11/keygen.h"
+#include "pkcs11/names.h"
 #include "vault/ec_recover.h"
 #include "vault/errors.h"
 
@@ -299,6 +300,30 @@ Result<Bytes> token_aes_kwp_by_blocks(const p11::Session& s, CK_OBJECT_HANDLE ae
   Bytes out(a, a + 8);
   out.insert(out.end(), rv.begin(), rv.end());
   return out;
+}
+
+Result<SecretBytes> token_oaep_decrypt(const p11::Session& s, CK_OBJECT_HANDLE key, HashAlg hash,
+                                       std::span<const std::uint8_t> ciphertext, std::size_t k,
+                                       bool* raw) {
+  const p11::ShaMechanisms m = p11::sha_mechanisms(hash_length(hash));
+  CK_RSA_PKCS_OAEP_PARAMS oaep{m.hash, m.mgf, CKZ_DATA_SPECIFIED, nullptr, 0};
+  CK_MECHANISM mech{CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep};
+  auto out = token_decrypt(s, key, mech, ciphertext, k);
+  if (raw != nullptr) {
+    *raw = false;
+  }
+  if (out || out.error().code() != ErrorCode::kUnsupported) {
+    return out;
+  }
+  CK_MECHANISM raw_rsa{CKM_RSA_X_509, nullptr, 0};
+  auto em = token_decrypt(s, key, raw_rsa, ciphertext, k);
+  if (raw != nullptr) {
+    *raw = true;
+  }
+  if (!em) {
+    return tl::unexpected(em.error());
+  }
+  return oaep_decode(hash, *em, k);
 }
 
 Result<Bytes> token_aes_kw_wrap(const p11::Session& s, CK_OBJECT_HANDLE aes_key,

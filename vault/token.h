@@ -101,6 +101,13 @@ Result<Bytes> token_sign(const p11::Session& s, CK_OBJECT_HANDLE key, CK_MECHANI
 // integrity_error() when decryption fails.
 Result<SecretBytes> token_decrypt(const p11::Session& s, CK_OBJECT_HANDLE key, CK_MECHANISM& mech,
                                   std::span<const std::uint8_t> ciphertext, std::size_t max_out);
+// RSA-OAEP (MGF1 with the same hash, no label) decryption of `ciphertext` (`k` bytes, the modulus
+// length) with the private key `key`: CKM_RSA_PKCS_OAEP, or, when the token refuses the parameters
+// (SoftHSM 2.6.1 with SHA-256), raw RSA in the token and OAEP decoding on the host (what libp11's
+// engine does); `raw` (optional) says which ran. integrity_error() for any bad ciphertext.
+Result<SecretBytes> token_oaep_decrypt(const p11::Session& s, CK_OBJECT_HANDLE key, HashAlg hash,
+                                       std::span<const std::uint8_t> ciphertext, std::size_t k,
+                                       bool* raw = nullptr);
 // C_EncryptInit + C_Encrypt into a buffer of `max_out` bytes. kUnsupported when the token refuses
 // the mechanism or its parameters.
 Result<Bytes> token_encrypt(const p11::Session& s, CK_OBJECT_HANDLE key, CK_MECHANISM& mech,

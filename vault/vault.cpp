@@ -392,6 +392,14 @@ Status Vault::init(const fs::path& dir, VaultConfig config, const Clock& clock) 
                       "the soft-delete retention period must be 7 to 90 days (got " +
                           std::to_string(config.soft_delete_retention_days) + ")");
   }
+  if (config.activation_required &&
+      (config.flavor != Flavor::kManagedHsm || config.backup_domain_join)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      config.flavor != Flavor::kManagedHsm
+                          ? "only a Managed HSM (--flavor managed-hsm) waits for activation"
+                          : "a vault that joins a backup domain cannot also wait for activation: "
+                            "its security domain brings its backup domain");
+  }
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) {
@@ -470,6 +478,7 @@ Result<std::unique_ptr<Vault>> Vault::open(const fs::path& dir, VaultOptions opt
     impl->recycle_every = options.module_recycle_ops.value_or(kDefaultModuleRecycleOps);
   }
   impl->refresh_settings();
+  impl->activated.store(!impl->config.activation_required);
   KEYPORT_ASSIGN_OR_RETURN(impl->has_backup_domain, impl->ensure_backup_domain());
   KEYPORT_TRY(impl->replay_journal());
   if (options.sweep_unknown_objects.value_or(!attached)) {

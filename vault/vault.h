@@ -249,6 +249,37 @@ class Vault {
   //    token refuses to unwrap.
   Status finish_backup_domain_join(const CallContext& ctx, std::string_view transfer_document);
 
+  // --- The Managed HSM security domain (docs/vault.md "Security domain") ---
+  //
+  // A Managed HSM made with VaultConfig::activation_required answers every other operation with
+  // 403 Forbidden until one of these activates it. The file is Azure's (vault/security_domain.h);
+  // what it carries is the backup domain's two keys, so an HSM that receives it restores the full
+  // backups of the HSM that made it.
+
+  // False until activation (`vault init --require-activation`); true for every other vault.
+  bool activated() const;
+  // OK once activated; else the 403 Forbidden every other operation gets meanwhile.
+  Status require_activated() const;
+  // HSMSecurityDomain_Download (POST /securitydomain/download, body CertificateSet): makes the
+  // backup domain in the token, returns {"value": <security domain JSON text>} and activates the
+  // HSM. BadParameter (Managed HSM only; 3..10 RSA >= 2048 certificates with x5c, quorum 2..10),
+  // Conflict when the HSM is already activated.
+  Result<Json> security_domain_download(const CallContext& ctx, const Json& certificate_set);
+  // HSMSecurityDomain_TransferKey (GET /securitydomain/upload): makes the exchange key, an RSA-3072
+  // pair in the token (private key non-extractable, decrypt only) with a certificate of the vault
+  // CA, and returns {"key_format": "jwk", "transfer_key": <JWK with x5c, as a JSON string>}.
+  // Conflict once activated.
+  Result<Json> security_domain_transfer_key(const CallContext& ctx);
+  // HSMSecurityDomain_Upload (POST /securitydomain/upload, body {"value": <restore blob>}): opens
+  // the blob with the exchange key, stores the backup domain's keys in the token and activates
+  // the HSM. Returns the operation status. BadParameter (not a restore blob; made for another
+  // exchange key; altered: one message), Conflict when activated. Nothing changes on failure.
+  Result<Json> security_domain_upload(const CallContext& ctx, const Json& body);
+  // HSMSecurityDomain_DownloadPending / _UploadPending: {"status": "Success" | "Failed",
+  // "status_details": ...} of the latest security-domain operation (both routes: azure-cli 2.45
+  // polls the upload route after a download). NotFound before any.
+  Result<Json> security_domain_status(const CallContext& ctx, bool upload);
+
   // --- Cryptographic operations (empty version = latest) ---
 
   // Sign (body KeySignParameters {alg, value = base64url digest}). alg RS256/384/512,

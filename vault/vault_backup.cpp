@@ -128,45 +128,103 @@ tl::unexpected<Error> not_joining() {
 
 }  // namespace
 
+Result<bool> Vault::Impl::make_domain_keys(const p11::Session& s, const std::string& domain) {
+  KEYPORT_ASSIGN_OR_RETURN(auto w, find_domain_key(s, domain, false));
+  KEYPORT_ASSIGN_OR_RETURN(auto m, find_domain_key(s, domain, true));
+  if (!w) {
+    CK_MECHANISM gen{CKM_AES_KEY_GEN, nullptr, 0};
+    p11::Template t = domain_key_template(domain, false);
+    t.value_len(32);
+    KEYPORT_TRY(s.generate_key(gen, t));
+  }
+  if (!m) {
+    CK_MECHANISM gen{CKM_GENERIC_SECRET_KEY_GEN, nullptr, 0};
+    p11::Template t = domain_key_template(domain, true);
+    t.value_len(32);
+    KEYPORT_TRY(s.generate_key(gen, t));
+  }
+  return !w || !m;
+}
+
 Result<bool> Vault::Impl::ensure_backup_domain() {
-  if (config.backup_domain_join) {
-    // The keys come from another vault (finish_backup_domain_join); none of its own meanwhile.
+  if (config.backup_domain_join || config.activation_required) {
+    // The keys come from another vault (finish_backup_domain_join) or with the security domain
+    // (vault_security_domain.cpp); none of its own meanwhile.
     return false;
   }
   const bool fresh = config.backup_domain.empty();
   if (fresh) {
     config.backup_domain = random_uuid();
   }
-  KEYPORT_ASSIGN_OR_RETURN(auto w, find_domain_key(*anchor, config.backup_domain, false));
-  KEYPORT_ASSIGN_OR_RETURN(auto m, find_domain_key(*anchor, config.backup_domain, true));
-  if (!w) {
-    CK_MECHANISM gen{CKM_AES_KEY_GEN, nullptr, 0};
-    p11::Template t = domain_key_template(config.backup_domain, false);
-    t.value_len(32);
-    auto h = anchor->generate_key(gen, t);
-    if (!h) {
-      log::warn("vault: cannot make the backup-domain wrapping key: " + h.error().describe());
-      return false;
-    }
-  }
-  if (!m) {
-    CK_MECHANISM gen{CKM_GENERIC_SECRET_KEY_GEN, nullptr, 0};
-    p11::Template t = domain_key_template(config.backup_domain, true);
-    t.value_len(32);
-    auto h = anchor->generate_key(gen, t);
-    if (!h) {
-      log::warn("vault: cannot make the backup-domain MAC key: " + h.error().describe());
-      return false;
-    }
+  auto made = make_domain_keys(*anchor, config.backup_domain);
+  if (!made) {
+    log::warn("vault: cannot make the backup-domain keys: " + made.error().describe());
+    return false;
   }
   if (fresh) {
     KEYPORT_TRY(config.save(dir, /*overwrite=*/true));
   }
-  if (!w || !m) {
+  if (*made) {
     audit_system("BackupDomainKeys", "",
                  "made the backup-domain keys of domain " + config.backup_domain + " in the token");
   }
   return true;
+}
+
+Result<DomainKeyValues> Vault::Impl::read_domain_keys(const p11::Session& s,
+                                                      const std::string& domain) {
+  KEYPORT_ASSIGN_OR_RETURN(DomainKeys dk, domain_keys(s, domain));
+  // An ephemeral AES key of the token wraps each domain key (AES-KWP) and unwraps it again as a
+  // non-sensitive session key, whose value is the answer: the token's secret bytes are never read.
+  CK_MECHANISM gen{CKM_AES_KEY_GEN, nullptr, 0};
+  p11::Template et;
+  et.object_class(CKO_SECRET_KEY)
+      .key_type(CKK_AES)
+      .token(false)
+      .private_object(true)
+      .sensitive(true)
+      .extractable(false)
+      .wrap(true)
+      .unwrap(true)
+      .value_len(32);
+  KEYPORT_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE eh, s.generate_key(gen, et));
+  p11::ScopedObject ephemeral(s, eh);
+  CK_MECHANISM kwp{CKM_AES_KEY_WRAP_PAD, nullptr, 0};
+  auto value_of = [&](CK_OBJECT_HANDLE key) -> Result<SecretBytes> {
+    KEYPORT_ASSIGN_OR_RETURN(Bytes wrapped, s.wrap_key(kwp, ephemeral.get(), key, 64));
+    return token_aes_kw_unwrap(s, ephemeral.get(), wrapped, /*pad=*/true);
+  };
+  DomainKeyValues v;
+  KEYPORT_ASSIGN_OR_RETURN(v.wrap, value_of(dk.wrap));
+  KEYPORT_ASSIGN_OR_RETURN(v.mac, value_of(dk.mac));
+  KEYPORT_TRY(ephemeral.destroy());
+  if (v.wrap.size() != 32 || v.mac.size() != 32) {
+    return internal_error("the backup-domain keys are not 32 bytes each");
+  }
+  return v;
+}
+
+Status Vault::Impl::store_domain_keys(const p11::Session& s, const std::string& domain,
+                                      const DomainKeyValues& v) {
+  KEYPORT_ASSIGN_OR_RETURN(auto have_wrap, find_domain_key(s, domain, false));
+  KEYPORT_ASSIGN_OR_RETURN(auto have_mac, find_domain_key(s, domain, true));
+  if (have_wrap || have_mac) {
+    return make_error(ErrorCode::kAlreadyExists, std::string(kConflict),
+                      "This HSM's token already holds keys of backup domain " + domain + ".");
+  }
+  p11::Template wt = domain_key_template(domain, false);
+  wt.set_secret(CKA_VALUE, v.wrap.clone());
+  KEYPORT_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE wh, s.create_object(wt));
+  p11::ScopedObject wrap_key(s, wh);
+  p11::Template mt = domain_key_template(domain, true);
+  mt.set_secret(CKA_VALUE, v.mac.clone());
+  KEYPORT_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE mh, s.create_object(mt));
+  p11::ScopedObject mac_key(s, mh);
+  // Both must work as the domain's keys before the vault relies on them.
+  KEYPORT_TRY(blob_mac(s, mac_key.get(), as_bytes(domain)));
+  (void)wrap_key.release();
+  (void)mac_key.release();
+  return {};
 }
 
 Result<Json> Vault::Impl::backup_key(Op& op, std::string_view name) {

@@ -124,17 +124,10 @@ Result<Json> Vault::Impl::rsa_decrypt(Op& op, const KeyVersionRecord& r, const J
           return token_decrypt(s, h, mech, ct, k);
         }
         const HashAlg hash = *padding == RsaPadding::kOaepSha1 ? HashAlg::kSha1 : HashAlg::kSha256;
-        const p11::ShaMechanisms m = p11::sha_mechanisms(hash_length(hash));
-        CK_RSA_PKCS_OAEP_PARAMS oaep{m.hash, m.mgf, CKZ_DATA_SPECIFIED, nullptr, 0};
-        CK_MECHANISM mech{CKM_RSA_PKCS_OAEP, &oaep, sizeof oaep};
-        auto out = token_decrypt(s, h, mech, ct, k);
-        if (!out && out.error().code() == ErrorCode::kUnsupported) {
-          // SoftHSM 2.6.1 refuses OAEP with SHA-256: raw RSA in the token, OAEP decoding here
-          // (what libp11's engine does).
-          CK_MECHANISM raw{CKM_RSA_X_509, nullptr, 0};
-          auto em = token_decrypt(s, h, raw, ct, k);
+        bool raw = false;
+        auto out = token_oaep_decrypt(s, h, hash, ct, k, &raw);
+        if (raw) {
           op.note += " (raw RSA in the token, OAEP decoded on the host)";
-          return em ? oaep_decode(hash, *em, k) : Result<SecretBytes>(tl::unexpected(em.error()));
         }
         return out;
       });

@@ -8,6 +8,7 @@
 //   vault_crypto.cpp    sign, verify, encrypt, decrypt, wrapKey, unwrapKey;
 //   vault_rotation.cpp  rotation, rotation policies, due lifetime actions, the platform report;
 //   vault_backup.cpp    BackupKey, RestoreKey and the backup domain's keys in the token;
+//   vault_security_domain.cpp  the Managed HSM security domain and activation;
 //   release.cpp         Secure Key Release (through run_key_task).
 #pragma once
 
@@ -77,6 +78,12 @@ Error lookup_error(const Error& e, const KeyVersionRecord& r);
 }  // namespace detail
 
 // The audit context of one call: filled in as the operation learns what it works on.
+// The two backup-domain keys' values (the security domain carries them; nothing else reads them).
+struct DomainKeyValues {
+  SecretBytes wrap;
+  SecretBytes mac;
+};
+
 struct Op {
   std::string operation;
   std::string name;
@@ -193,6 +200,10 @@ struct Vault::Impl {
     tick();
     Op op;
     op.operation = operation;
+    if (!activated.load() && !is_security_domain_operation(operation)) {
+      using R = decltype(fn(op));
+      return finish(ctx, op, R(not_activated_error()));
+    }
     ++run_depth;
     auto result = fn(op);
     --run_depth;
@@ -204,6 +215,13 @@ struct Vault::Impl {
   // Operations running on this thread (an operation may start another): the module is recycled
   // only by a thread that holds no objects_mutex and no lease, that is at depth 0.
   static thread_local int run_depth;
+
+  // HSMSecurityDomain_*: the only operations of a Managed HSM that is not activated.
+  static bool is_security_domain_operation(std::string_view operation) {
+    return operation.starts_with("HSMSecurityDomain");
+  }
+  // The refusal of everything else before activation (403 Forbidden).
+  tl::unexpected<Error> not_activated_error() const;
 
   void maybe_recycle_module();
   // Under objects_mutex held exclusively. False (nothing done) when something else in the
@@ -304,6 +322,15 @@ struct Vault::Impl {
   // folder has none). Returns false (backups unavailable, logged) when the keys cannot be made.
   Result<bool> ensure_backup_domain();
   bool has_backup_domain = false;
+  // Generates the domain keys of `domain` the token lacks; true when it made any.
+  Result<bool> make_domain_keys(const p11::Session& s, const std::string& domain);
+  // The values of the domain keys, for the security domain (vault_security_domain.cpp) only: each
+  // wrapped by an ephemeral token key and unwrapped as a non-sensitive session key.
+  Result<DomainKeyValues> read_domain_keys(const p11::Session& s, const std::string& domain);
+  // Stores received domain key values as the token objects of `domain` (kAlreadyExists when the
+  // token holds keys of that domain).
+  Status store_domain_keys(const p11::Session& s, const std::string& domain,
+                           const DomainKeyValues& values);
 
   Result<Json> backup_key(Op& op, std::string_view name);
 
@@ -319,6 +346,17 @@ struct Vault::Impl {
   Result<Bytes> begin_backup_domain_join(Op& op);
   Result<std::string> export_backup_domain(Op& op, std::span<const std::uint8_t> spki);
   Status finish_backup_domain_join(Op& op, std::string_view document);
+
+  // --- the Managed HSM security domain (vault_security_domain.cpp) ---
+
+  // False from `vault init --require-activation` until a security-domain download or upload.
+  std::atomic<bool> activated{true};
+  Result<Json> sd_download(Op& op, const Json& certificate_set);
+  Result<Json> sd_transfer_key(Op& op);
+  Result<Json> sd_upload(Op& op, const Json& body);
+  Result<Json> sd_status() const;
+  mutable std::mutex sd_mutex;  // the latest operation's status, and one operation at a time
+  Json sd_last_status;
 
   // --- import (vault_import.cpp) ---
 

@@ -25,6 +25,7 @@
 
 #include "core/encoding.h"
 #include "core/json.h"
+#include "core/x509.h"
 #include "tests/cli/cli_rig.h"
 #include "tests/hardening/child.h"
 #include "tests/support/support.h"
@@ -196,6 +197,25 @@ struct World {
     Bytes flipped = *bytes;
     flipped[flipped.size() / 2] ^= 0x01;
     test::cli::write_text(work / "signer-flipped.blob", base64url_encode(flipped) + "\n");
+    // Security-domain wrapping keys: three self-signed RSA-2048 certificates sd-k0..2.cer, each
+    // with its private key beside it (sd-k0..2.key, as az expects), and two private keys with no
+    // certificate beside them (sd-lone0..1.key).
+    for (int i = 0; i < 3; ++i) {
+      const std::string stem = "sd-k" + std::to_string(i);
+      auto key = test::cli::make_rsa_key(2048);
+      x509::CertificateRequest req;
+      req.common_name = stem;
+      auto cert = x509::make_certificate(req, *key, *key, nullptr);
+      REQUIRE(cert.has_value());
+      auto pem = x509::private_key_pem(*key);
+      REQUIRE(pem.has_value());
+      const std::string key_pem(as_chars(pem->reveal(SecretAccess::unsafe())));
+      test::cli::write_text(work / (stem + ".cer"), x509::certificate_pem(**cert));
+      test::cli::write_text(work / (stem + ".key"), key_pem);
+      if (i < 2) {
+        test::cli::write_text(work / ("sd-lone" + std::to_string(i) + ".key"), key_pem);
+      }
+    }
   }
 
   test::RestClient client() const {
