@@ -10,6 +10,8 @@ packages=(
   g++ cmake ninja-build pkg-config make
   libssl-dev libcli11-dev nlohmann-json3-dev libexpected-dev libp11-kit-dev
   libsqlite3-dev libcpp-httplib-dev libboost-dev
+  # man pages from the CLI's --help (cmake/KeyportManPages.cmake)
+  help2man
   # PKCS#11 module, tools and peers
   softhsm2 opensc opensc-pkcs11 libengine-pkcs11-openssl openssl
   # the module matrix (tests/modules): NSS softoken's tools, openCryptoki

@@ -5,7 +5,8 @@
 #   tests/install/run_install.sh BUILD_DIR WORK_DIR [SANITIZER_FLAGS]
 #
 # 1. `cmake --install BUILD_DIR --prefix WORK_DIR/prefix`: the CLI, libkeyport.so.0 and .a, the
-#    header, keyport.pc, the CMake package and the docs land where they should;
+#    header, keyport.pc, the CMake package, the man pages (`man -w keyport` finds them), the bash
+#    completion (it completes a subcommand) and the docs land where they should;
 # 2. examples/c built against the installed prefix twice: with pkg-config (cc, C99, -Werror) and
 #    as the consumer project examples/cmake (find_package(keyport CONFIG), the shared and the
 #    static library);
@@ -45,7 +46,17 @@ headers=$(objdump -p "$libdir/libkeyport.so.0")
 grep -q "SONAME *libkeyport.so.0" <<<"$headers" || fail "the SONAME is not libkeyport.so.0"
 version=$("$prefix/bin/keyport" --version)
 grep -q "^keyport " <<<"$version" || fail "the installed keyport --version says: $version"
-echo "$what: installed into $prefix (libdir ${libdir#$prefix/})"
+for page in keyport keyport-token keyport-key keyport-byok keyport-vault; do
+  [ -e "$prefix/share/man/man1/$page.1" ] || fail "the man page $page(1) was not installed"
+done
+found=$(MANPATH="$prefix/share/man" man -w keyport 2>/dev/null) || fail "man -w keyport finds no page"
+[ "$found" = "$prefix/share/man/man1/keyport.1" ] || fail "man -w keyport finds $found"
+completion="$prefix/share/bash-completion/completions/keyport"
+[ -e "$completion" ] || fail "the bash completion was not installed"
+completed=$(PATH="$prefix/bin:$PATH" bash -c 'source "$1"; COMP_WORDS=(keyport vault security-domain ""); COMP_CWORD=3; _keyport; echo "${COMPREPLY[*]}"' _ "$completion")
+[ "$completed" = "download init-recovery restore-blob upload status" ] ||
+  fail "bash completion of 'keyport vault security-domain ' gives: $completed"
+echo "$what: installed into $prefix (libdir ${libdir#$prefix/}), man pages and bash completion"
 
 # pkg-config, C99, warnings as errors.
 export PKG_CONFIG_PATH="$libdir/pkgconfig"
