@@ -77,10 +77,12 @@ int run(int argc, char** argv) {
   setup_token_commands(app, g);
   setup_key_commands(app, g);
   setup_byok_commands(app, g);
+#ifndef KEYPORT_MINIMAL
   setup_vault_commands(app, g);
   setup_migrate_commands(app, g);
   setup_envelope_commands(app, g);
   setup_skr_commands(app, g);
+#endif
   setup_profiles_commands(app, g);
 
   try {

@@ -29,6 +29,9 @@ set(_keyport_man_groups
   "attest|the SIMULATED attestation authority"
   "enclave|the receiving end of Secure Key Release"
   "profiles|what each Azure service accepts and requires")
+if(KEYPORT_MINIMAL)
+  list(FILTER _keyport_man_groups INCLUDE REGEX "^(|token|key|byok|profiles)[|]")
+endif()
 set(_pages "")
 foreach(entry ${_keyport_man_groups})
   string(FIND "${entry}" "|" _bar)
