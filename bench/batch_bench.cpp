@@ -40,12 +40,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <typename T>
-T must(Result<T> r, const char* what) {
-  if (!r)
-    bench::die(std::string(what) + ": " + r.error().describe());
-  return std::move(*r);
-}
+using bench::must;
 
 // Raw selection: every private key's handle and label, kept when the label matches `glob`.
 std::vector<CK_OBJECT_HANDLE> raw_select(const CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s,

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/error.h"
+
 namespace keyport::bench {
 
 inline double now_seconds() {
@@ -93,6 +95,15 @@ inline long vm_rss_kib() {
 [[noreturn]] inline void die(const std::string& what) {
   std::fprintf(stderr, "bench: %s\n", what.c_str());
   std::exit(1);
+}
+
+// The value of `r`, or the end of the benchmark naming `what` and the error.
+template <typename T>
+T must(Result<T> r, const char* what) {
+  if (!r) {
+    die(std::string(what) + ": " + r.error().describe());
+  }
+  return std::move(*r);
 }
 
 }  // namespace keyport::bench

@@ -29,12 +29,7 @@ using namespace keyport;
 
 namespace {
 
-template <typename T>
-T must(Result<T> r, const char* what) {
-  if (!r)
-    bench::die(std::string(what) + ": " + r.error().describe());
-  return std::move(*r);
-}
+using bench::must;
 
 void must_ok(kp_status st, kp_error* err, const char* what) {
   if (st != KP_OK) {

@@ -30,12 +30,7 @@ using namespace keyport;
 
 namespace {
 
-template <typename T>
-T must(Result<T> r, const char* what) {
-  if (!r)
-    bench::die(std::string(what) + ": " + r.error().describe());
-  return std::move(*r);
-}
+using bench::must;
 
 std::string write_pem(EVP_PKEY* k, const std::filesystem::path& path) {
   ossl::UniquePtr<BIO> bio(BIO_new_file(path.c_str(), "w"));

@@ -20,14 +20,6 @@
 
 namespace keyport::bench {
 
-template <typename T>
-T must(Result<T> r, const char* what) {
-  if (!r) {
-    die(std::string(what) + ": " + r.error().describe());
-  }
-  return std::move(*r);
-}
-
 struct HttpsClient {
   std::unique_ptr<httplib::SSLClient> http;
   httplib::Headers headers;  // the bearer token

@@ -52,12 +52,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <typename T>
-T must(Result<T> r, const char* what) {
-  if (!r)
-    bench::die(std::string(what) + ": " + r.error().describe());
-  return std::move(*r);
-}
+using bench::must;
 
 void must_ok(const Status& s, const char* what) {
   if (!s)

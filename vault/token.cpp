@@ -302,6 +302,47 @@ Result<Bytes> token_aes_kwp_by_blocks(const p11::Session& s, CK_OBJECT_HANDLE ae
   return out;
 }
 
+Result<ReceivingKey> make_receiving_key(const p11::Session& s, const std::string& label,
+                                        unsigned bits, bool unwrap) {
+  p11::Template stale_t;
+  stale_t.token(true).object_class(CKO_PRIVATE_KEY).label(label);
+  KEYPORT_ASSIGN_OR_RETURN(auto stale, s.find_objects(stale_t, 16));
+  for (CK_OBJECT_HANDLE h : stale) {
+    KEYPORT_TRY(s.destroy_object(h));
+  }
+  static constexpr std::uint8_t kExponent[] = {0x01, 0x00, 0x01};
+  p11::Template pub_t;
+  pub_t.object_class(CKO_PUBLIC_KEY)
+      .key_type(CKK_RSA)
+      .token(false)
+      .private_object(false)
+      .modulus_bits(bits)
+      .public_exponent(kExponent)
+      .encrypt(true)
+      .wrap(unwrap)
+      .verify(false);
+  p11::Template priv_t;
+  priv_t.object_class(CKO_PRIVATE_KEY)
+      .key_type(CKK_RSA)
+      .token(true)
+      .private_object(true)
+      .sensitive(true)
+      .extractable(false)
+      .label(label)
+      .unwrap(unwrap)
+      .decrypt(!unwrap)
+      .sign(false)
+      .derive(false);
+  CK_MECHANISM gen{CKM_RSA_PKCS_KEY_PAIR_GEN, nullptr, 0};
+  KEYPORT_ASSIGN_OR_RETURN(auto pair, s.generate_key_pair(gen, pub_t, priv_t));
+  p11::ScopedObject public_object(s, pair.first);
+  p11::ScopedObject private_object(s, pair.second);
+  KEYPORT_ASSIGN_OR_RETURN(Bytes n, s.get_bytes(pair.first, CKA_MODULUS));
+  KEYPORT_ASSIGN_OR_RETURN(Bytes e, s.get_bytes(pair.first, CKA_PUBLIC_EXPONENT));
+  KEYPORT_ASSIGN_OR_RETURN(auto pub, byok::PublicKey::from_rsa_components(n, e));
+  return ReceivingKey{std::move(private_object), std::move(pub)};
+}
+
 Result<SecretBytes> token_oaep_decrypt(const p11::Session& s, CK_OBJECT_HANDLE key, HashAlg hash,
                                        std::span<const std::uint8_t> ciphertext, std::size_t k,
                                        bool* raw) {

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "byok/public_key.h"
 #include "core/algorithms.h"
 #include "core/encoding.h"
 #include "core/error.h"
@@ -25,6 +26,7 @@
 #include "pkcs11/session.h"
 #include "pkcs11/session_pool.h"
 #include "pkcs11/template.h"
+#include "pkcs11/wrap.h"
 #include "vault/algorithms.h"
 
 namespace keyport::vault {
@@ -101,6 +103,18 @@ Result<Bytes> token_sign(const p11::Session& s, CK_OBJECT_HANDLE key, CK_MECHANI
 // integrity_error() when decryption fails.
 Result<SecretBytes> token_decrypt(const p11::Session& s, CK_OBJECT_HANDLE key, CK_MECHANISM& mech,
                                   std::span<const std::uint8_t> ciphertext, std::size_t max_out);
+// A key pair a vault receives keys with (the backup-domain join's transfer key, the security
+// domain's exchange key): RSA with e = 65537, the public half a session object (encrypt, and wrap
+// when `unwrap`), the private half a token object under `label`, sensitive and not extractable,
+// for C_UnwrapKey (`unwrap`) or C_Decrypt only. Token private keys under `label` made before are
+// destroyed first. The private key is destroyed with the returned object unless released.
+struct ReceivingKey {
+  p11::ScopedObject private_key;
+  byok::PublicKey public_key;
+};
+Result<ReceivingKey> make_receiving_key(const p11::Session& s, const std::string& label,
+                                        unsigned bits, bool unwrap);
+
 // RSA-OAEP (MGF1 with the same hash, no label) decryption of `ciphertext` (`k` bytes, the modulus
 // length) with the private key `key`: CKM_RSA_PKCS_OAEP, or, when the token refuses the parameters
 // (SoftHSM 2.6.1 with SHA-256), raw RSA in the token and OAEP decoding on the host (what libp11's

@@ -23,7 +23,6 @@ namespace {
 constexpr const char* kDomainLabelPrefix = "kp:backup-domain:";
 constexpr const char* kDomainTransferLabel = "kp:backup-domain-transfer";
 constexpr unsigned kDomainTransferBits = 3072;
-constexpr std::uint8_t kDomainTransferExponent[] = {0x01, 0x00, 0x01};
 
 std::string domain_label(const std::string& domain, const char* role) {
   return std::string(kDomainLabelPrefix) + domain + ":" + role;
@@ -384,40 +383,10 @@ Result<Bytes> Vault::Impl::begin_backup_domain_join(Op& op) {
   }
   std::unique_lock<std::shared_mutex> objects(objects_mutex);
   KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
-  KEYPORT_ASSIGN_OR_RETURN(auto stale, transfer_keys(*lease));
-  for (CK_OBJECT_HANDLE h : stale) {
-    KEYPORT_TRY(lease->destroy_object(h));
-  }
-  p11::Template pub_t;
-  pub_t.object_class(CKO_PUBLIC_KEY)
-      .key_type(CKK_RSA)
-      .token(false)
-      .private_object(false)
-      .modulus_bits(kDomainTransferBits)
-      .public_exponent(kDomainTransferExponent)
-      .encrypt(true)
-      .wrap(true)
-      .verify(false);
-  p11::Template priv_t;
-  priv_t.object_class(CKO_PRIVATE_KEY)
-      .key_type(CKK_RSA)
-      .token(true)
-      .private_object(true)
-      .sensitive(true)
-      .extractable(false)
-      .label(kDomainTransferLabel)
-      .unwrap(true)
-      .decrypt(false)
-      .sign(false)
-      .derive(false);
-  CK_MECHANISM gen{CKM_RSA_PKCS_KEY_PAIR_GEN, nullptr, 0};
-  KEYPORT_ASSIGN_OR_RETURN(auto pair, lease->generate_key_pair(gen, pub_t, priv_t));
-  p11::ScopedObject public_object(*lease, pair.first);
-  p11::ScopedObject private_object(*lease, pair.second);
-  KEYPORT_ASSIGN_OR_RETURN(Bytes n, lease->get_bytes(pair.first, CKA_MODULUS));
-  KEYPORT_ASSIGN_OR_RETURN(Bytes e, lease->get_bytes(pair.first, CKA_PUBLIC_EXPONENT));
-  KEYPORT_ASSIGN_OR_RETURN(auto pub, byok::PublicKey::from_rsa_components(n, e));
-  private_object.release();  // kept until finish_backup_domain_join
+  KEYPORT_ASSIGN_OR_RETURN(
+      ReceivingKey k, make_receiving_key(*lease, kDomainTransferLabel, kDomainTransferBits, true));
+  const byok::PublicKey& pub = k.public_key;
+  (void)k.private_key.release();  // kept until finish_backup_domain_join
   op.note = "made the backup-domain transfer key (RSA-" + std::to_string(pub.bits()) +
             ", SHA-256 " + pub.sha256_fingerprint() + ")";
   return pub.spki_der();

@@ -30,7 +30,6 @@ namespace {
 constexpr const char* kExchangeLabel = "kp:security-domain-exchange";
 constexpr const char* kExchangeCertFile = "sd-exchange.pem";  // in DIR/tls/
 constexpr unsigned kExchangeBits = 3072;
-constexpr std::uint8_t kExchangeExponent[] = {0x01, 0x00, 0x01};
 // The data item keyport's security domain holds: the backup domain and its two keys.
 constexpr const char* kDomainTag = "keyport-backup-domain";
 constexpr std::string_view kDomainMagic = "keyport-sd-1";
@@ -155,39 +154,11 @@ Result<Json> Vault::Impl::sd_transfer_key(Op& op) {
   }
   std::unique_lock<std::shared_mutex> objects(objects_mutex);
   KEYPORT_ASSIGN_OR_RETURN(auto lease, pool->acquire());
-  KEYPORT_ASSIGN_OR_RETURN(auto stale, exchange_keys(*lease));
-  for (CK_OBJECT_HANDLE h : stale) {
-    KEYPORT_TRY(lease->destroy_object(h));
-  }
-  p11::Template pub_t;
-  pub_t.object_class(CKO_PUBLIC_KEY)
-      .key_type(CKK_RSA)
-      .token(false)
-      .private_object(false)
-      .modulus_bits(kExchangeBits)
-      .public_exponent(kExchangeExponent)
-      .encrypt(true)
-      .wrap(false)
-      .verify(false);
-  p11::Template priv_t;
-  priv_t.object_class(CKO_PRIVATE_KEY)
-      .key_type(CKK_RSA)
-      .token(true)
-      .private_object(true)
-      .sensitive(true)
-      .extractable(false)
-      .label(kExchangeLabel)
-      .decrypt(true)
-      .unwrap(false)
-      .sign(false)
-      .derive(false);
-  CK_MECHANISM gen{CKM_RSA_PKCS_KEY_PAIR_GEN, nullptr, 0};
-  KEYPORT_ASSIGN_OR_RETURN(auto pair, lease->generate_key_pair(gen, pub_t, priv_t));
-  p11::ScopedObject public_object(*lease, pair.first);
-  p11::ScopedObject private_object(*lease, pair.second);
-  KEYPORT_ASSIGN_OR_RETURN(Bytes n, lease->get_bytes(pair.first, CKA_MODULUS));
-  KEYPORT_ASSIGN_OR_RETURN(Bytes e, lease->get_bytes(pair.first, CKA_PUBLIC_EXPONENT));
-  KEYPORT_ASSIGN_OR_RETURN(auto pub, byok::PublicKey::from_rsa_components(n, e));
+  KEYPORT_ASSIGN_OR_RETURN(ReceivingKey k,
+                           make_receiving_key(*lease, kExchangeLabel, kExchangeBits, false));
+  const byok::PublicKey& pub = k.public_key;
+  const Bytes n = pub.rsa_modulus();
+  const Bytes e = pub.rsa_exponent();
 
   // Its certificate, issued by the vault CA (DIR/tls/ca.pem).
   const std::filesystem::path tls_dir = dir / "tls";
@@ -211,7 +182,7 @@ Result<Json> Vault::Impl::sd_transfer_key(Op& op) {
   const Bytes der = x509::certificate_der(*cert);
   KEYPORT_TRY(write_file_atomic(tls_dir / kExchangeCertFile, x509::certificate_pem(*cert),
                                 WriteOptions{true, 0644}));
-  private_object.release();  // kept until the upload
+  (void)k.private_key.release();  // kept until the upload
   Json jwk{{"kty", "RSA"},
            {"key_ops", {"wrapKey", "encrypt"}},
            {"n", base64url_encode(n)},

@@ -36,21 +36,9 @@ void set_domain(test::VaultRig& rig, const std::string& domain) {
   rig.open();
 }
 
-// Audit rows of `operation` with `outcome`.
-std::size_t vault_audit_rows(vault::Vault& v, const std::string& operation,
-                             const std::string& outcome) {
-  auto audit = v.audit_log();
-  REQUIRE_OK(audit);
-  std::size_t n = 0;
-  for (const auto& row : *audit) {
-    n += row.operation == operation && row.outcome == outcome ? 1 : 0;
-  }
-  return n;
-}
-
 std::size_t audit_rows(test::VaultRig& kv, const std::string& operation,
                        const std::string& outcome) {
-  return vault_audit_rows(*kv.v, operation, outcome);
+  return test::audit_rows(*kv.v, operation, outcome);
 }
 
 }  // namespace
@@ -392,9 +380,9 @@ TEST_CASE("a vault on another token joins a backup domain: keys move wrapped, ba
   CHECK_FALSE(saved->backup_domain_join);
   // Once joined, it is joined.
   CHECK_ERROR_CODE(b->finish_backup_domain_join(b.ctx, *doc), ErrorCode::kFailedPrecondition);
-  CHECK(vault_audit_rows(*a.v, "BackupDomainExport", "success") == 1);
-  CHECK(vault_audit_rows(*b.v, "BackupDomainJoinBegin", "success") == 1);
-  CHECK(vault_audit_rows(*b.v, "BackupDomainJoin", "success") == 1);
+  CHECK(test::audit_rows(*a.v, "BackupDomainExport", "success") == 1);
+  CHECK(test::audit_rows(*b.v, "BackupDomainJoinBegin", "success") == 1);
+  CHECK(test::audit_rows(*b.v, "BackupDomainJoin", "success") == 1);
 
   // A's backup restores in B (after a reopen: the keys are token objects, the domain in
   // vault.json), and signs with A's key.
@@ -439,7 +427,7 @@ TEST_CASE("joining a domain whose keys the token already holds is refused, chang
   CHECK_ERROR_CODE(c->finish_backup_domain_join(c.ctx, *doc), ErrorCode::kAlreadyExists);
   CHECK(c.token_objects() == objects);
   CHECK(c->backup_domain().empty());
-  CHECK(vault_audit_rows(*c.v, "BackupDomainJoin", "failure") == 1);
+  CHECK(test::audit_rows(*c.v, "BackupDomainJoin", "failure") == 1);
 
   // A vault whose token lost its domain keys has nothing to give: Forbidden, said plainly.
   test::VaultRig d(vault::Flavor::kKeyVault, "join-no-domain-keys");

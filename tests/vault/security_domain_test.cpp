@@ -122,17 +122,6 @@ void require_activation(test::VaultRig& rig) {
   rig.open();
 }
 
-std::size_t sd_audit_rows(vault::Vault& v, const std::string& operation,
-                          const std::string& outcome) {
-  auto audit = v.audit_log();
-  REQUIRE_OK(audit);
-  std::size_t n = 0;
-  for (const auto& row : *audit) {
-    n += row.operation == operation && row.outcome == outcome ? 1 : 0;
-  }
-  return n;
-}
-
 }  // namespace
 
 TEST_CASE("security domain: SP 800-108 and the JWEs agree with azure-cli's vectors",
@@ -362,7 +351,7 @@ TEST_CASE(
   REQUIRE_OK(hsm->create_key(hsm.ctx, "k", Json{{"kty", "EC-HSM"}}));
   test::expect_kv_error(hsm->security_domain_download(hsm.ctx, *body), "Conflict", 409);
   test::expect_kv_error(hsm->security_domain_transfer_key(hsm.ctx), "Conflict", 409);
-  CHECK(sd_audit_rows(*hsm, "HSMSecurityDomain_Download", "success") == 1);
+  CHECK(test::audit_rows(*hsm, "HSMSecurityDomain_Download", "success") == 1);
 
   // Activation is kept in vault.json: a reopened HSM is activated, with the same domain.
   const std::string domain = hsm->backup_domain();
@@ -477,5 +466,5 @@ TEST_CASE(
   CHECK((*restored)["key"]["kty"] == "RSA-HSM");
   test::expect_kv_error(b->security_domain_upload(b.ctx, Json{{"value", *blob_text}}), "Conflict",
                         409);
-  CHECK(sd_audit_rows(*b, "HSMSecurityDomain_Upload", "success") == 1);
+  CHECK(test::audit_rows(*b, "HSMSecurityDomain_Upload", "success") == 1);
 }

@@ -344,4 +344,14 @@ std::optional<Bytes> openssl_aes_decrypt(const std::string& mode, const Bytes& k
   return out;
 }
 
+std::size_t audit_rows(vault::Vault& v, const std::string& operation, const std::string& outcome) {
+  auto audit = v.audit_log();
+  REQUIRE_OK(audit);
+  std::size_t n = 0;
+  for (const auto& row : *audit) {
+    n += row.operation == operation && row.outcome == outcome ? 1 : 0;
+  }
+  return n;
+}
+
 }  // namespace keyport::test

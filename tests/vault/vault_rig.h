@@ -67,6 +67,9 @@ Json byok_body(const std::string& file_text, const std::string& kty, const std::
 // kid without the version.
 std::string version_of(const Json& bundle);
 
+// How many rows of the vault's audit log record `operation` with `outcome` ("success", ...).
+std::size_t audit_rows(vault::Vault& v, const std::string& operation, const std::string& outcome);
+
 // Expects a Key Vault error with this code, HTTP status and (optionally) inner code.
 void expect_kv_error(const Result<Json>& r, std::string_view code, int status,
                      std::string_view inner = {});
