@@ -132,6 +132,16 @@ Result<std::string> restore_blob_of(const SecurityDomainOptions& o) {
   return blob;
 }
 
+// An operation status {"status", "status_details"}: JSON, or one line.
+void print_status(const GlobalOptions& g, const Json& status) {
+  if (g.json) {
+    print_json(status);
+  } else {
+    std::cout << status.value("status", "?") << ": " << status.value("status_details", "")
+              << std::endl;
+  }
+}
+
 Status run_download(GlobalOptions& g, const SecurityDomainOptions& o) {
   std::vector<std::string> pems;
   for (const auto& path : o.wrapping_keys) {
@@ -235,12 +245,7 @@ Status run_upload(GlobalOptions& g, const SecurityDomainOptions& o) {
   }
   KEYPORT_ASSIGN_OR_RETURN(vault::Client client, connect(o.target));
   KEYPORT_ASSIGN_OR_RETURN(Json status, client.security_domain_upload(blob));
-  if (g.json) {
-    print_json(status);
-  } else {
-    std::cout << status.value("status", "?") << ": " << status.value("status_details", "")
-              << std::endl;
-  }
+  print_status(g, status);
   return {};
 }
 
@@ -250,12 +255,7 @@ Status run_status(GlobalOptions& g, const SecurityDomainOptions& o) {
   }
   KEYPORT_ASSIGN_OR_RETURN(vault::Client client, connect(o.target));
   KEYPORT_ASSIGN_OR_RETURN(Json status, client.security_domain_status(o.operation == "upload"));
-  if (g.json) {
-    print_json(status);
-  } else {
-    std::cout << status.value("status", "?") << ": " << status.value("status_details", "")
-              << std::endl;
-  }
+  print_status(g, status);
   return {};
 }
 
