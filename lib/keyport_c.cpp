@@ -21,6 +21,7 @@
 #include "byok/public_key.h"
 #include "core/encoding.h"
 #include "core/error.h"
+#include "core/exit_codes.h"
 #include "core/file_io.h"
 #include "core/json.h"
 #include "core/secret.h"
@@ -72,37 +73,19 @@ struct kp_release {
 
 namespace {
 
+// The kp_status numbers are the CLI's exit codes (core/exit_codes.h).
+static_assert(int{KP_ERR_BAD_INPUT} == int{kExitBadInput} &&
+              int{KP_ERR_HSM_OR_CRYPTO} == int{kExitHsmOrCrypto} &&
+              int{KP_ERR_NOT_FOUND} == int{kExitNotFound} &&
+              int{KP_ERR_EXISTS} == int{kExitExists} && int{KP_ERR_AUTH} == int{kExitAuth} &&
+              int{KP_ERR_UNSUPPORTED} == int{kExitUnsupported} &&
+              int{KP_ERR_DENIED} == int{kExitDenied} && int{KP_ERR_IO} == int{kExitIo} &&
+              int{KP_ERR_PRECONDITION} == int{kExitPrecondition} &&
+              int{KP_ERR_UNAVAILABLE} == int{kExitUnavailable} &&
+              int{KP_ERR_INTERNAL} == int{kExitFailure});
+
 kp_status status_of(ErrorCode code) {
-  switch (code) {
-    case ErrorCode::kInvalidArgument:
-    case ErrorCode::kFormat:
-      return KP_ERR_BAD_INPUT;
-    case ErrorCode::kUnsupported:
-      return KP_ERR_UNSUPPORTED;
-    case ErrorCode::kNotFound:
-      return KP_ERR_NOT_FOUND;
-    case ErrorCode::kAlreadyExists:
-      return KP_ERR_EXISTS;
-    case ErrorCode::kAuth:
-    case ErrorCode::kPermissionDenied:
-      return KP_ERR_AUTH;
-    case ErrorCode::kPkcs11:
-    case ErrorCode::kCrypto:
-    case ErrorCode::kIntegrityFailure:
-      return KP_ERR_HSM_OR_CRYPTO;
-    case ErrorCode::kPolicyDenied:
-    case ErrorCode::kAttestationInvalid:
-      return KP_ERR_DENIED;
-    case ErrorCode::kIo:
-      return KP_ERR_IO;
-    case ErrorCode::kInternal:
-      return KP_ERR_INTERNAL;
-    case ErrorCode::kFailedPrecondition:
-      return KP_ERR_PRECONDITION;
-    case ErrorCode::kUnavailable:
-      return KP_ERR_UNAVAILABLE;
-  }
-  return KP_ERR_INTERNAL;
+  return static_cast<kp_status>(exit_code_for(code));
 }
 
 kp_status fail(kp_error** err, kp_status status, std::string message, std::string detail = {}) {
