@@ -12,6 +12,8 @@ packages=(
   libsqlite3-dev libcpp-httplib-dev libboost-dev
   # man pages from the CLI's --help (cmake/KeyportManPages.cmake)
   help2man
+  # the Debian packages (debian/, tests/deb): dpkg-buildpackage, debhelper, lintian
+  dpkg-dev debhelper fakeroot lintian
   # PKCS#11 module, tools and peers
   softhsm2 opensc opensc-pkcs11 libengine-pkcs11-openssl openssl
   # the module matrix (tests/modules): NSS softoken's tools, openCryptoki
