@@ -31,6 +31,17 @@ elif [ $# -gt 0 ]; then
   exit 2
 fi
 
+# --- arm64 cross build (scripts/cross-arm64.sh, CTest label cross) ---------------------------
+# Debian's cross toolchain, qemu-user, and OpenSSL and p11-kit for arm64 as multiarch packages.
+# dpkg must know the arm64 architecture before `apt-get update` below fetches the package lists;
+# while it does not, the :arm64 packages are missing, so root (or sudo) is needed anyway.
+packages+=(crossbuild-essential-arm64 qemu-user libssl-dev:arm64 libp11-kit-dev:arm64)
+if ! grep -qx arm64 <<<"$(dpkg --print-foreign-architectures)"; then
+  echo "setup: dpkg --add-architecture arm64"
+  if [ "$(id -u)" -eq 0 ]; then dpkg --add-architecture arm64; else sudo dpkg --add-architecture arm64; fi
+fi
+# --- end of the arm64 cross build ------------------------------------------------------------
+
 # Node.js interop peers (tests/interop/*/package-lock.json): `npm ci` when npm exists and the
 # installed node_modules is older than the lock file, so a second run installs nothing. Without
 # npm the interop tests that need these packages fail and say to run this script.
