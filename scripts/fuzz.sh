@@ -36,6 +36,9 @@ for l in "${lines[@]}"; do
 done
 names=()
 for l in "${targets[@]}"; do names+=("keyport_fuzz_${l%%:*}"); done
+# A full fuzz run also builds the CLI and libkeyport.so with clang (-Werror): with the fuzz targets,
+# every part of the product is then compiled by clang as well as by g++ in CI.
+[ $# -eq 0 ] && names+=(keyport keyport_shared)
 cmake --build "$build" -j "$(nproc)" --target "${names[@]}"
 jobs=${KEYPORT_FUZZ_JOBS:-$(nproc)}
 fuzz_one() {  # LINE: fuzzes one target; prints its verdict; exit 1 on a finding
