@@ -3,10 +3,13 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <iostream>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 
@@ -29,6 +32,62 @@ void disable_core_dumps() {
   const rlimit none{0, 0};
   ::setrlimit(RLIMIT_CORE, &none);
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+// The command groups and the setup function that adds each (one function may add several).
+struct Group {
+  std::array<std::string_view, 3> names;
+  void (*setup)(CLI::App&, keyport::cli::GlobalOptions&);
+  bool owns(std::string_view name) const {
+    return !name.empty() && std::find(names.begin(), names.end(), name) != names.end();
+  }
+};
+constexpr Group kGroups[] = {
+    {{"token"}, keyport::cli::setup_token_commands},
+    {{"key"}, keyport::cli::setup_key_commands},
+    {{"byok"}, keyport::cli::setup_byok_commands},
+#ifndef KEYPORT_MINIMAL
+    {{"vault"}, keyport::cli::setup_vault_commands},
+    {{"migrate"}, keyport::cli::setup_migrate_commands},
+    {{"envelope"}, keyport::cli::setup_envelope_commands},
+    {{"policy", "attest", "enclave"}, keyport::cli::setup_skr_commands},
+#endif
+    {{"profiles"}, keyport::cli::setup_profiles_commands},
+};
+
+// The global options that take a value (their value is not a command name).
+bool takes_value(std::string_view arg) {
+  return arg == "--module" || arg == "--module-init-args";
+}
+
+// The first word of the command line that is neither a global option nor its value: the command
+// group, or "" when there is none.
+std::string_view first_command(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--") {
+      return i + 1 < argc ? std::string_view(argv[i + 1]) : std::string_view();
+    }
+    if (takes_value(arg)) {
+      ++i;
+    } else if (arg.empty() || arg.front() != '-') {
+      return arg;
+    }
+  }
+  return {};
+}
+
+// `keyport [GLOBAL FLAGS] --version` without --help: nothing but the version is printed.
+bool asks_version_only(int argc, char** argv) {
+  bool version = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      return false;
+    }
+    version = version || arg == "--version";
+  }
+  return version;
 }
 
 int run(int argc, char** argv) {
@@ -74,16 +133,20 @@ int run(int argc, char** argv) {
       },
       "Only errors on stderr");
 
-  setup_token_commands(app, g);
-  setup_key_commands(app, g);
-  setup_byok_commands(app, g);
-#ifndef KEYPORT_MINIMAL
-  setup_vault_commands(app, g);
-  setup_migrate_commands(app, g);
-  setup_envelope_commands(app, g);
-  setup_skr_commands(app, g);
-#endif
-  setup_profiles_commands(app, g);
+  // Only the command group named on the command line is built (CLI11 spends most of a short
+  // run's instructions building options); every group when none is known, so that `--help` lists
+  // them all and a mistyped group gets CLI11's usual error.
+  const std::string_view named = first_command(argc, argv);
+  bool known = false;
+  for (const auto& group : kGroups) {
+    known = known || group.owns(named);
+  }
+  const bool version_only = named.empty() && asks_version_only(argc, argv);
+  for (const auto& group : kGroups) {
+    if (known ? group.owns(named) : !version_only) {
+      group.setup(app, g);
+    }
+  }
 
   try {
     app.parse(argc, argv);
