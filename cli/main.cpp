@@ -61,12 +61,15 @@ bool takes_value(std::string_view arg) {
 }
 
 // The first word of the command line that is neither a global option nor its value: the command
-// group, or "" when there is none.
+// group, or "" when there is none or the top level's --help comes first.
 std::string_view first_command(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--") {
       return i + 1 < argc ? std::string_view(argv[i + 1]) : std::string_view();
+    }
+    if (arg == "-h" || arg == "--help") {
+      return {};  // the top level's help, which lists every group
     }
     if (takes_value(arg)) {
       ++i;

@@ -557,3 +557,29 @@ TEST_CASE("an unknown subcommand is a usage error", "[cli]") {
   CHECK_THAT(sub.err, Contains("--help"));
   CHECK(keyport::test::cli::list_dir(rig.out_dir()).empty());
 }
+
+// main.cpp builds only the command group named on the command line: the group must be found after
+// global options and their values, and the top level's --help must still list every group.
+TEST_CASE("the command group is found after global options and --help lists every group", "[cli]") {
+  Rig rig("groups");
+  Run help = rig.keyport("-v --help");
+  {
+    INFO(help.describe());
+    CHECK(help.rc == kExitOk);
+    for (const char* group : {"token", "key", "byok", "vault", "migrate", "envelope", "policy",
+                              "attest", "enclave", "profiles"}) {
+      CHECK_THAT(help.out, Contains(std::string("\n  ") + group + " "));
+    }
+  }
+  // A module path that is also a group's name, then the group: `byok`'s help, not `token`'s.
+  Run named = rig.keyport("--module token --module-init-args vault -q byok --help");
+  {
+    INFO(named.describe());
+    CHECK(named.rc == kExitOk);
+    CHECK_THAT(named.out, Contains("Usage: keyport byok"));
+  }
+  Run version = rig.keyport("-q --version");
+  INFO(version.describe());
+  CHECK(version.rc == kExitOk);
+  CHECK_THAT(version.out, Catch::Matchers::StartsWith("keyport "));
+}
