@@ -44,7 +44,7 @@ stripped_kib() {  # FILE -> KiB after `strip --strip-unneeded`
   strip --strip-unneeded "$work/s"
   echo $(( ($(stat -c %s "$work/s") + 1023) / 1024 ))
 }
-row() { printf '%-44s %10s %12s\n' "$1" "$2" "$3"; }
+row() { printf '%-48s %10s %12s\n' "$1" "$2" "$3"; }
 
 lib_min=$(stripped_kib "$minimal/lib/libkeyport.so.0")
 lib_full=$(stripped_kib "$full/lib/libkeyport.so.0")
