@@ -8,11 +8,10 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "core/json.h"
 #include "include/keyport/keyport.h"
+#include "tests/badinput/cases.h"
 #include "tests/cli/cli_rig.h"
 #include "tests/support/support.h"
 
@@ -21,22 +20,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-Json corpus() {
-  std::ifstream in(test::source_dir() / "tests" / "badinput" / "cases.json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto doc = parse_json_strict(ss.str());
-  REQUIRE(doc.has_value());
-  return (*doc)["cases"];
-}
-
 std::string read_input(const Json& c) {
   const fs::path p = test::source_dir() / "tests/badinput/inputs" / c["input"].get<std::string>();
-  std::ifstream in(p, std::ios::binary);
-  REQUIRE(in.good());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  REQUIRE(fs::exists(p));
+  return test::cli::read_text(p);
 }
 
 std::vector<std::string> args_of(const Json& c) {
@@ -76,7 +63,7 @@ std::string take_message(kp_error* err) {
 TEST_CASE("bad .byok files through kp_byok_inspect: the CLI's verdict, a report, no crash",
           "[hardening][badinput][capi]") {
   std::size_t n = 0;
-  for (const auto& c : corpus()) {
+  for (const auto& c : test::load_badinput_cases()) {
     const auto args = args_of(c);
     if (c["kind"] != "cli" || args.size() != 4 || args[0] != "byok" || args[1] != "inspect" ||
         args[2] != "--strict" || args[3] != "{in}") {
@@ -116,13 +103,7 @@ TEST_CASE("bad KEKs, kids and enc values through kp_export_byok: the CLI's statu
   rig.generate("ec-p256", "app-ec");
   auto kek = test::cli::make_rsa_key(2048);
   test::cli::write_public_pem(*kek, rig.dir() / "kek.pem");
-  std::string good_kek;
-  {
-    std::ifstream in(rig.dir() / "kek.pem", std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    good_kek = ss.str();
-  }
+  const std::string good_kek = test::cli::read_text(rig.dir() / "kek.pem");
   ::setenv("SOFTHSM2_CONF", rig.conf().c_str(), 1);
   ::setenv("KEYPORT_BADINPUT_PIN", rig.pin().c_str(), 1);
   kp_module* module = nullptr;
@@ -135,7 +116,7 @@ TEST_CASE("bad KEKs, kids and enc values through kp_export_byok: the CLI's statu
                         &err) == KP_OK);
 
   std::size_t n = 0;
-  for (const auto& c : corpus()) {
+  for (const auto& c : test::load_badinput_cases()) {
     const auto args = args_of(c);
     if (c["kind"] != "cli" || args.size() < 2 || args[0] != "byok" || args[1] != "export") {
       continue;

@@ -26,6 +26,7 @@
 #include "core/encoding.h"
 #include "core/json.h"
 #include "core/x509.h"
+#include "tests/badinput/cases.h"
 #include "tests/cli/cli_rig.h"
 #include "tests/hardening/child.h"
 #include "tests/support/support.h"
@@ -36,15 +37,6 @@ using keyport::test::Child;
 namespace fs = std::filesystem;
 
 namespace {
-
-Json load_cases() {
-  std::ifstream in(test::source_dir() / "tests" / "badinput" / "cases.json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto doc = parse_json_strict(ss.str());
-  REQUIRE(doc.has_value());
-  return (*doc)["cases"];
-}
 
 // Name -> size and modification time of every file under `root` ("hsm" entries by name only:
 // SoftHSM may rewrite its token files on login). Skips `skip` (relative names).
@@ -255,7 +247,7 @@ struct World {
 };
 
 void run_cli_cases(World& w, bool first_half) {
-  const Json cases = load_cases();
+  const Json cases = test::load_badinput_cases();
   std::size_t n = 0;
   std::size_t index = 0;
   for (const auto& c : cases) {
@@ -341,7 +333,7 @@ TEST_CASE("bad input to the REST API: the Key Vault error, no 5xx, vault state u
           "[hardening][badinput]") {
   World w;
   auto client = w.client();
-  const Json cases = load_cases();
+  const Json cases = test::load_badinput_cases();
   std::size_t n = 0;
   for (const auto& c : cases) {
     if (c["kind"] != "rest") {
@@ -419,7 +411,7 @@ TEST_CASE("bad input to the managed-identity endpoint: an OAuth error, no 5xx, n
   httplib::Client http(origin);
   http.set_read_timeout(static_cast<time_t>(30 * test::time_scale()));
   std::size_t n = 0;
-  for (const auto& c : load_cases()) {
+  for (const auto& c : test::load_badinput_cases()) {
     if (c["kind"] != "identity") {
       continue;
     }
