@@ -32,6 +32,16 @@ set(_keyport_man_groups
 if(KEYPORT_MINIMAL)
   list(FILTER _keyport_man_groups INCLUDE REGEX "^(|token|key|byok|profiles)[|]")
 endif()
+# The CLI as help2man's pages run it: through CMAKE_CROSSCOMPILING_EMULATOR in a cross build
+# (qemu-user for arm64, cmake/toolchain-aarch64-linux-gnu.cmake), directly otherwise.
+set(_runner_prefix "")
+foreach(word ${CMAKE_CROSSCOMPILING_EMULATOR})
+  string(APPEND _runner_prefix "'${word}' ")
+endforeach()
+file(GENERATE OUTPUT ${PROJECT_BINARY_DIR}/man/bin/keyport-run
+  CONTENT "#!/bin/sh\nexec ${_runner_prefix}'$<TARGET_FILE:keyport>' \"$@\"\n"
+  FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ
+    WORLD_EXECUTE)
 set(_pages "")
 foreach(entry ${_keyport_man_groups})
   string(FIND "${entry}" "|" _bar)
@@ -45,7 +55,7 @@ foreach(entry ${_keyport_man_groups})
   endif()
   # help2man names the page after the program it runs: a wrapper of that name.
   file(GENERATE OUTPUT ${PROJECT_BINARY_DIR}/man/bin/${name}
-    CONTENT "#!/bin/sh\nexec sh '${PROJECT_SOURCE_DIR}/cmake/keyport-man-help.sh' '$<TARGET_FILE:keyport>' '${group}' \"$@\"\n"
+    CONTENT "#!/bin/sh\nexec sh '${PROJECT_SOURCE_DIR}/cmake/keyport-man-help.sh' '${PROJECT_BINARY_DIR}/man/bin/keyport-run' '${group}' \"$@\"\n"
     FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ
       WORLD_EXECUTE)
   add_custom_command(OUTPUT ${PROJECT_BINARY_DIR}/man/${name}.1

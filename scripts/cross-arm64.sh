@@ -6,8 +6,9 @@
 #      crossbuild-essential-arm64, qemu-user, libssl-dev:arm64 and libp11-kit-dev:arm64 (and the
 #      host tools the build uses);
 #   2. configures BUILD_DIR with cmake/toolchain-aarch64-linux-gnu.cmake, -DKEYPORT_MINIMAL=ON,
-#      builds it, installs it into BUILD_DIR/stage and checks that OpenSSL came from the arm64
-#      multiarch directory;
+#      builds it (the man pages too: help2man runs the arm64 CLI under qemu-user), installs it into
+#      BUILD_DIR/stage and checks that OpenSSL came from the arm64 multiarch directory and that the
+#      man pages are there;
 #   3. checks with `file` and readelf that keyport and libkeyport.so.0 are AArch64 ELF;
 #   4. cross-compiles examples/c/lint_byok.c against the staged library twice: with pkg-config
 #      and keyport.pc (libkeyport.so.0, C99, -Werror) and against libkeyport.a;
@@ -101,7 +102,7 @@ command -v ninja >/dev/null && [ ! -f "$dir/Makefile" ] && gen=(-G Ninja)
 echo "$what: configuring $dir ($build_type, minimal)"
 cmake -S "$root" -B "$dir" "${gen[@]}" -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchain-$triplet.cmake" \
   -DCMAKE_BUILD_TYPE="$build_type" -DKEYPORT_MINIMAL=ON -DKEYPORT_BUILD_TESTS=OFF \
-  -DKEYPORT_BUILD_BENCH=OFF -DKEYPORT_MAN_PAGES=OFF >"$dir/cross-configure.log" 2>&1 ||
+  -DKEYPORT_BUILD_BENCH=OFF -DKEYPORT_MAN_PAGES=ON >"$dir/cross-configure.log" 2>&1 ||
   { cat "$dir/cross-configure.log" >&2; fail "cmake configure (log: $dir/cross-configure.log)"; }
 # A folder configured earlier without the toolchain file keeps its host compiler: refuse it.
 compiler=$(cat "$dir"/CMakeFiles/[0-9]*/CMakeCXXCompiler.cmake 2>/dev/null || true)
@@ -129,6 +130,15 @@ lib="$stage/lib/libkeyport.so.0"
 for f in "$cli" "$lib" "$stage/lib/libkeyport.a" "$stage/lib/pkgconfig/keyport.pc" "$stage/include/keyport/keyport.h"; do
   [ -e "$f" ] || fail "${f#"$dir"/} was not installed"
 done
+# The man pages, made by help2man from the arm64 CLI's own --help run under qemu-user (the
+# emulator of the toolchain file): one per command group of the minimal build.
+for page in keyport keyport-token keyport-key keyport-byok keyport-profiles; do
+  man_file="$stage/share/man/man1/$page.1"
+  [ -s "$man_file" ] || fail "the man page $page(1) was not installed"
+  grep -q '^\.TH' "$man_file" || fail "$page.1 is not a man page"
+done
+grep -q 'keyport byok export' "$stage/share/man/man1/keyport-byok.1" ||
+  fail "keyport-byok(1) does not document 'keyport byok export'"
 
 # --- 3. AArch64 ELF -----------------------------------------------------------------------------
 check_elf() {  # FILE KIND: `file` and the ELF header both say 64-bit AArch64
